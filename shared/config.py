@@ -1,0 +1,79 @@
+"""Settings for both runtimes, read from the environment (or local.settings.json).
+
+One setting, ``SH_BACKEND``, picks the backend: ``embedded`` (SQLite file and a local
+folder, nothing to install) or ``azure`` (PostgreSQL and Blob Storage). Individual
+URLs can still be overridden, e.g. the tests run the embedded runtime against PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every setting the app reads; documented in README and local.settings.example."""
+
+    model_config = SettingsConfigDict(env_prefix="SH_", extra="ignore")
+
+    backend: Literal["embedded", "azure"] = Field(
+        "embedded",
+        description="embedded: SQLite + local folder; azure: PostgreSQL + Blob",
+    )
+    data_dir: Path = Field(
+        PROJECT_ROOT / ".data", description="Root folder of the embedded backend"
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default sqlite under data_dir (embedded). "
+        "Azure: postgresql+psycopg://user@host:5432/db",
+    )
+    storage_backend: Literal["local", "azure"] | None = Field(
+        None, description="Blob store; defaults to local (embedded) or azure (azure)"
+    )
+    storage_connection_string: str | None = Field(
+        None, description="Azure Storage connection string (Azurite too)"
+    )
+    storage_account_url: str | None = Field(
+        None,
+        description="https://<account>.blob.core.windows.net, used with managed "
+        "identity (DefaultAzureCredential) when no connection string is set",
+    )
+    storage_container: str = Field("shadow-hubble", description="Blob container name")
+    max_upload_mb: int = Field(2048, description="Largest accepted dataset upload, MiB")
+    preview_max_rows: int = Field(1000, description="Upper bound of ?rows= on previews")
+    log_level: str = Field("INFO", description="Python logging level")
+    log_json: bool = Field(True, description="Structured JSON logs (False: plain text)")
+    run_migrations: bool = Field(
+        True, description="Local runtime upgrades the database schema on start"
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        if self.backend == "azure":
+            raise ValueError("SH_DATABASE_URL is required when SH_BACKEND=azure")
+        return f"sqlite:///{self.data_dir / 'shadow_hubble.db'}"
+
+    @property
+    def resolved_storage_backend(self) -> Literal["local", "azure"]:
+        if self.storage_backend:
+            return self.storage_backend
+        return "azure" if self.backend == "azure" else "local"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests clear the cache to swap them."""
+    return Settings()

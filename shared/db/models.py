@@ -1,0 +1,352 @@
+"""SQLAlchemy models: the spec's schema plus the tables the rest of the platform needs.
+
+The spec's tables keep its column names. Additions: dataset_versions (every uploaded
+version), jobs (feature computation, retraining, audits: anything run as an
+orchestration), orchestration_instances/events (the local Durable engine's history),
+model_transitions
+(who promoted what, when, why), alert_rules, and the online feature store tables
+(feature_entity_state, online_transactions). ``predictions`` is range-partitioned by
+created_at on PostgreSQL (see the migration), so its primary key includes created_at.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db.types import JSONType, UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+def _id() -> Mapped[uuid.UUID]:
+    return mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = _id()
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(50), default="data_scientist")
+    created_at: Mapped[datetime] = _created()
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(String(50), default="1.0")
+    storage_path: Mapped[str] = mapped_column(String(500))
+    row_count: Mapped[int | None] = mapped_column(Integer)
+    schema: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(50), default="ACTIVE")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+
+
+class DatasetVersion(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+    id: Mapped[uuid.UUID] = _id()
+    dataset_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[str] = mapped_column(String(50))
+    description: Mapped[str | None] = mapped_column(Text)
+    storage_path: Mapped[str] = mapped_column(String(500))
+    source_filename: Mapped[str | None] = mapped_column(String(500))
+    source_format: Mapped[str] = mapped_column(String(20))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    row_count: Mapped[int] = mapped_column(Integer)
+    schema: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = _created()
+
+
+class FeatureSet(Base):
+    __tablename__ = "feature_sets"
+    id: Mapped[uuid.UUID] = _id()
+    dataset_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    dataset_version: Mapped[str | None] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(255))
+    feature_config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    features: Mapped[list[Any] | None] = mapped_column(JSONType)
+    statistics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    storage_path: Mapped[str | None] = mapped_column(String(500))
+    feature_count: Mapped[int | None] = mapped_column(Integer)
+    row_count: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(50), default="PENDING")
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = _created()
+
+
+class MLModel(Base):
+    __tablename__ = "ml_models"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        # Exactly one PRODUCTION model per name, enforced by the database.
+        Index(
+            "uq_ml_models_one_production",
+            "name",
+            unique=True,
+            postgresql_where=text("status = 'PRODUCTION'"),
+            sqlite_where=text("status = 'PRODUCTION'"),
+        ),
+    )
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(50))
+    algorithm: Mapped[str] = mapped_column(String(100))
+    hyperparameters: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    storage_path: Mapped[str] = mapped_column(String(500))
+    feature_set_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("feature_sets.id")
+    )
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(50), default="TRAINED", index=True)
+    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+
+
+class ModelTransition(Base):
+    __tablename__ = "model_transitions"
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE"), index=True
+    )
+    from_status: Mapped[str] = mapped_column(String(50))
+    to_status: Mapped[str] = mapped_column(String(50))
+    action: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str | None] = mapped_column(Text)
+    override_baselines: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _created()
+
+
+class Baseline(Base):
+    __tablename__ = "baselines"
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE"), index=True
+    )
+    metric_name: Mapped[str] = mapped_column(String(100))
+    threshold: Mapped[float] = mapped_column(Float)
+    operator: Mapped[str] = mapped_column(String(10))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        Index("idx_predictions_model_date", "model_id", "created_at"),
+        Index("idx_predictions_transaction", "transaction_id"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, primary_key=True, default=utcnow
+    )
+    model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ml_models.id"))
+    transaction_id: Mapped[str | None] = mapped_column(String(255))
+    input_features: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    fraud_score: Mapped[float] = mapped_column(Float)
+    is_fraud: Mapped[bool] = mapped_column(Boolean)
+    explanation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    actual_label: Mapped[bool | None] = mapped_column(Boolean)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class DriftMetric(Base):
+    __tablename__ = "drift_metrics"
+    __table_args__ = (Index("idx_drift_model_date", "model_id", "computed_at"),)
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE")
+    )
+    drift_type: Mapped[str] = mapped_column(String(50))
+    feature_name: Mapped[str | None] = mapped_column(String(100))
+    metric_name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(50))
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BiasMetric(Base):
+    __tablename__ = "bias_metrics"
+    __table_args__ = (Index("idx_bias_model_attr", "model_id", "protected_attribute"),)
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE")
+    )
+    protected_attribute: Mapped[str] = mapped_column(String(100))
+    metric_name: Mapped[str] = mapped_column(String(100))
+    group_values: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    overall_value: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(50))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProtectedAttribute(Base):
+    __tablename__ = "protected_attributes"
+    id: Mapped[uuid.UUID] = _id()
+    attribute_name: Mapped[str] = mapped_column(String(100), unique=True)
+    column_name: Mapped[str] = mapped_column(String(100))
+    groups: Mapped[list[Any]] = mapped_column(JSONType)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("idx_alerts_status", "status", "created_at"),)
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ml_models.id"))
+    rule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("alert_rules.id"))
+    alert_type: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(255))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(50), default="ACTIVE")
+    acknowledged_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+
+
+class AlertRule(Base):
+    __tablename__ = "alert_rules"
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(255))
+    alert_type: Mapped[str] = mapped_column(String(50))
+    model_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE")
+    )
+    metric_name: Mapped[str] = mapped_column(String(100))
+    operator: Mapped[str] = mapped_column(String(10))
+    threshold: Mapped[float] = mapped_column(Float)
+    severity: Mapped[str] = mapped_column(String(20))
+    channels: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class TrainingJob(Base):
+    __tablename__ = "training_jobs"
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(255))
+    feature_set_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("feature_sets.id")
+    )
+    algorithm: Mapped[str] = mapped_column(String(100))
+    hyperparameters: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(50), default="QUEUED", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ml_models.id"))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+
+
+class Job(Base):
+    """Any long-running work other than training: features, retraining, audits."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("idx_jobs_kind_status", "kind", "status"),)
+    id: Mapped[uuid.UUID] = _id()
+    kind: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(50), default="PENDING")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text)
+    input: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+
+
+class OrchestrationInstance(Base):
+    """Local Durable engine: one row per orchestration instance."""
+
+    __tablename__ = "orchestration_instances"
+    instance_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    input: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(50), default="Pending", index=True)
+    output: Mapped[str | None] = mapped_column(Text)
+    custom_status: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    terminate_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+
+
+class OrchestrationEvent(Base):
+    """Local Durable engine: the recorded history, replayed by the SDK's executor."""
+
+    __tablename__ = "orchestration_events"
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("orchestration_instances.instance_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(Text)
+
+
+class FeatureEntityState(Base):
+    """Online feature store: per-entity state (user, merchant, device), one row each."""
+
+    __tablename__ = "feature_entity_state"
+    entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OnlineTransaction(Base):
+    """Transactions already applied to the online state: makes updates exactly-once."""
+
+    __tablename__ = "online_transactions"
+    transaction_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = _created()
