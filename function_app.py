@@ -1,0 +1,22 @@
+"""Azure Functions entry point (programming model v2).
+
+The Functions host indexes this module at cold start, so it imports only what declaring
+the functions needs: no pandas, scikit-learn, xgboost, lightgbm or shap here. The v1 HTTP
+API is one ASGI app behind an HTTP trigger (route ``{*route}`` under the ``api`` prefix
+from host.json). Durable blueprints, timers and Service Bus consumers register here too.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.api.app import create_app, create_asgi_app
+from shared.config import get_settings
+from shared.logging_setup import configure_logging
+
+_settings = get_settings()
+configure_logging(_settings.log_level, _settings.log_json)
+
+fastapi_app = create_app()
+asgi_app = create_asgi_app(fastapi_app)
+app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOUS)

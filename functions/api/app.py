@@ -1,0 +1,40 @@
+"""The v1 HTTP API as one ASGI app: served by the Functions host through
+``func.AsgiFunctionApp`` on Azure and by uvicorn locally, with the same routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from functions.api.envelope import RequestIdMiddleware, install_error_handlers
+from functions.api.routes import datasets, health
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Shadow Hubble: fraud-detection MLOps. Every answer uses one envelope:
+`{"data": ..., "meta": {"timestamp", "request_id", "pagination"?}}`, and errors
+`{"error": {"code", "message", "details": [{"field", "message"}]}, "meta": {...}}`.
+"""
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Shadow Hubble API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=f"{API_PREFIX}/redoc",
+    )
+    v1 = APIRouter(prefix=API_PREFIX)
+    v1.include_router(health.router)
+    v1.include_router(datasets.router)
+    app.include_router(v1)
+    install_error_handlers(app)
+    return app
+
+
+def create_asgi_app(app: FastAPI | None = None) -> RequestIdMiddleware:
+    """The app as served: the request-id layer sits outermost so that even the log of an
+    unhandled error carries the id the client got back."""
+    return RequestIdMiddleware(app or create_app())

@@ -1,0 +1,18 @@
+"""Typed dependencies shared by the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from shared.bootstrap import AppContext, get_context
+
+
+def context() -> AppContext:
+    return get_context()
+
+
+Ctx = Annotated[AppContext, Depends(context)]
+PageQ = Annotated[int, Query(description="1-based page number")]
+PageSizeQ = Annotated[int, Query(description="Items per page, 1 to 100")]

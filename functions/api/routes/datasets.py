@@ -1,0 +1,144 @@
+"""HTTP routes of spec section 1 (datasets): parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from functions.api.deps import Ctx, PageQ, PageSizeQ
+from functions.api.envelope import ok
+from functions.api.multipart import read_form
+from shared.errors import ValidationFailed, field_error
+
+if TYPE_CHECKING:
+    from shared.services.datasets import DatasetService, Upload
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+
+def _service(ctx: Ctx) -> DatasetService:
+    # imported on first use: keeps SQLAlchemy out of the Functions host's indexing
+    from shared.services.datasets import DatasetService
+
+    return DatasetService(ctx)
+
+
+_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "name": {"type": "string", "description": "Dataset name"},
+                        "description": {"type": "string"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV (UTF-8, header row) or Parquet",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+async def _receive(
+    request: Request, ctx: Ctx, tmp: str
+) -> tuple[dict[str, str], Upload]:
+    form = await read_form(request, Path(tmp), ctx.settings.max_upload_bytes)
+    if form.file_path is None:
+        raise ValidationFailed(
+            "The form has no 'file' part.", field_error("file", "Required field")
+        )
+    from shared.services.datasets import Upload
+
+    upload = Upload(form.file_path, form.filename, form.content_type, form.size)
+    return form.fields, upload
+
+
+@router.post(
+    "", status_code=201, openapi_extra=_UPLOAD_DOC, summary="Upload a new dataset"
+)
+async def create_dataset(request: Request, ctx: Ctx) -> JSONResponse:
+    with tempfile.TemporaryDirectory(prefix="sh-upload-") as tmp:
+        fields, upload = await _receive(request, ctx, tmp)
+        data = await run_in_threadpool(
+            _service(ctx).create,
+            fields.get("name"),
+            fields.get("description"),
+            upload,
+        )
+    return ok(data, 201)
+
+
+@router.get("", summary="List datasets")
+def list_datasets(
+    ctx: Ctx,
+    page: PageQ = 1,
+    page_size: PageSizeQ = 20,
+    name: str | None = Query(
+        None, description="Only datasets whose name contains this"
+    ),
+) -> JSONResponse:
+    result = _service(ctx).list(page, page_size, name)
+    return ok(result.items, pagination=result.meta)
+
+
+@router.get("/{dataset_id}", summary="Dataset details with its versions")
+def get_dataset(dataset_id: str, ctx: Ctx) -> JSONResponse:
+    return ok(_service(ctx).get(dataset_id))
+
+
+@router.delete(
+    "/{dataset_id}", status_code=204, summary="Delete a dataset and its files"
+)
+def delete_dataset(dataset_id: str, ctx: Ctx) -> Response:
+    _service(ctx).delete(dataset_id)
+    return Response(status_code=204)
+
+
+@router.get("/{dataset_id}/schema", summary="Column names and types")
+def dataset_schema(
+    dataset_id: str,
+    ctx: Ctx,
+    version: str | None = Query(None, description="Default: latest"),
+) -> JSONResponse:
+    return ok(_service(ctx).schema(dataset_id, version))
+
+
+@router.get("/{dataset_id}/preview", summary="First N rows")
+def dataset_preview(
+    dataset_id: str,
+    ctx: Ctx,
+    rows: int = Query(10, description="How many rows (1 to SH_PREVIEW_MAX_ROWS)"),
+    version: str | None = Query(None, description="Default: latest"),
+) -> JSONResponse:
+    return ok(_service(ctx).preview(dataset_id, rows, version))
+
+
+@router.post(
+    "/{dataset_id}/versions",
+    status_code=201,
+    openapi_extra=_UPLOAD_DOC,
+    summary="Upload a new version of a dataset",
+)
+async def create_version(dataset_id: str, request: Request, ctx: Ctx) -> JSONResponse:
+    with tempfile.TemporaryDirectory(prefix="sh-upload-") as tmp:
+        fields, upload = await _receive(request, ctx, tmp)
+        data = await run_in_threadpool(
+            _service(ctx).add_version,
+            dataset_id,
+            fields.get("description"),
+            upload,
+        )
+    return ok(data, 201)

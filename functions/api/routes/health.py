@@ -1,0 +1,19 @@
+"""GET /health: database and storage reachability (503 when either is down)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from functions.api.deps import Ctx
+from functions.api.envelope import ok
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Database and storage reachability")
+def health(ctx: Ctx) -> JSONResponse:
+    from shared.services.health import check_health
+
+    report = check_health(ctx)
+    return ok(report, 200 if report["status"] == "ok" else 503)

@@ -1,0 +1,319 @@
+"""Dataset registry: ingest, version, describe, preview and delete transaction datasets.
+
+Invariant: a dataset row exists iff its Parquet blob does. Blobs are written inside the
+database transaction that creates the row and removed again if anything fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.bootstrap import AppContext
+from shared.db.models import Dataset, DatasetVersion, FeatureSet
+from shared.errors import Conflict, NotFound, ValidationFailed, field_error
+from shared.services.pagination import Page, paginate
+from shared.storage.local_copy import local_file
+
+if TYPE_CHECKING:
+    from shared.services.tabular import ConvertedTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file already streamed to local disk by the entry point."""
+
+    path: Path
+    filename: str | None
+    content_type: str | None
+    size: int
+
+
+def dataset_path(dataset_id: uuid.UUID, version: str) -> str:
+    return f"datasets/{dataset_id}/v{version}/data.parquet"
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def version_to_dict(v: DatasetVersion) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "description": v.description,
+        "storage_path": v.storage_path,
+        "row_count": v.row_count,
+        "size_bytes": v.size_bytes,
+        "source_format": v.source_format,
+        "source_filename": v.source_filename,
+        "created_at": _iso(v.created_at),
+    }
+
+
+def dataset_to_dict(
+    d: Dataset, versions: list[DatasetVersion] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": str(d.id),
+        "name": d.name,
+        "description": d.description,
+        "version": d.version,
+        "storage_path": d.storage_path,
+        "row_count": d.row_count,
+        "schema": d.schema,
+        "status": d.status,
+        "created_at": _iso(d.created_at),
+        "updated_at": _iso(d.updated_at),
+    }
+    if versions is not None:
+        out["versions"] = [version_to_dict(v) for v in versions]
+    return out
+
+
+def _check_name(name: str | None) -> str:
+    cleaned = (name or "").strip()
+    if not cleaned:
+        raise ValidationFailed(
+            "A dataset needs a name.", field_error("name", "Required field")
+        )
+    if len(cleaned) > 255:
+        raise ValidationFailed(
+            "Dataset names are at most 255 characters.", field_error("name", "too long")
+        )
+    return cleaned
+
+
+def _parse_id(dataset_id: str | uuid.UUID) -> uuid.UUID:
+    if isinstance(dataset_id, uuid.UUID):
+        return dataset_id
+    try:
+        return uuid.UUID(dataset_id)
+    except ValueError:
+        raise NotFound(f"Dataset {dataset_id!r} not found.") from None
+
+
+def _get(session: Session, dataset_id: str | uuid.UUID) -> Dataset:
+    dataset = session.get(Dataset, _parse_id(dataset_id))
+    if dataset is None or dataset.status == "DELETING":
+        raise NotFound(f"Dataset {dataset_id} not found.")
+    return dataset
+
+
+class DatasetService:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    @contextmanager
+    def _converted(self, upload: Upload) -> Iterator[ConvertedTable]:
+        # pyarrow loads on first upload, not when the Functions host indexes the app
+        from shared.services.tabular import convert_upload, detect_format
+
+        fmt = detect_format(upload.path, upload.filename, upload.content_type)
+        with tempfile.TemporaryDirectory(prefix="sh-ingest-") as tmp:
+            yield convert_upload(upload.path, Path(tmp) / "data.parquet", fmt)
+
+    def _store(
+        self,
+        session: Session,
+        dataset: Dataset,
+        version: str,
+        description: str | None,
+        upload: Upload,
+        table: ConvertedTable,
+    ) -> DatasetVersion:
+        """Add the version row and its blob in the caller's transaction."""
+        path = dataset_path(dataset.id, version)
+        record = DatasetVersion(
+            dataset_id=dataset.id,
+            version=version,
+            description=description,
+            storage_path=path,
+            source_filename=upload.filename,
+            source_format=table.source_format,
+            size_bytes=upload.size,
+            row_count=table.row_count,
+            schema=table.schema,
+        )
+        dataset.version = version
+        dataset.storage_path = path
+        dataset.row_count = table.row_count
+        dataset.schema = table.schema
+        session.add(record)
+        session.flush()
+        self.ctx.blobs.upload_file(path, table.path)
+        return record
+
+    def _cleanup(self, prefix: str) -> None:
+        try:
+            self.ctx.blobs.delete_prefix(prefix)
+        except Exception:  # the original error matters more; leave a trace
+            log.exception(
+                "could not remove blobs under %s after a failed upload", prefix
+            )
+
+    def create(
+        self, name: str | None, description: str | None, upload: Upload
+    ) -> dict[str, Any]:
+        name = _check_name(name)
+        with self.ctx.db.session() as session:
+            existing = session.scalar(select(Dataset.id).where(Dataset.name == name))
+            if existing is not None:
+                raise Conflict(
+                    f"A dataset named {name!r} exists already ({existing}). "
+                    f"Upload a new version with POST /datasets/{existing}/versions.",
+                    field_error("name", "already exists"),
+                )
+        dataset_id = uuid.uuid4()
+        with self._converted(upload) as table:
+            try:
+                with self.ctx.db.session() as session:
+                    dataset = Dataset(
+                        id=dataset_id,
+                        name=name,
+                        description=description,
+                        storage_path="",
+                    )
+                    session.add(dataset)
+                    version = self._store(
+                        session, dataset, "1.0", description, upload, table
+                    )
+                    result = dataset_to_dict(dataset, [version])
+            except BaseException:
+                self._cleanup(f"datasets/{dataset_id}/")
+                raise
+        log.info("dataset %s created: %s rows", dataset_id, table.row_count)
+        return result
+
+    def add_version(
+        self, dataset_id: str, description: str | None, upload: Upload
+    ) -> dict[str, Any]:
+        with self.ctx.db.session() as session:
+            _get(session, dataset_id)
+        with self._converted(upload) as table, self.ctx.db.session() as session:
+            dataset = _get(session, dataset_id)
+            count = session.scalar(
+                select(func.count()).where(DatasetVersion.dataset_id == dataset.id)
+            )
+            version = f"{int(count or 0) + 1}.0"
+            try:
+                self._store(session, dataset, version, description, upload, table)
+                session.flush()
+            except BaseException:
+                self._cleanup(f"datasets/{dataset.id}/v{version}/")
+                raise
+            versions = self._versions(session, dataset.id)
+            return dataset_to_dict(dataset, versions)
+
+    @staticmethod
+    def _versions(session: Session, dataset_id: uuid.UUID) -> list[DatasetVersion]:
+        return list(
+            session.scalars(
+                select(DatasetVersion)
+                .where(DatasetVersion.dataset_id == dataset_id)
+                .order_by(DatasetVersion.created_at)
+            )
+        )
+
+    def list(
+        self, page: int, page_size: int, name: str | None = None
+    ) -> Page[dict[str, Any]]:
+        query = select(Dataset).where(Dataset.status != "DELETING")
+        if name:
+            query = query.where(Dataset.name.ilike(f"%{name}%"))
+        query = query.order_by(Dataset.created_at.desc(), Dataset.id)
+        with self.ctx.db.session() as session:
+            result = paginate(session, query, page, page_size)
+            return Page(
+                [dataset_to_dict(d) for d in result.items],
+                result.page,
+                result.page_size,
+                result.total,
+            )
+
+    def get(self, dataset_id: str) -> dict[str, Any]:
+        with self.ctx.db.session() as session:
+            dataset = _get(session, dataset_id)
+            return dataset_to_dict(dataset, self._versions(session, dataset.id))
+
+    def version(self, dataset_id: str, version: str | None) -> DatasetVersion:
+        """The requested version (default: latest) of a dataset."""
+        with self.ctx.db.session() as session:
+            dataset = _get(session, dataset_id)
+            wanted = version or dataset.version
+            record = session.scalar(
+                select(DatasetVersion).where(
+                    DatasetVersion.dataset_id == dataset.id,
+                    DatasetVersion.version == wanted,
+                )
+            )
+            if record is None:
+                raise NotFound(
+                    f"Dataset {dataset_id} has no version {wanted!r}.",
+                    field_error("version", "unknown version"),
+                )
+            return record
+
+    def schema(self, dataset_id: str, version: str | None = None) -> dict[str, Any]:
+        record = self.version(dataset_id, version)
+        return {
+            "dataset_id": str(record.dataset_id),
+            "version": record.version,
+            "row_count": record.row_count,
+            **record.schema,
+        }
+
+    def preview(
+        self, dataset_id: str, rows: int, version: str | None = None
+    ) -> dict[str, Any]:
+        limit = self.ctx.settings.preview_max_rows
+        if not 1 <= rows <= limit:
+            raise ValidationFailed(
+                f"rows must be between 1 and {limit}.",
+                field_error("rows", f"must be between 1 and {limit}"),
+            )
+        from shared.services.tabular import read_head
+
+        record = self.version(dataset_id, version)
+        with local_file(self.ctx.blobs, record.storage_path) as path:
+            data = read_head(path, rows)
+        return {
+            "dataset_id": str(record.dataset_id),
+            "version": record.version,
+            "columns": [c["name"] for c in record.schema["columns"]],
+            "rows": data,
+            "returned": len(data),
+            "total_rows": record.row_count,
+        }
+
+    def delete(self, dataset_id: str) -> None:
+        """Hide the row first, then remove the blobs, then the row itself: a crash in
+        between leaves a DELETING row that a retried DELETE finishes."""
+        with self.ctx.db.session() as session:
+            dataset = session.get(Dataset, _parse_id(dataset_id))
+            if dataset is None:
+                raise NotFound(f"Dataset {dataset_id} not found.")
+            dataset.status = "DELETING"
+            feature_set_ids = list(
+                session.scalars(
+                    select(FeatureSet.id).where(FeatureSet.dataset_id == dataset.id)
+                )
+            )
+        for fs_id in feature_set_ids:
+            self.ctx.blobs.delete_prefix(f"features/{fs_id}/")
+        self.ctx.blobs.delete_prefix(f"datasets/{dataset.id}/")
+        with self.ctx.db.session() as session:
+            row = session.get(Dataset, dataset.id)
+            if row is not None:
+                session.delete(row)
+        log.info("dataset %s deleted", dataset.id)
