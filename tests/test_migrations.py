@@ -1,0 +1,89 @@
+"""The schema on both databases: every table, the partitioned predictions table on
+PostgreSQL, and the one-production-model-per-name rule."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from shared.db.models import Base, MLModel
+from shared.db.partitions import ensure_prediction_partitions
+from shared.db.session import Database
+
+SPEC_TABLES = {
+    "users",
+    "datasets",
+    "feature_sets",
+    "ml_models",
+    "baselines",
+    "predictions",
+    "drift_metrics",
+    "bias_metrics",
+    "protected_attributes",
+    "alerts",
+    "training_jobs",
+}
+
+
+def test_every_table_exists(db: Database) -> None:
+    tables = set(inspect(db.engine).get_table_names())
+    assert SPEC_TABLES <= tables
+    assert set(Base.metadata.tables) <= tables | {"alembic_version"}
+
+
+def test_only_one_production_model_per_name(db: Database) -> None:
+    def model(version: str, status: str) -> MLModel:
+        return MLModel(
+            id=uuid.uuid4(),
+            name="fraud",
+            version=version,
+            algorithm="xgboost",
+            storage_path=f"models/{version}",
+            status=status,
+        )
+
+    with db.session() as s:
+        s.add_all([model("1", "PRODUCTION"), model("2", "STAGING"), model("3", "ARCHIVED")])
+    with pytest.raises(IntegrityError), db.session() as s:
+        s.add(model("4", "PRODUCTION"))
+
+
+def test_predictions_are_partitioned_ahead_on_postgres(pg_db: Database) -> None:
+    with pg_db.engine.begin() as conn:
+        strategy = conn.execute(
+            text(
+                "SELECT partstrat FROM pg_partitioned_table p "
+                "JOIN pg_class c ON c.oid = p.partrelid WHERE c.relname = 'predictions'"
+            )
+        ).scalar()
+        assert strategy == "r"
+        created = ensure_prediction_partitions(conn, months_ahead=2, today=date(2031, 12, 15))
+        assert created == [
+            "predictions_y2031m11",
+            "predictions_y2031m12",
+            "predictions_y2032m01",
+            "predictions_y2032m02",
+        ]
+        parts = set(
+            conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'predictions'"
+                )
+            ).scalars()
+        )
+        assert set(created) | {"predictions_default"} <= parts
+        conn.execute(
+            text(
+                "INSERT INTO predictions (id, created_at, input_features, fraud_score, is_fraud)"
+                " VALUES (gen_random_uuid(), '2032-01-05T10:00:00Z', '{}', 0.5, false)"
+            )
+        )
+        where = conn.execute(
+            text("SELECT tableoid::regclass::text FROM predictions")
+        ).scalar()
+        assert where == "predictions_y2032m01"
