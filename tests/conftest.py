@@ -104,7 +104,9 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppContext]:
     database: Database = request.getfixturevalue(db_fixture)
     settings = make_settings(tmp_path, max_upload_mb=5, preview_max_rows=500)
     store = (
-        request.getfixturevalue(blob_fixture) if blob_fixture else make_blob_store(settings)
+        request.getfixturevalue(blob_fixture)
+        if blob_fixture
+        else make_blob_store(settings)
     )
     context = AppContext(settings=settings, db=database, blobs=store)
     set_context(context)

@@ -12,13 +12,13 @@ import azure.functions as func
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "sklearn", "xgboost", "lightgbm", "shap", "pyarrow", "sqlalchemy")
 
-_PROBE = """
+_PROBE = f"""
 import json, sys, time
 t = time.perf_counter()
 import function_app
 elapsed = time.perf_counter() - t
-print(json.dumps({"seconds": elapsed, "loaded": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({{"seconds": elapsed, "loaded": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
 
 
 def test_import_is_fast_and_light() -> None:
@@ -26,7 +26,11 @@ def test_import_is_fast_and_light() -> None:
     runs = []
     for _ in range(3):  # best of three: the machine may be busy with other tests
         out = subprocess.run(
-            [sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, check=True
+            [sys.executable, "-c", _PROBE],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     assert all(r["loaded"] == [] for r in runs), runs
@@ -46,7 +50,13 @@ def test_declared_functions_are_what_the_host_indexes() -> None:
     assert trigger["direction"] == "IN"
     assert trigger["route"] == "/{*route}"
     assert trigger["authLevel"] == "ANONYMOUS"
-    assert {m.upper() for m in trigger["methods"]} >= {"GET", "POST", "DELETE", "PUT", "PATCH"}
+    assert {m.upper() for m in trigger["methods"]} >= {
+        "GET",
+        "POST",
+        "DELETE",
+        "PUT",
+        "PATCH",
+    }
     assert any(b["type"] == "http" and b["direction"] == "OUT" for b in bindings)
 
 

@@ -47,7 +47,9 @@ def test_only_one_production_model_per_name(db: Database) -> None:
         )
 
     with db.session() as s:
-        s.add_all([model("1", "PRODUCTION"), model("2", "STAGING"), model("3", "ARCHIVED")])
+        s.add_all(
+            [model("1", "PRODUCTION"), model("2", "STAGING"), model("3", "ARCHIVED")]
+        )
     with pytest.raises(IntegrityError), db.session() as s:
         s.add(model("4", "PRODUCTION"))
 
@@ -61,7 +63,9 @@ def test_predictions_are_partitioned_ahead_on_postgres(pg_db: Database) -> None:
             )
         ).scalar()
         assert strategy == "r"
-        created = ensure_prediction_partitions(conn, months_ahead=2, today=date(2031, 12, 15))
+        created = ensure_prediction_partitions(
+            conn, months_ahead=2, today=date(2031, 12, 15)
+        )
         assert created == [
             "predictions_y2031m11",
             "predictions_y2031m12",

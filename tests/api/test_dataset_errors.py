@@ -131,7 +131,9 @@ class _FailingMidUpload:
         return getattr(self.inner, name)
 
 
-def test_storage_failure_mid_upload_leaves_nothing(client: Any, ctx: AppContext) -> None:
+def test_storage_failure_mid_upload_leaves_nothing(
+    client: Any, ctx: AppContext
+) -> None:
     ctx.blobs = _FailingMidUpload(ctx.blobs)  # type: ignore[assignment]
     resp = upload(client)
     _error(resp, 503, "STORAGE_UNAVAILABLE")

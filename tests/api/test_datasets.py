@@ -18,7 +18,9 @@ def _data(resp: Any) -> Any:
     return body["data"]
 
 
-def test_upload_csv_creates_dataset_with_schema_and_blob(client: Any, ctx: AppContext) -> None:
+def test_upload_csv_creates_dataset_with_schema_and_blob(
+    client: Any, ctx: AppContext
+) -> None:
     resp = upload(client, name="fraud_train_v1", description="January")
     assert resp.status_code == 201, resp.text
     data = _data(resp)
@@ -41,7 +43,9 @@ def test_upload_csv_creates_dataset_with_schema_and_blob(client: Any, ctx: AppCo
 
 
 def test_upload_parquet(client: Any) -> None:
-    resp = upload(client, content=parquet_bytes(7), filename="x.parquet", content_type="")
+    resp = upload(
+        client, content=parquet_bytes(7), filename="x.parquet", content_type=""
+    )
     assert resp.status_code == 201, resp.text
     data = _data(resp)
     assert data["row_count"] == 7
@@ -75,7 +79,11 @@ def test_get_schema_and_preview(client: Any) -> None:
     got = _data(client.get(f"{API}/{dataset_id}"))
     assert got["id"] == dataset_id and got["row_count"] == 3
     schema = _data(client.get(f"{API}/{dataset_id}/schema"))
-    assert [c["name"] for c in schema["columns"]][:3] == ["transaction_id", "user_id", "amount"]
+    assert [c["name"] for c in schema["columns"]][:3] == [
+        "transaction_id",
+        "user_id",
+        "amount",
+    ]
     preview = _data(client.get(f"{API}/{dataset_id}/preview", params={"rows": 2}))
     assert preview["returned"] == 2
     assert preview["rows"][0]["transaction_id"] == "T1"

@@ -11,7 +11,9 @@ from shared.bootstrap import AppContext
 from shared.storage.base import StorageError
 
 
-def test_request_id_is_echoed_and_logged(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_request_id_is_echoed_and_logged(
+    client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     resp = client.get("/api/v1/datasets", headers={"X-Request-ID": "req-abc-123"})
     assert resp.headers["x-request-id"] == "req-abc-123"

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 CSV = (
-    "transaction_id,user_id,amount,timestamp,device_type,is_fraud\n"
-    "T1,U1,10.50,2026-01-01T10:00:00Z,mobile,0\n"
-    "T2,U1,250.00,2026-01-01T11:30:00Z,desktop,1\n"
-    "T3,U2,3.99,2026-01-02T08:15:00Z,mobile,0\n"
-).encode()
+    b"transaction_id,user_id,amount,timestamp,device_type,is_fraud\n"
+    b"T1,U1,10.50,2026-01-01T10:00:00Z,mobile,0\n"
+    b"T2,U1,250.00,2026-01-01T11:30:00Z,desktop,1\n"
+    b"T3,U2,3.99,2026-01-02T08:15:00Z,mobile,0\n"
+)
 
 
 def parquet_bytes(rows: int = 5) -> bytes:
@@ -43,4 +43,6 @@ def upload(
         data["name"] = name
     if description is not None:
         data["description"] = description
-    return client.post(url, data=data, files={"file": (filename, content, content_type)})
+    return client.post(
+        url, data=data, files={"file": (filename, content, content_type)}
+    )
