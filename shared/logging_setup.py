@@ -6,14 +6,24 @@ import json
 import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
-class _ContextFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    # A record factory rather than a handler filter: every handler (App Insights,
+    # pytest's capture, uvicorn's) then sees the id of the request the record belongs to.
+    record = _base_factory(*args, **kwargs)
+    record.request_id = request_id_var.get()
+    return record
+
+
+if getattr(_base_factory, "__name__", "") != "_record_with_request_id":
+    logging.setLogRecordFactory(_record_with_request_id)
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,7 +52,6 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
             return
     handler = logging.StreamHandler()
     handler._shadow_hubble = True  # type: ignore[attr-defined]
-    handler.addFilter(_ContextFilter())
     handler.setFormatter(
         JsonFormatter()
         if as_json
