@@ -40,13 +40,20 @@ def fresh_probe() -> Iterator[None]:
     probe.release_all()
 
 
-@pytest.fixture
-def store() -> InMemoryHistoryStore:
-    return InMemoryHistoryStore()
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> HistoryStore:
+    """Every behaviour on the in-memory store and on the SQL store the local runtime
+    uses, on both databases."""
+    if request.param == "memory":
+        return InMemoryHistoryStore()
+    from local.durable.sql_store import SqlHistoryStore
+
+    fixture = "sqlite_db" if request.param == "sqlite" else "pg_db"
+    return SqlHistoryStore(request.getfixturevalue(fixture))
 
 
 @pytest.fixture
-def engine(store: InMemoryHistoryStore) -> Iterator[LocalDurableEngine]:
+def engine(store: HistoryStore) -> Iterator[LocalDurableEngine]:
     with LocalDurableEngine(sample.app, store, max_workers=2, poll_interval=0.2) as eng:
         yield eng
         probe.release_all()
@@ -164,7 +171,7 @@ def test_terminate_reaches_the_running_activity(engine: LocalDurableEngine) -> N
 
 
 def test_restart_resumes_without_rerunning_finished_activities(
-    store: InMemoryHistoryStore,
+    store: HistoryStore,
 ) -> None:
     first = LocalDurableEngine(sample.app, store)
     instance_id = first.start_new("pipeline")
@@ -199,7 +206,7 @@ def test_current_utc_datetime_is_stable_across_replays(
 
 
 def test_unknown_orchestrator_on_resume_fails_with_reason(
-    store: InMemoryHistoryStore,
+    store: HistoryStore,
 ) -> None:
     now = h.utc_now()
     store.create_instance("ghost", "retired_orchestrator", json.dumps({"job": 1}))
@@ -296,7 +303,7 @@ def test_retry_ids_stay_in_step_with_the_sdk_when_results_arrive_together() -> N
 
 
 def test_resume_from_a_hand_built_history_fires_overdue_timers_and_starts_pending(
-    store: InMemoryHistoryStore,
+    store: HistoryStore,
 ) -> None:
     """A store written by an engine that died: one instance waits on a timer that
     is already due, another was created but never ran."""
@@ -324,7 +331,7 @@ def test_resume_from_a_hand_built_history_fires_overdue_timers_and_starts_pendin
 
 
 def test_terminate_requested_through_the_store_is_picked_up(
-    engine: LocalDurableEngine, store: InMemoryHistoryStore
+    engine: LocalDurableEngine, store: HistoryStore
 ) -> None:
     instance_id = engine.start_new("cancellable", input="remote")
     assert probe.started["remote"].wait(TIMEOUT)
@@ -337,6 +344,6 @@ def test_terminate_requested_through_the_store_is_picked_up(
     assert probe.observed_cancel.wait(TIMEOUT)
 
 
-def test_only_the_thread_executor_is_available(store: InMemoryHistoryStore) -> None:
+def test_only_the_thread_executor_is_available(store: HistoryStore) -> None:
     with pytest.raises(ValueError, match="executor"):
         LocalDurableEngine(sample.app, store, executor="process")
