@@ -11,6 +11,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.api.app import create_app, create_asgi_app
+from orchestrations import blueprints
 from shared.config import get_settings
 from shared.logging_setup import configure_logging
 
@@ -20,3 +21,6 @@ configure_logging(_settings.log_level, _settings.log_json)
 fastapi_app = create_app()
 asgi_app = create_asgi_app(fastapi_app)
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for _blueprint in blueprints():
+    app.register_functions(_blueprint)

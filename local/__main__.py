@@ -29,6 +29,11 @@ def main() -> None:
         upgrade(settings.resolved_database_url)
 
     from function_app import asgi_app
+    from local.runtime import LocalRuntime
+    from shared.bootstrap import get_context
+
+    runtime = LocalRuntime(get_context())
+    runtime.start()
 
     log.info(
         "Shadow Hubble on http://%s:%s/api/v1 (docs: /api/v1/docs), backend=%s",
@@ -36,9 +41,12 @@ def main() -> None:
         args.port,
         settings.backend,
     )
-    uvicorn.run(
-        asgi_app, host=args.host, port=args.port, log_config=None, access_log=False
-    )
+    try:
+        uvicorn.run(
+            asgi_app, host=args.host, port=args.port, log_config=None, access_log=False
+        )
+    finally:
+        runtime.stop()
 
 
 if __name__ == "__main__":

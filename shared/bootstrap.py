@@ -7,7 +7,7 @@ Tests swap the whole context with ``set_context``.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared.config import Settings, get_settings
@@ -16,7 +16,14 @@ if (
     TYPE_CHECKING
 ):  # SQLAlchemy and the SDKs load when the context is built, not at import
     from shared.db.session import Database
+    from shared.jobs.launcher import JobLauncher
     from shared.storage.base import BlobStore
+
+
+def _no_launcher() -> JobLauncher:
+    from shared.jobs.launcher import NoLauncher
+
+    return NoLauncher()
 
 
 @dataclass
@@ -24,17 +31,28 @@ class AppContext:
     settings: Settings
     db: Database
     blobs: BlobStore
+    launcher: JobLauncher = field(default_factory=_no_launcher)
+    """Set by the runtime: the local engine (embedded) or Service Bus (Azure)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
         from shared.db.session import Database
         from shared.storage.factory import make_blob_store
 
-        return cls(
+        context = cls(
             settings=settings,
             db=Database(settings.resolved_database_url),
             blobs=make_blob_store(settings),
         )
+        if settings.backend == "azure":
+            from shared.jobs.launcher import ServiceBusLauncher
+
+            context.launcher = ServiceBusLauncher(
+                settings.jobs_queue,
+                connection_string=settings.servicebus_connection_string,
+                namespace=settings.servicebus_namespace,
+            )
+        return context
 
 
 _lock = threading.Lock()

@@ -46,6 +46,19 @@ class Settings(BaseSettings):
         "identity (DefaultAzureCredential) when no connection string is set",
     )
     storage_container: str = Field("shadow-hubble", description="Blob container name")
+    servicebus_connection_string: str | None = Field(
+        None,
+        description="Service Bus connection string (Azure: jobs queue, alerts topic)",
+    )
+    servicebus_namespace: str | None = Field(
+        None,
+        description="<namespace>.servicebus.windows.net, used with managed identity "
+        "when no connection string is set",
+    )
+    jobs_queue: str = Field(
+        "shadow-hubble-jobs", description="Service Bus queue that hands jobs to Durable"
+    )
+    job_workers: int = Field(2, description="Local runtime: activity worker threads")
     max_upload_mb: int = Field(2048, description="Largest accepted dataset upload, MiB")
     preview_max_rows: int = Field(1000, description="Upper bound of ?rows= on previews")
     log_level: str = Field("INFO", description="Python logging level")

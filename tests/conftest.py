@@ -120,3 +120,14 @@ def client(ctx: AppContext) -> Iterator[TestClient]:
 
     with TestClient(create_asgi_app(), raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture
+def runtime(ctx: AppContext) -> Iterator[Any]:
+    """The embedded runtime's job engine on the test context (history in its database)."""
+    from local.runtime import LocalRuntime
+
+    rt = LocalRuntime(ctx, poll_interval=0.2)
+    rt.start()
+    yield rt
+    rt.stop()

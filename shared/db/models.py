@@ -333,9 +333,14 @@ class OrchestrationEvent(Base):
 
 
 class FeatureEntityState(Base):
-    """Online feature store: per-entity state (user, merchant, device), one row each."""
+    """Online feature store: per-entity state (user, merchant, device), one row each.
+
+    ``namespace`` identifies the feature configuration the state was built for, so a
+    model trained with other windows never reads state pruned for a different one.
+    """
 
     __tablename__ = "feature_entity_state"
+    namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
     entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
     entity_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     state: Mapped[bytes] = mapped_column(LargeBinary)
@@ -346,7 +351,9 @@ class OnlineTransaction(Base):
     """Transactions already applied to the online state: makes updates exactly-once."""
 
     __tablename__ = "online_transactions"
+    namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
     transaction_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
-    features: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    entity_keys: Mapped[list[Any]] = mapped_column(JSONType)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = _created()

@@ -1,0 +1,107 @@
+"""HTTP routes of spec section 2 (features)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.api.deps import Ctx, PageQ, PageSizeQ
+from functions.api.envelope import ok
+
+router = APIRouter(prefix="/features", tags=["features"])
+
+
+class ComputeFeaturesRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "dataset_id": "3f6c1b7e-0000-4000-8000-000000000000",
+                "feature_groups": [
+                    "transaction",
+                    "behavioral",
+                    "temporal",
+                    "aggregation",
+                ],
+                "output_name": "fraud_features_v1",
+                "column_mapping": {
+                    "user_id": "customer_id",
+                    "timestamp": "tx_datetime",
+                },
+                "config": {"windows": ["1h", "24h", "7d", "30d"], "label_delay": "7d"},
+            }
+        },
+    )
+
+    dataset_id: str = Field(description="Dataset to compute features on")
+    dataset_version: str | None = Field(None, description="Default: the latest version")
+    feature_groups: list[str] | None = Field(
+        None,
+        description="transaction, behavioral, temporal, aggregation (default: all)",
+    )
+    output_name: str | None = Field(None, max_length=255)
+    column_mapping: dict[str, str] | None = Field(
+        None, description="{role: dataset column}, for datasets with other column names"
+    )
+    config: dict[str, Any] | None = Field(
+        None,
+        description="windows, label_delay, fraud_rate_windows, distinct_windows",
+    )
+    carry_columns: list[str] | None = Field(
+        None,
+        description="Extra dataset columns copied next to the features (default: "
+        "gender and age_group when present, for bias audits)",
+    )
+
+
+@router.post("/compute", status_code=202, summary="Start a feature computation job")
+def compute_features(body: ComputeFeaturesRequest, ctx: Ctx) -> JSONResponse:
+    from shared.services.features import FeatureService
+
+    return ok(FeatureService(ctx).request_compute(body.model_dump()), 202)
+
+
+@router.get("/sets", summary="List feature sets")
+def list_feature_sets(
+    ctx: Ctx,
+    page: PageQ = 1,
+    page_size: PageSizeQ = 20,
+    dataset_id: str | None = Query(None),
+) -> JSONResponse:
+    from shared.services.features import FeatureService
+
+    result = FeatureService(ctx).list_sets(page, page_size, dataset_id)
+    return ok(result.items, pagination=result.meta)
+
+
+@router.get(
+    "/sets/{feature_set_id}", summary="Feature set with features and statistics"
+)
+def get_feature_set(feature_set_id: str, ctx: Ctx) -> JSONResponse:
+    from shared.services.features import FeatureService
+
+    return ok(FeatureService(ctx).get_set(feature_set_id))
+
+
+@router.get("/sets/{feature_set_id}/preview", summary="First N rows of a feature set")
+def preview_feature_set(
+    feature_set_id: str,
+    ctx: Ctx,
+    rows: int = Query(10, description="1 to the preview limit"),
+) -> JSONResponse:
+    from shared.services.features import FeatureService
+
+    return ok(FeatureService(ctx).preview(feature_set_id, rows))
+
+
+@router.get("/jobs/{job_id}", summary="Feature job status; feature_set_id once done")
+def get_feature_job(job_id: str, ctx: Ctx) -> JSONResponse:
+    from shared.jobs.service import JobService
+    from shared.services.features import JOB_KIND
+
+    job = JobService(ctx).get(job_id, kind=JOB_KIND)
+    job["feature_set_id"] = (job.get("result") or {}).get("feature_set_id")
+    return ok(job)

@@ -1,0 +1,72 @@
+"""Amount features, including the amount against the user's own earlier amounts.
+
+The user's history enters only through the moments (n, s1, s2) of
+`amount - shift` over strictly earlier transactions, where `shift` is the user's
+first amount (shifting keeps the variance formula from cancelling badly). Batch
+derives the moments from prefix sums, online from its stored running totals; both
+then call `amount_features`, the single definition of the formulas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.features.aggregation_features import Timeline
+from ml.features.config import FeatureConfig, Float64Array, PreparedTransactions
+
+MIN_STD = 1e-6  # below this the user's amounts count as constant: z-score 0
+
+
+def amount_features(
+    amount: Float64Array,
+    n: Float64Array,
+    s1: Float64Array,
+    s2: Float64Array,
+    shift: Float64Array,
+) -> dict[str, Float64Array]:
+    """Transaction-group features from the amount and the user's past moments."""
+    zeros = np.zeros(np.shape(amount), dtype=np.float64)
+    has = n > 0
+    mean_shifted = np.divide(s1, n, out=zeros.copy(), where=has)
+    mean = np.where(has, shift + mean_shifted, 0.0)
+    var = np.divide(s2 - s1 * mean_shifted, n - 1.0, out=zeros.copy(), where=n > 1)
+    std = np.sqrt(np.maximum(var, 0.0))
+    zscore = np.divide(
+        amount - mean, std, out=zeros.copy(), where=(n > 1) & (std > MIN_STD)
+    )
+    ratio = np.divide(amount, mean, out=np.ones_like(zeros), where=has & (mean > 0.0))
+    cents_total = np.rint(amount * 100.0)
+    cents = np.mod(cents_total, 100.0)
+    return {
+        "amount": np.asarray(amount, dtype=np.float64),
+        "log_amount": np.log1p(amount),
+        "user_mean_amount": mean,
+        "amount_to_user_mean": ratio,
+        "amount_zscore_user": zscore,
+        "is_round_amount": (np.mod(cents_total, 1000.0) == 0.0).astype(np.float64),
+        "amount_cents": cents,
+        "has_cents": (cents != 0.0).astype(np.float64),
+    }
+
+
+def compute_transaction(
+    data: PreparedTransactions,
+    timeline: Timeline,
+    config: FeatureConfig,
+    wanted: set[str],
+) -> dict[str, Float64Array]:
+    index = timeline.entity("user_id")
+    amount = index.sorted_values(data.amount).astype(np.float64)
+    shift = amount[index.seg_start]
+    shifted = amount - shift
+    n = (index.tie_start - index.seg_start).astype(np.float64)
+    s1 = index.range_sum(index.prefix(shifted), index.seg_start, index.tie_start)
+    s2 = index.range_sum(
+        index.prefix(shifted * shifted), index.seg_start, index.tie_start
+    )
+    features = amount_features(amount, n, s1, s2, shift)
+    return {
+        name: index.scatter(values)
+        for name, values in features.items()
+        if name in wanted
+    }

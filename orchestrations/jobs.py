@@ -1,0 +1,63 @@
+"""Functions every job orchestration shares: the Service Bus starter that turns a queued
+job into a Durable instance on Azure, and the activity that ends a job FAILED."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.jobs.launcher import JOBS_QUEUE
+
+log = logging.getLogger(__name__)
+
+bp = df.Blueprint()
+
+
+@bp.service_bus_queue_trigger(
+    arg_name="msg", queue_name=JOBS_QUEUE, connection="ServiceBusConnection"
+)
+@bp.durable_client_input(client_name="client")
+async def jobs_starter(
+    msg: func.ServiceBusMessage, client: df.DurableOrchestrationClient
+) -> None:
+    """Start (or terminate) the orchestration named in the message. Delivery is
+    at-least-once, so a start for an instance that already exists does nothing."""
+    body: dict[str, Any] = json.loads(msg.get_body())
+    instance_id = body["instance_id"]
+    if body.get("action") == "terminate":
+        status = await client.get_status(instance_id)
+        if status and status.runtime_status in (
+            df.OrchestrationRuntimeStatus.Running,
+            df.OrchestrationRuntimeStatus.Pending,
+        ):
+            await client.terminate(instance_id, body.get("reason", "cancelled"))
+        return
+    status = await client.get_status(instance_id)
+    if status is not None and status.runtime_status is not None:
+        log.info(
+            "orchestration %s exists already; duplicate message ignored", instance_id
+        )
+        return
+    await client.start_new(body["orchestrator"], instance_id, body.get("input"))
+
+
+@bp.activity_trigger(input_name="failure")
+def job_fail(failure: dict[str, Any]) -> None:
+    """Record why a job failed once its orchestration has given up."""
+    from shared.bootstrap import get_context
+    from shared.jobs.service import JobService
+
+    JobService(get_context()).fail(failure["job_id"], failure["reason"])
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The activity's own message, without the SDK's wrapping and traceback."""
+    text = str(exc)
+    for marker in ("failed: ", "Activity function"):
+        if marker in text:
+            text = text.split(marker, 1)[-1]
+    return text.split("\n", 1)[0].strip() or type(exc).__name__
