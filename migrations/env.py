@@ -8,6 +8,7 @@ from alembic import context
 
 from shared.config import get_settings
 from shared.db.models import Base
+from shared.db.partitions import include_name
 from shared.db.session import make_engine
 
 config = context.config
@@ -35,6 +36,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_name=include_name,
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():

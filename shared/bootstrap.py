@@ -41,7 +41,7 @@ class AppContext:
 
         context = cls(
             settings=settings,
-            db=Database(settings.resolved_database_url),
+            db=Database(settings.resolved_database_url, settings.database_entra_auth),
             blobs=make_blob_store(settings),
         )
         if settings.backend == "azure":

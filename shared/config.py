@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default sqlite under data_dir (embedded). "
         "Azure: postgresql+psycopg://user@host:5432/db",
     )
+    database_entra_auth: bool = Field(
+        False,
+        description="PostgreSQL login with a Microsoft Entra token of the app's managed "
+        "identity (DefaultAzureCredential) instead of a password",
+    )
     storage_backend: Literal["local", "azure"] | None = Field(
         None, description="Blob store; defaults to local (embedded) or azure (azure)"
     )

@@ -123,6 +123,11 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
           value: databaseUrl
         }
         {
+          // the managed identity's Entra token is the PostgreSQL password
+          name: 'SH_DATABASE_ENTRA_AUTH'
+          value: 'true'
+        }
+        {
           name: 'SH_STORAGE_ACCOUNT_URL'
           value: 'https://${storageAccountName}.blob.${environment().suffixes.storage}'
         }

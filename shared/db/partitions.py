@@ -42,3 +42,11 @@ def ensure_prediction_partitions(
         )
     )
     return names
+
+
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """Alembic autogenerate filter: the partitions belong to ``predictions``; they are
+    managed here, not as tables of their own."""
+    return not (
+        type_ == "table" and name is not None and name.startswith("predictions_")
+    )

@@ -34,7 +34,20 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-def make_engine(url: str) -> Engine:
+_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
+
+
+def _entra_password(
+    _dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]
+) -> None:
+    """Azure Database for PostgreSQL with managed identity: a fresh Entra access token is
+    the password of every new connection (tokens expire; the pool reconnects)."""
+    from azure.identity import DefaultAzureCredential
+
+    cparams["password"] = DefaultAzureCredential().get_token(_ENTRA_SCOPE).token
+
+
+def make_engine(url: str, entra_auth: bool = False) -> Engine:
     """Create an engine with settings suited to each database."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -44,15 +57,20 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
+    )
+    if entra_auth:
+        event.listen(engine, "do_connect", _entra_password)
+    return engine
 
 
 class Database:
     """One engine and session factory per process, shared by routes, jobs and tests."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, entra_auth: bool = False) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, entra_auth)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
