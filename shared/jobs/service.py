@@ -90,7 +90,7 @@ class JobService:
     def get(self, job_id: str | uuid.UUID, kind: str | None = None) -> dict[str, Any]:
         return job_to_dict(self.get_row(job_id, kind))
 
-    def list(
+    def list_jobs(
         self,
         page: int,
         page_size: int,

@@ -225,7 +225,7 @@ class DatasetService:
             )
         )
 
-    def list(
+    def list_datasets(
         self, page: int, page_size: int, name: str | None = None
     ) -> Page[dict[str, Any]]:
         query = select(Dataset).where(Dataset.status != "DELETING")

@@ -30,7 +30,7 @@ def test_unhandled_error_is_500_envelope_with_logged_request_id(
     def boom(*_: Any, **__: Any) -> Any:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(datasets.DatasetService, "list", boom)
+    monkeypatch.setattr(datasets.DatasetService, "list_datasets", boom)
     caplog.set_level(logging.INFO)
     resp = client.get("/api/v1/datasets")
     assert resp.status_code == 500

@@ -90,7 +90,7 @@ def list_datasets(
         None, description="Only datasets whose name contains this"
     ),
 ) -> JSONResponse:
-    result = _service(ctx).list(page, page_size, name)
+    result = _service(ctx).list_datasets(page, page_size, name)
     return ok(result.items, pagination=result.meta)
 
 

@@ -21,7 +21,7 @@ def list_jobs(
 ) -> JSONResponse:
     from shared.jobs.service import JobService
 
-    result = JobService(ctx).list(page, page_size, kind, status)
+    result = JobService(ctx).list_jobs(page, page_size, kind, status)
     return ok(result.items, pagination=result.meta)
 
 
