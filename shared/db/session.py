@@ -72,11 +72,20 @@ class Database:
         self.url = url
         self.engine = make_engine(url, entra_auth)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessionmaker = sessionmaker(
+            self.engine.execution_options(sqlite_begin="immediate"),
+            expire_on_commit=False,
+        )
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: commits on success, rolls back on any error."""
-        session = self.sessionmaker()
+    def session(self, write: bool = False) -> Iterator[Session]:
+        """A unit of work: commits on success, rolls back on any error.
+
+        ``write=True`` for read-then-write work that races with other writers (status
+        changes, promotions): on SQLite it takes the write lock up front (BEGIN
+        IMMEDIATE), where a deferred transaction would fail with "database is locked"
+        when upgrading its read snapshot; PostgreSQL is unaffected."""
+        session = (self._write_sessionmaker if write else self.sessionmaker)()
         try:
             yield session
             session.commit()

@@ -114,7 +114,7 @@ class JobService:
     ) -> dict[str, Any]:
         """Mark RUNNING (idempotent: a re-run activity starts again) and return the input.
         Raises JobCancelled when the job was cancelled before it began."""
-        with self.ctx.db.session() as s:
+        with self.ctx.db.session(write=True) as s:
             job = s.get(Job, _uuid(job_id))
             if job is None:
                 raise NotFound(f"Job {job_id} not found.")
@@ -134,7 +134,7 @@ class JobService:
 
     def progress(self, job_id: str | uuid.UUID, fraction: float, message: str) -> None:
         """Record progress; raises JobCancelled if a cancel was asked for meanwhile."""
-        with self.ctx.db.session() as s:
+        with self.ctx.db.session(write=True) as s:
             job = s.get(Job, _uuid(job_id))
             if job is None:
                 raise NotFound(f"Job {job_id} not found.")
@@ -171,7 +171,7 @@ class JobService:
 
     def fail(self, job_id: str | uuid.UUID, reason: str) -> None:
         """End the job FAILED with a reason, unless it already finished or was cancelled."""
-        with self.ctx.db.session() as s:
+        with self.ctx.db.session(write=True) as s:
             job = s.get(Job, _uuid(job_id))
             if job is None or job.status in FINISHED:
                 return
@@ -185,7 +185,7 @@ class JobService:
     def request_cancel(
         self, job_id: str | uuid.UUID, kind: str | None = None
     ) -> dict[str, Any]:
-        with self.ctx.db.session() as s:
+        with self.ctx.db.session(write=True) as s:
             job = s.get(Job, _uuid(job_id))
             if job is None or (kind is not None and job.kind != kind):
                 raise NotFound(f"Job {job_id} not found.")

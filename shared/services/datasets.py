@@ -200,7 +200,10 @@ class DatasetService:
     ) -> dict[str, Any]:
         with self.ctx.db.session() as session:
             _get(session, dataset_id)
-        with self._converted(upload) as table, self.ctx.db.session() as session:
+        with (
+            self._converted(upload) as table,
+            self.ctx.db.session(write=True) as session,
+        ):
             dataset = _get(session, dataset_id)
             count = session.scalar(
                 select(func.count()).where(DatasetVersion.dataset_id == dataset.id)
