@@ -28,7 +28,6 @@ State layout (parallel lists sorted by time, pruned to the retention span;
 from __future__ import annotations
 
 import gc
-import json
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping
@@ -36,6 +35,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from ml.features.aggregation_features import EntityIndex, Timeline, fraud_rate
 from ml.features.behavioral_features import UserValueEvents, activity_features
@@ -185,12 +185,13 @@ def copy_state(state: State) -> State:
     return out
 
 
-def state_to_json(state: State) -> str:
-    return json.dumps(state, separators=(",", ":"), allow_nan=False)
+def state_to_json(state: State) -> bytes:
+    """Compact UTF-8 JSON (orjson: shortest float repr, so floats round-trip exactly)."""
+    return orjson.dumps(state)
 
 
 def state_from_json(text: str | bytes) -> State:
-    state = json.loads(text)
+    state = orjson.loads(text)
     if not isinstance(state, dict) or state.get("v") != STATE_VERSION:
         raise ValueError(f"not a feature state of version {STATE_VERSION}")
     if state.get("type") not in ENTITY_TYPES:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, and_, or_, select
+from sqlalchemy import Connection, Table, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -64,6 +64,21 @@ class OnlineFeatureStore:
         self.roles = tuple(roles)
         self.namespace = namespace_for(engine.config.to_dict(), self.roles)
         self._postgres = db.dialect == "postgresql"
+        # statements built once: SQLAlchemy caches their compiled form by identity
+        dialect = postgresql if self._postgres else sqlite
+        insert = dialect.insert(_STATE)
+        self._upsert_stmt = insert.on_conflict_do_update(
+            index_elements=["namespace", "entity_type", "entity_id"],
+            set_={
+                "state": insert.excluded.state,
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+        self._known_stmt = select(_TXN.c.features).where(
+            _TXN.c.namespace == bindparam("ns"),
+            _TXN.c.transaction_id == bindparam("tid"),
+        )
+        self._txn_insert = _TXN.insert()
 
     @classmethod
     def for_feature_config(
@@ -82,14 +97,12 @@ class OnlineFeatureStore:
     # -- state rows ---------------------------------------------------------------------
 
     def _key_filter(self, keys: list[EntityKey]) -> Any:
+        # IN lists on the primary key columns (an OR of ANDs made SQLite scan the
+        # table); the few extra (type, id) combinations are dropped after reading.
         return and_(
             _STATE.c.namespace == self.namespace,
-            or_(
-                *(
-                    and_(_STATE.c.entity_type == t, _STATE.c.entity_id == i)
-                    for t, i in keys
-                )
-            ),
+            _STATE.c.entity_type.in_(sorted({t for t, _ in keys})),
+            _STATE.c.entity_id.in_(sorted({i for _, i in keys})),
         )
 
     def _load(
@@ -104,9 +117,11 @@ class OnlineFeatureStore:
         )
         if lock and self._postgres:
             query = query.with_for_update()
+        wanted = set(keys)
         return {
             (row.entity_type, row.entity_id): state_from_json(row.state)
             for row in conn.execute(query)
+            if (row.entity_type, row.entity_id) in wanted
         }
 
     def _upsert(self, conn: Connection, states: Mapping[EntityKey, State]) -> None:
@@ -120,18 +135,12 @@ class OnlineFeatureStore:
                 "namespace": self.namespace,
                 "entity_type": t,
                 "entity_id": i,
-                "state": state_to_json(state).encode(),
+                "state": state_to_json(state),
                 "updated_at": now,
             }
             for (t, i), state in states.items()
         ]
-        dialect = postgresql if self._postgres else sqlite
-        stmt = dialect.insert(_STATE)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["namespace", "entity_type", "entity_id"],
-            set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
-        )
-        conn.execute(stmt, rows)
+        conn.execute(self._upsert_stmt, rows)
 
     def states(self, keys: list[EntityKey]) -> dict[EntityKey, State]:
         with self.db.engine.connect() as conn:
@@ -164,10 +173,7 @@ class OnlineFeatureStore:
                 conn.begin(),
             ):
                 known = conn.execute(
-                    select(_TXN.c.features).where(
-                        _TXN.c.namespace == self.namespace,
-                        _TXN.c.transaction_id == transaction_id,
-                    )
+                    self._known_stmt, {"ns": self.namespace, "tid": transaction_id}
                 ).scalar()
                 if known is not None:
                     return OnlineFeatures(transaction_id, known, True)
@@ -175,7 +181,7 @@ class OnlineFeatureStore:
                 features, touched = self.engine.process(txn, states)
                 self._upsert(conn, touched)
                 conn.execute(
-                    _TXN.insert(),
+                    self._txn_insert,
                     {
                         "namespace": self.namespace,
                         "transaction_id": transaction_id,
