@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from orchestrations import features, jobs
+from orchestrations import features, jobs, training
 
 
 def blueprints() -> list[df.Blueprint]:
-    return [jobs.bp, features.bp]
+    return [jobs.bp, features.bp, training.bp]

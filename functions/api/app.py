@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from functions.api.envelope import RequestIdMiddleware, install_error_handlers
-from functions.api.routes import datasets, features, health, jobs
+from functions.api.routes import datasets, features, health, jobs, models, training
 
 API_PREFIX = "/api/v1"
 
@@ -31,6 +31,8 @@ def create_app() -> FastAPI:
     v1.include_router(datasets.router)
     v1.include_router(features.router)
     v1.include_router(jobs.router)
+    v1.include_router(training.router)
+    v1.include_router(models.router)
     app.include_router(v1)
     install_error_handlers(app)
     return app

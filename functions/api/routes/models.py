@@ -1,0 +1,111 @@
+"""HTTP routes of spec section 4 (model registry)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.api.deps import Ctx, PageQ, PageSizeQ
+from functions.api.envelope import ok
+
+if TYPE_CHECKING:
+    from shared.services.models import ModelRegistry
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+class BaselineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: str = Field(description="precision, recall, f1_score, auc_roc, auc_pr, fpr")
+    threshold: float
+    operator: str = Field(description="gte, lte or eq")
+
+
+class BaselinesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    baselines: list[BaselineIn]
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stage: Literal["staging", "production"]
+    reason: str | None = Field(None, max_length=2000)
+    override_baselines: bool = False
+    actor: str | None = Field(None, max_length=255, description="Who asks (until SSO)")
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=2000)
+    actor: str | None = Field(None, max_length=255)
+
+
+def _registry(ctx: Ctx) -> ModelRegistry:
+    from shared.services.models import ModelRegistry
+
+    return ModelRegistry(ctx)
+
+
+@router.get("", summary="List models")
+def list_models(
+    ctx: Ctx,
+    page: PageQ = 1,
+    page_size: PageSizeQ = 20,
+    name: str | None = Query(None),
+    status: str | None = Query(
+        None, description="TRAINED, STAGING, PRODUCTION, ARCHIVED"
+    ),
+) -> JSONResponse:
+    result = _registry(ctx).list_models(page, page_size, name, status)
+    return ok(result.items, pagination=result.meta)
+
+
+@router.get("/compare", summary="Compare several models side by side")
+def compare_models(
+    ctx: Ctx, ids: str = Query(description="Comma-separated model ids")
+) -> JSONResponse:
+    return ok(_registry(ctx).compare([i.strip() for i in ids.split(",") if i.strip()]))
+
+
+@router.get("/{model_id}", summary="Model details")
+def get_model(model_id: str, ctx: Ctx) -> JSONResponse:
+    return ok(_registry(ctx).get(model_id))
+
+
+@router.get("/{model_id}/metrics", summary="Test-set metrics, curves, importance")
+def model_metrics(model_id: str, ctx: Ctx) -> JSONResponse:
+    return ok(_registry(ctx).metrics(model_id))
+
+
+@router.get(
+    "/{model_id}/transitions", summary="Every status change of this model's name"
+)
+def model_transitions(model_id: str, ctx: Ctx) -> JSONResponse:
+    return ok(_registry(ctx).transitions(model_id))
+
+
+@router.post("/{model_id}/baselines", summary="Set the baselines that gate promotion")
+def set_baselines(model_id: str, body: BaselinesRequest, ctx: Ctx) -> JSONResponse:
+    return ok(
+        _registry(ctx).set_baselines(
+            model_id, [b.model_dump() for b in body.baselines]
+        ),
+        201,
+    )
+
+
+@router.post("/{model_id}/promote", summary="Promote to staging or production")
+def promote(model_id: str, body: PromoteRequest, ctx: Ctx) -> JSONResponse:
+    return ok(
+        _registry(ctx).promote(
+            model_id, body.stage, body.reason, body.override_baselines, body.actor
+        )
+    )
+
+
+@router.post("/{model_id}/rollback", summary="Restore the previous production version")
+def rollback(model_id: str, body: RollbackRequest, ctx: Ctx) -> JSONResponse:
+    return ok(_registry(ctx).rollback(model_id, body.reason, body.actor))

@@ -1,0 +1,214 @@
+"""Training end to end through the API and the local Durable engine: a feature set, a
+training job per algorithm, progress, the registered model with ONNX parity, time-based
+splits, cancellation, and bad input."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from ml.datagen import GeneratorConfig, generate_transactions
+from shared.bootstrap import AppContext
+from tests.support.data import upload
+from tests.support.jobs import wait_for_job
+
+API = "/api/v1"
+SMALL = {
+    "xgboost": {"n_estimators": 30, "max_depth": 4},
+    "lightgbm": {"n_estimators": 30, "num_leaves": 15},
+    "isolation_forest": {"n_estimators": 50},
+    "neural_net": {"max_iter": 5, "hidden_layer_sizes": "32"},
+}
+
+
+@pytest.fixture(scope="module")
+def transactions() -> pd.DataFrame:
+    return generate_transactions(
+        GeneratorConfig(
+            n_rows=6000,
+            n_users=500,
+            n_merchants=60,
+            days=30,
+            seed=5,
+            target_fraud_rate=0.03,
+        )
+    )
+
+
+def _feature_set(client: Any, df: pd.DataFrame) -> str:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    resp = upload(client, name="tx", content=buf.getvalue(), filename="tx.parquet")
+    dataset_id = resp.json()["data"]["id"]
+    job = client.post(f"{API}/features/compute", json={"dataset_id": dataset_id}).json()
+    done = wait_for_job(client, f"{API}/features/jobs/{job['data']['job_id']}")
+    assert done["status"] == "COMPLETED", done
+    return str(done["feature_set_id"])
+
+
+def _train(client: Any, body: dict[str, Any]) -> dict[str, Any]:
+    resp = client.post(f"{API}/training/jobs", json=body)
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["data"]["status"] == "QUEUED"
+    return wait_for_job(
+        client, f"{API}/training/jobs/{resp.json()['data']['job_id']}", 120
+    )
+
+
+def test_algorithms_catalog_describes_every_hyperparameter(client: Any) -> None:
+    data = client.get(f"{API}/training/algorithms").json()["data"]
+    assert {a["name"] for a in data} == set(SMALL)
+    for algorithm in data:
+        for hp in algorithm["hyperparameters"]:
+            assert {"name", "type", "default", "description"} <= set(hp), hp
+
+
+@pytest.mark.parametrize("algorithm", list(SMALL))
+def test_train_each_algorithm_and_register_the_model(
+    client: Any,
+    ctx: AppContext,
+    runtime: Any,
+    transactions: pd.DataFrame,
+    algorithm: str,
+) -> None:
+    fs_id = _feature_set(client, transactions)
+    job = _train(
+        client,
+        {
+            "name": f"fraud_{algorithm}",
+            "feature_set_id": fs_id,
+            "algorithm": algorithm,
+            "hyperparameters": SMALL[algorithm],
+            "train_test_split": 0.75,
+        },
+    )
+    assert job["status"] == "COMPLETED", job
+    assert job["progress"] == 1.0 and job["model_id"]
+    assert job["total_epochs"] and job["current_epoch"] == job["total_epochs"]
+    model = client.get(f"{API}/models/{job['model_id']}").json()["data"]
+    assert model["status"] == "TRAINED" and model["version"] == "1.0"
+    metrics = model["metrics"]
+    for name in ("precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr"):
+        assert 0.0 <= metrics[name] <= 1.0, name
+    assert set(metrics["confusion_matrix"]) == {"tn", "fp", "fn", "tp"}
+    if algorithm != "isolation_forest":
+        assert metrics["auc_roc"] > 0.7
+    assert model["onnx_max_abs_diff"] <= 1e-4
+    prefix = model["storage_path"]
+    assert ctx.blobs.exists(prefix + "model.onnx")
+    assert ctx.blobs.exists(prefix + "model.native")
+    assert ctx.blobs.exists(prefix + "metadata.json")
+    curves = client.get(f"{API}/models/{job['model_id']}/metrics").json()["data"]
+    assert len(curves["roc_curve"]["fpr"]) > 2 and curves["feature_importance"]
+
+
+def test_time_split_and_cost_threshold(
+    client: Any, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    fs_id = _feature_set(client, transactions)
+    base = {
+        "feature_set_id": fs_id,
+        "algorithm": "xgboost",
+        "hyperparameters": SMALL["xgboost"],
+        "split": {
+            "type": "time",
+            "train_start": "2026-01-01",
+            "train_end": "2026-01-20",
+            "gap": "3d",
+            "test_start": "2026-01-24",
+            "test_end": "2026-01-31",
+        },
+    }
+    f1 = _train(client, {**base, "name": "m"})
+    costly = _train(client, {**base, "name": "m", "cost_ratio": 50})
+    assert f1["status"] == costly["status"] == "COMPLETED", (f1, costly)
+    t_f1 = client.get(f"{API}/models/{f1['model_id']}").json()["data"]["threshold"]
+    t_cost = client.get(f"{API}/models/{costly['model_id']}").json()["data"][
+        "threshold"
+    ]
+    assert t_cost <= t_f1  # a missed fraud costs 50 false alarms: flag more
+    versions = client.get(f"{API}/models", params={"name": "m"}).json()["data"]
+    assert sorted(v["version"] for v in versions) == ["1.0", "2.0"]
+
+
+def test_cancel_a_running_job(
+    client: Any, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    fs_id = _feature_set(client, transactions)
+    resp = client.post(
+        f"{API}/training/jobs",
+        json={
+            "name": "slow",
+            "feature_set_id": fs_id,
+            "algorithm": "neural_net",
+            "hyperparameters": {"max_iter": 1000, "hidden_layer_sizes": "128,64,32"},
+        },
+    )
+    job_id = resp.json()["data"]["job_id"]
+    url = f"{API}/training/jobs/{job_id}"
+    deadline = time.monotonic() + 60
+    while client.get(url).json()["data"]["status"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    asked = time.monotonic()
+    assert client.post(f"{url}/cancel").status_code == 200
+    final = wait_for_job(client, url, 30)
+    assert final["status"] == "CANCELLED"
+    assert time.monotonic() - asked < 5
+    assert final["model_id"] is None
+
+
+def test_bad_training_requests(
+    client: Any, ctx: AppContext, transactions: pd.DataFrame
+) -> None:
+    unknown = "0b9d6f7e-5c1a-4f3e-9d2b-7a6c5e4d3f21"
+    body = {"name": "x", "feature_set_id": unknown, "algorithm": "xgboost"}
+    assert client.post(f"{API}/training/jobs", json=body).status_code == 404
+    fs_id = _feature_set_no_runtime(client, ctx, transactions)
+    cases = [
+        ({"algorithm": "magic"}, "algorithm"),
+        ({"hyperparameters": {"max_depth": 500}}, "hyperparameters.max_depth"),
+        ({"hyperparameters": {"no_such": 1}}, "hyperparameters.no_such"),
+        ({"target_column": "label"}, "target_column"),
+        ({"train_test_split": 1.5}, "train_test_split"),
+    ]
+    for extra, field in cases:
+        resp = client.post(
+            f"{API}/training/jobs", json={**body, "feature_set_id": fs_id, **extra}
+        )
+        assert resp.status_code == 422, (extra, resp.text)
+        assert field in [d["field"] for d in resp.json()["error"]["details"]], resp.text
+    assert client.get(f"{API}/training/jobs").json()["meta"]["pagination"]["total"] == 0
+
+
+def _feature_set_no_runtime(client: Any, ctx: AppContext, df: pd.DataFrame) -> str:
+    from local.runtime import LocalRuntime
+
+    rt = LocalRuntime(ctx, poll_interval=0.2)
+    rt.start()
+    try:
+        return _feature_set(client, df.head(1500))
+    finally:
+        rt.stop()
+
+
+def test_one_class_training_data_fails_the_job(
+    client: Any, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    fs_id = _feature_set(client, transactions.assign(is_fraud=0))
+    job = _train(
+        client,
+        {
+            "name": "none",
+            "feature_set_id": fs_id,
+            "algorithm": "xgboost",
+            "hyperparameters": SMALL["xgboost"],
+        },
+    )
+    assert job["status"] == "FAILED"
+    assert "class" in job["error_message"]
+    assert job["model_id"] is None
