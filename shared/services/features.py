@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from shared.bootstrap import AppContext
 from shared.db.models import FeatureSet
@@ -260,6 +261,14 @@ class FeatureService:
                 )
                 s.add(fs)
                 summary = self._result(fs)
+        except IntegrityError:
+            # an earlier run of this activity (a retry, a resumed orchestration)
+            # registered the set first: it stands, with the blob both runs wrote
+            with self.ctx.db.session() as s:
+                winner = s.get(FeatureSet, fs_id)
+                if winner is None:
+                    raise
+                summary = self._result(winner)
         except BaseException:
             self.ctx.blobs.delete_prefix(f"features/{fs_id}/")
             raise

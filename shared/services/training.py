@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from shared.bootstrap import AppContext
 from shared.db.models import FeatureSet, MLModel, TrainingJob
@@ -511,46 +512,65 @@ class TrainingService:
             self.ctx.blobs.put_bytes(
                 prefix + "metadata.json", json.dumps(metadata).encode()
             )
-            with self.ctx.db.session() as s:
-                count = s.scalar(select(func.count()).where(MLModel.name == job.name))
-                version = f"{int(count or 0) + 1}.0"
-                s.add(
-                    MLModel(
-                        id=model_id,
-                        name=job.name,
-                        version=version,
-                        algorithm=job.algorithm,
-                        hyperparameters=job.hyperparameters,
-                        metrics={
-                            k: v for k, v in metrics.items() if not k.endswith("_curve")
-                        },
-                        storage_path=prefix,
-                        feature_set_id=fs.id,
-                        details={
-                            "threshold": threshold,
-                            "onnx_max_abs_diff": onnx_diff,
-                            "onnx_ok": onnx_diff <= ONNX_TOLERANCE,
-                            "feature_importance": importance,
-                            "roc_curve": metrics.get("roc_curve"),
-                            "pr_curve": metrics.get("pr_curve"),
-                            "features": model.feature_names,
-                            "score_transform": model.score_transform,
-                            "training_job_id": str(job.id),
-                            "training_data": metadata["training_data"],
-                            "library_versions": metadata["library_versions"],
-                        },
-                        status="TRAINED",
-                    )
-                )
-                job_row = s.get(TrainingJob, job.id)
-                assert job_row is not None
-                job_row.status, job_row.progress = COMPLETED, 1.0
-                job_row.model_id, job_row.completed_at = model_id, utcnow()
-                job_row.metrics = {
-                    "live": (job_row.metrics or {}).get("live", {}),
-                    **{k: v for k, v in metrics.items() if not k.endswith("_curve")},
-                }
+            for attempt in range(5):  # two jobs of one name may race for a version
+                try:
+                    with self.ctx.db.session(write=True) as s:
+                        count = s.scalar(
+                            select(func.count()).where(MLModel.name == job.name)
+                        )
+                        version = f"{int(count or 0) + 1}.0"
+                        s.add(
+                            MLModel(
+                                id=model_id,
+                                name=job.name,
+                                version=version,
+                                algorithm=job.algorithm,
+                                hyperparameters=job.hyperparameters,
+                                metrics={
+                                    k: v
+                                    for k, v in metrics.items()
+                                    if not k.endswith("_curve")
+                                },
+                                storage_path=prefix,
+                                feature_set_id=fs.id,
+                                details={
+                                    "threshold": threshold,
+                                    "onnx_max_abs_diff": onnx_diff,
+                                    "onnx_ok": onnx_diff <= ONNX_TOLERANCE,
+                                    "feature_importance": importance,
+                                    "roc_curve": metrics.get("roc_curve"),
+                                    "pr_curve": metrics.get("pr_curve"),
+                                    "features": model.feature_names,
+                                    "score_transform": model.score_transform,
+                                    "training_job_id": str(job.id),
+                                    "training_data": metadata["training_data"],
+                                    "library_versions": metadata["library_versions"],
+                                },
+                                status="TRAINED",
+                            )
+                        )
+                        job_row = s.get(TrainingJob, job.id)
+                        assert job_row is not None
+                        job_row.status, job_row.progress = COMPLETED, 1.0
+                        job_row.model_id, job_row.completed_at = model_id, utcnow()
+                        job_row.metrics = {
+                            "live": (job_row.metrics or {}).get("live", {}),
+                            **{
+                                k: v
+                                for k, v in metrics.items()
+                                if not k.endswith("_curve")
+                            },
+                        }
+                    break
+                except IntegrityError:
+                    with self.ctx.db.session() as s:
+                        if s.get(MLModel, model_id) is not None or attempt == 4:
+                            raise
         except BaseException:
+            with self.ctx.db.session() as s:
+                registered = s.get(MLModel, model_id) is not None
+            if registered:  # an earlier run of this activity won; its blobs stay
+                return {"status": COMPLETED, "model_id": str(model_id)}
             self.ctx.blobs.delete_prefix(prefix)
             raise
         log.info("training job %s registered model %s", job.id, model_id)

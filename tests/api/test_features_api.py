@@ -4,6 +4,7 @@ the local Durable engine, the stored feature set, its preview and its errors."""
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pandas as pd
@@ -238,3 +239,95 @@ def test_cancel_a_pending_job(client: Any, ctx: AppContext) -> None:
     assert resp.json()["data"]["status"] == "CANCELLED"
     again = client.post(f"{API}/jobs/{job.id}/cancel")
     assert again.status_code == 409
+
+
+def test_transient_activity_failure_is_retried(
+    client: Any,
+    runtime: Any,
+    transactions: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.services.features import FeatureService
+
+    real = FeatureService._compute
+    calls: list[int] = []
+
+    def flaky(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("blob storage timed out")
+        return real(self, *args)
+
+    monkeypatch.setattr(FeatureService, "_compute", flaky)
+    job = _compute(client, {"dataset_id": _dataset(client, transactions.head(500))})
+    assert job["status"] == "COMPLETED", job
+    assert len(calls) == 2
+
+
+def test_exhausted_retries_fail_the_job_with_the_reason(
+    client: Any,
+    ctx: AppContext,
+    runtime: Any,
+    transactions: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.services.features import FeatureService
+
+    def broken(self: Any, *args: Any) -> Any:
+        raise ConnectionError("blob storage is down")
+
+    monkeypatch.setattr(FeatureService, "_compute", broken)
+    job = _compute(client, {"dataset_id": _dataset(client, transactions.head(300))})
+    assert job["status"] == "FAILED"
+    assert "blob storage is down" in job["error_message"]
+    assert ctx.blobs.list("features/") == []
+
+
+def test_restart_in_the_middle_resumes_the_orchestration(
+    client: Any,
+    ctx: AppContext,
+    transactions: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runtime dies while the activity runs; a new runtime on the same database
+    resumes from the recorded history, runs the activity again and completes the job.
+    The first run, finishing late, must not undo the second's result."""
+    import threading
+
+    from local.runtime import LocalRuntime
+    from shared.services.features import FeatureService
+
+    real = FeatureService._compute
+    first_running, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow_first(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            first_running.set()
+            release.wait(30)
+        return real(self, *args)
+
+    monkeypatch.setattr(FeatureService, "_compute", slow_first)
+    dataset_id = _dataset(client, transactions.head(800))
+    first = LocalRuntime(ctx, poll_interval=0.2)
+    first.start()
+    job_id = client.post(
+        f"{API}/features/compute", json={"dataset_id": dataset_id}
+    ).json()["data"]["job_id"]
+    assert first_running.wait(30)
+    first.stop()  # the process "dies" with the activity in flight
+
+    second = LocalRuntime(ctx, poll_interval=0.2)
+    try:
+        assert job_id in second.start()
+        job = wait_for_job(client, f"{API}/features/jobs/{job_id}")
+    finally:
+        release.set()
+        second.stop()
+    assert job["status"] == "COMPLETED", job
+    assert len(calls) == 2
+    fs_id = job["feature_set_id"]
+    time.sleep(1.0)  # let the released first run finish its late write
+    assert ctx.blobs.exists(f"features/{fs_id}/data.parquet")
+    assert client.get(f"{API}/features/sets/{fs_id}").status_code == 200
