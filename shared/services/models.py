@@ -18,6 +18,7 @@ from shared.bootstrap import AppContext
 from shared.db.models import Baseline, MLModel, ModelTransition
 from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
+from shared.services.online_backfill import start_backfill
 from shared.services.pagination import Page, paginate
 
 TRAINED, STAGING, PRODUCTION, ARCHIVED = "TRAINED", "STAGING", "PRODUCTION", "ARCHIVED"
@@ -287,11 +288,14 @@ class ModelRegistry:
                     s, model, stage, "promote", reason, override_baselines, actor
                 )
                 s.flush()
-                return model_to_dict(model)
+                result = model_to_dict(model)
         except IntegrityError:
             raise Conflict(
                 "Another promotion of this model name finished first; reload and retry."
             ) from None
+        if stage == PRODUCTION:
+            result["online_backfill_job_id"] = start_backfill(self.ctx, model)
+        return result
 
     def _gate(self, s: Session, model: MLModel, override: bool) -> None:
         details = model.details or {}
@@ -376,10 +380,11 @@ class ModelRegistry:
             self._move(s, previous, PRODUCTION, "rollback", reason, False, actor)
             previous.promoted_at = utcnow()
             s.flush()
-            return {
-                "rolled_back": model_to_dict(model, full=False),
-                "production": model_to_dict(previous, full=False),
-            }
+        return {
+            "online_backfill_job_id": start_backfill(self.ctx, previous),
+            "rolled_back": model_to_dict(model, full=False),
+            "production": model_to_dict(previous, full=False),
+        }
 
     def production(self, name: str | None = None) -> MLModel | None:
         with self.ctx.db.session() as s:

@@ -212,3 +212,34 @@ def test_one_class_training_data_fails_the_job(
     assert job["status"] == "FAILED"
     assert "class" in job["error_message"]
     assert job["model_id"] is None
+
+
+def test_promotion_backfills_the_online_state(
+    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    from shared.services.features import FeatureService
+    from shared.services.online_features import OnlineFeatureStore
+
+    fs_id = _feature_set(client, transactions)
+    job = _train(
+        client,
+        {
+            "name": "prod",
+            "feature_set_id": fs_id,
+            "algorithm": "xgboost",
+            "hyperparameters": SMALL["xgboost"],
+        },
+    )
+    resp = client.post(
+        f"{API}/models/{job['model_id']}/promote",
+        json={"stage": "production", "reason": "first model"},
+    )
+    assert resp.status_code == 200, resp.text
+    backfill_id = resp.json()["data"]["online_backfill_job_id"]
+    done = wait_for_job(client, f"{API}/jobs/{backfill_id}")
+    assert done["status"] == "COMPLETED", done
+    assert done["result"]["rows"] == len(transactions)
+    fs = FeatureService(ctx).get_row(fs_id)
+    store = OnlineFeatureStore.for_feature_config(ctx.db, fs.feature_config)
+    user = ("user", str(transactions["user_id"].iloc[-1]))
+    assert store.states([user])[user]["ts"], "the user's history is in the online state"

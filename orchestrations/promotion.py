@@ -1,0 +1,42 @@
+"""Promotion's long part as a Durable orchestration: after the registry switches the
+production model, backfill the online feature state it will score with."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrations.jobs import failure_reason
+
+bp = df.Blueprint()
+
+_RETRY = df.RetryOptions(
+    first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3
+)
+
+
+@bp.orchestration_trigger(context_name="context")
+def promotion_orchestrator(
+    context: df.DurableOrchestrationContext,
+) -> Generator[Any, Any, Any]:
+    job = context.get_input()
+    context.set_custom_status({"stage": "online backfill"})
+    try:
+        result = yield context.call_activity_with_retry("online_backfill", _RETRY, job)
+    except Exception as exc:
+        reason = failure_reason(exc)
+        yield context.call_activity(
+            "job_fail", {"job_id": job["job_id"], "reason": reason}
+        )
+        return {"status": "FAILED", "error": reason}
+    return result
+
+
+@bp.activity_trigger(input_name="job")
+def online_backfill(job: dict[str, Any]) -> dict[str, Any]:
+    from shared.bootstrap import get_context
+    from shared.services.online_backfill import run_backfill
+
+    return run_backfill(get_context(), job["job_id"])

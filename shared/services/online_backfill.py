@@ -1,0 +1,71 @@
+"""Fill the online feature store for a model going into production, so its first scored
+transaction already has the full history of its training data behind it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from shared.bootstrap import AppContext
+from shared.db.models import DatasetVersion, FeatureSet, MLModel
+from shared.jobs.service import JobCancelled, JobService
+from shared.storage.local_copy import local_file
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "online_backfill"
+ORCHESTRATOR = "promotion_orchestrator"
+
+
+def start_backfill(ctx: AppContext, model: MLModel) -> str | None:
+    """Queue the backfill for a model's feature configuration; None without a feature set."""
+    if model.feature_set_id is None:
+        return None
+    job_id = uuid.uuid4()
+    payload = {
+        "job_id": str(job_id),
+        "model_id": str(model.id),
+        "feature_set_id": str(model.feature_set_id),
+    }
+    JobService(ctx).create(JOB_KIND, payload, job_id)
+    ctx.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
+    return str(job_id)
+
+
+def run_backfill(ctx: AppContext, job_id: str) -> dict[str, Any]:
+    """The activity: idempotent, since a backfill replaces the namespace's state whole."""
+    import pyarrow.parquet as pq
+
+    from shared.services.online_features import OnlineFeatureStore
+
+    jobs = JobService(ctx)
+    try:
+        payload = jobs.start(job_id, "loading the training data")
+    except JobCancelled:
+        return {"status": "CANCELLED"}
+    with ctx.db.session() as s:
+        fs = s.get(FeatureSet, uuid.UUID(payload["feature_set_id"]))
+        version = None
+        if fs is not None and fs.dataset_id is not None:
+            version = (
+                s.query(DatasetVersion)
+                .filter_by(dataset_id=fs.dataset_id, version=fs.dataset_version)
+                .one_or_none()
+            )
+    if fs is None or version is None:
+        reason = "the model's feature set or its dataset no longer exists"
+        jobs.fail(job_id, reason)
+        return {"status": "FAILED", "error": reason}
+    config = fs.feature_config or {}
+    with local_file(ctx.blobs, version.storage_path) as path:
+        df = pq.read_table(path).to_pandas()
+    jobs.progress(
+        job_id, 0.3, f"backfilling online state from {len(df):,} transactions"
+    )
+    store = OnlineFeatureStore.for_feature_config(ctx.db, config)
+    entities = store.backfill(df, column_mapping=config.get("column_mapping") or None)
+    result = {"entities": entities, "namespace": store.namespace, "rows": len(df)}
+    jobs.complete(job_id, result)
+    log.info("online state backfilled for model %s: %s", payload["model_id"], result)
+    return {"status": "COMPLETED", **result}
