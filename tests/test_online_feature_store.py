@@ -109,3 +109,37 @@ def test_late_label_is_stored_and_used_only_after_the_delay(
     assert after["lab"][after["tid"].index(str(txn["transaction_id"]))] == 1
     assert after != before
     assert not store.apply_label("never-seen", 1)
+
+
+def test_concurrent_first_transactions_of_a_new_entity_both_count(
+    db: Database, transactions: pd.DataFrame
+) -> None:
+    """Two workers scoring the first transactions of the same new user at once: neither
+    update may be lost (PostgreSQL cannot lock a row that does not exist yet)."""
+    import threading
+
+    template = _records(transactions.head(1))[0]
+    stores = [_store(db), _store(db)]
+    for n in range(15):
+        user = f"new-user-{n}"
+        barrier = threading.Barrier(2)
+
+        def score(
+            i: int, user: str = user, barrier: threading.Barrier = barrier
+        ) -> None:
+            txn = {
+                **template,
+                "transaction_id": f"{user}-{i}",
+                "user_id": user,
+                "timestamp": template["timestamp"] + pd.Timedelta(seconds=i),
+            }
+            barrier.wait()
+            stores[i].process(txn)
+
+        threads = [threading.Thread(target=score, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        key = ("user", user)
+        assert len(stores[0].states([key])[key]["ts"]) == 2, user

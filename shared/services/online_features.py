@@ -121,8 +121,36 @@ class OnlineFeatureStore:
         return {
             (row.entity_type, row.entity_id): state_from_json(row.state)
             for row in conn.execute(query)
-            if (row.entity_type, row.entity_id) in wanted
+            if (row.entity_type, row.entity_id) in wanted and row.state
         }
+
+    def _load_locked(
+        self, conn: Connection, keys: list[EntityKey]
+    ) -> dict[EntityKey, State]:
+        """Read and lock the entities' states. On PostgreSQL, FOR UPDATE cannot lock a row
+        that does not exist yet, so two first transactions of a new entity could both
+        start from nothing and one update would be lost: an empty placeholder row is
+        inserted first (a concurrent insert waits on it), then everything is locked."""
+        states = self._load(conn, keys, lock=True)
+        missing = [k for k in keys if k not in states]
+        if self._postgres and missing:
+            placeholder = postgresql.insert(_STATE).on_conflict_do_nothing()
+            now = datetime.now(UTC)
+            conn.execute(
+                placeholder,
+                [
+                    {
+                        "namespace": self.namespace,
+                        "entity_type": t,
+                        "entity_id": i,
+                        "state": b"",
+                        "updated_at": now,
+                    }
+                    for t, i in missing
+                ],
+            )
+            states = self._load(conn, keys, lock=True)
+        return states
 
     def _upsert(self, conn: Connection, states: Mapping[EntityKey, State]) -> None:
         from ml.features.online import state_to_json
@@ -177,7 +205,7 @@ class OnlineFeatureStore:
                 ).scalar()
                 if known is not None:
                     return OnlineFeatures(transaction_id, known, True)
-                states = self._load(conn, keys, lock=True)
+                states = self._load_locked(conn, keys)
                 features, touched = self.engine.process(txn, states)
                 self._upsert(conn, touched)
                 conn.execute(
