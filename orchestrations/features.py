@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.jobs import failure_reason
+from orchestrations.jobs import run_job_activity
 
 bp = df.Blueprint()
 
@@ -24,15 +24,7 @@ def features_orchestrator(
 ) -> Generator[Any, Any, Any]:
     job = context.get_input()
     context.set_custom_status({"stage": "computing"})
-    try:
-        result = yield context.call_activity_with_retry("features_compute", _RETRY, job)
-    except Exception as exc:  # the SDK raises the activity's final failure here
-        reason = failure_reason(exc)
-        yield context.call_activity(
-            "job_fail", {"job_id": job["job_id"], "reason": reason}
-        )
-        return {"status": "FAILED", "error": reason}
-    return result
+    return (yield from run_job_activity(context, "features_compute", job, _RETRY))
 
 
 @bp.activity_trigger(input_name="job")

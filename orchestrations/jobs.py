@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
@@ -61,3 +62,23 @@ def failure_reason(exc: BaseException) -> str:
         if marker in text:
             text = text.split(marker, 1)[-1]
     return text.split("\n", 1)[0].strip() or type(exc).__name__
+
+
+def run_job_activity(
+    context: df.DurableOrchestrationContext,
+    activity: str,
+    job: dict[str, Any],
+    retry: df.RetryOptions,
+    fail_activity: str = "job_fail",
+) -> Generator[Any, Any, Any]:
+    """The body every job orchestrator shares: call the job's idempotent activity with
+    retries; when they run out, record the reason on the job. Use with ``yield from``."""
+    try:
+        result = yield context.call_activity_with_retry(activity, retry, job)
+    except Exception as exc:  # the SDK raises the activity's final failure here
+        reason = failure_reason(exc)
+        yield context.call_activity(
+            fail_activity, {"job_id": job["job_id"], "reason": reason}
+        )
+        return {"status": "FAILED", "error": reason}
+    return result

@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.jobs import failure_reason
+from orchestrations.jobs import run_job_activity
 
 bp = df.Blueprint()
 
@@ -23,15 +23,7 @@ def promotion_orchestrator(
 ) -> Generator[Any, Any, Any]:
     job = context.get_input()
     context.set_custom_status({"stage": "online backfill"})
-    try:
-        result = yield context.call_activity_with_retry("online_backfill", _RETRY, job)
-    except Exception as exc:
-        reason = failure_reason(exc)
-        yield context.call_activity(
-            "job_fail", {"job_id": job["job_id"], "reason": reason}
-        )
-        return {"status": "FAILED", "error": reason}
-    return result
+    return (yield from run_job_activity(context, "online_backfill", job, _RETRY))
 
 
 @bp.activity_trigger(input_name="job")

@@ -8,9 +8,14 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.jobs import failure_reason
+from orchestrations.jobs import run_job_activity
 
 bp = df.Blueprint()
+
+# Training is expensive and deterministic given its input: one attempt.
+_NO_RETRY = df.RetryOptions(
+    first_retry_interval_in_milliseconds=1000, max_number_of_attempts=1
+)
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -19,15 +24,11 @@ def training_orchestrator(
 ) -> Generator[Any, Any, Any]:
     job = context.get_input()
     context.set_custom_status({"stage": "training"})
-    try:
-        result = yield context.call_activity("training_run", job)
-    except Exception as exc:  # the activity raised: record why on the job
-        reason = failure_reason(exc)
-        yield context.call_activity(
-            "training_fail", {"job_id": job["job_id"], "reason": reason}
+    return (
+        yield from run_job_activity(
+            context, "training_run", job, _NO_RETRY, "training_fail"
         )
-        return {"status": "FAILED", "error": reason}
-    return result
+    )
 
 
 @bp.activity_trigger(input_name="job")

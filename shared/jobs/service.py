@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -20,6 +19,7 @@ from shared.db.models import Job
 from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound
 from shared.services.pagination import Page, paginate
+from shared.timefmt import elapsed_and_eta, iso
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,9 @@ class JobCancelled(Exception):
     """Raised inside an activity when the job was cancelled; stops the work early."""
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def job_to_dict(job: Job) -> dict[str, Any]:
     started, done = job.started_at, job.completed_at
-    elapsed = ((done or utcnow()) - started).total_seconds() if started else None
-    eta = None
-    if elapsed is not None and job.status == RUNNING and 0.02 < job.progress < 1:
-        eta = round(elapsed * (1 - job.progress) / job.progress, 1)
+    elapsed, eta = elapsed_and_eta(started, done, job.progress, job.status == RUNNING)
     return {
         "job_id": str(job.id),
         "kind": job.kind,
@@ -51,10 +44,10 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "input": job.input,
         "result": job.result,
         "error_message": job.error_message,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(started),
-        "completed_at": _iso(done),
-        "elapsed_seconds": round(elapsed, 2) if elapsed is not None else None,
+        "created_at": iso(job.created_at),
+        "started_at": iso(started),
+        "completed_at": iso(done),
+        "elapsed_seconds": elapsed,
         "eta_seconds": eta,
     }
 

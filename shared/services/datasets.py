@@ -23,6 +23,7 @@ from shared.db.models import Dataset, DatasetVersion, FeatureSet
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.pagination import Page, paginate
 from shared.storage.local_copy import local_file
+from shared.timefmt import iso
 
 if TYPE_CHECKING:
     from shared.services.tabular import ConvertedTable
@@ -44,10 +45,6 @@ def dataset_path(dataset_id: uuid.UUID, version: str) -> str:
     return f"datasets/{dataset_id}/v{version}/data.parquet"
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def version_to_dict(v: DatasetVersion) -> dict[str, Any]:
     return {
         "version": v.version,
@@ -57,7 +54,7 @@ def version_to_dict(v: DatasetVersion) -> dict[str, Any]:
         "size_bytes": v.size_bytes,
         "source_format": v.source_format,
         "source_filename": v.source_filename,
-        "created_at": _iso(v.created_at),
+        "created_at": iso(v.created_at),
     }
 
 
@@ -73,8 +70,8 @@ def dataset_to_dict(
         "row_count": d.row_count,
         "schema": d.schema,
         "status": d.status,
-        "created_at": _iso(d.created_at),
-        "updated_at": _iso(d.updated_at),
+        "created_at": iso(d.created_at),
+        "updated_at": iso(d.updated_at),
     }
     if versions is not None:
         out["versions"] = [version_to_dict(v) for v in versions]

@@ -24,6 +24,7 @@ from shared.jobs.service import JobCancelled, JobService
 from shared.services.datasets import DatasetService
 from shared.services.pagination import Page, paginate
 from shared.storage.local_copy import local_file
+from shared.timefmt import iso
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ def feature_set_path(feature_set_id: uuid.UUID | str) -> str:
     return f"features/{feature_set_id}/data.parquet"
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def feature_set_to_dict(fs: FeatureSet, full: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(fs.id),
@@ -55,7 +52,7 @@ def feature_set_to_dict(fs: FeatureSet, full: bool = True) -> dict[str, Any]:
         "row_count": fs.row_count,
         "storage_path": fs.storage_path,
         "job_id": str(fs.job_id) if fs.job_id else None,
-        "created_at": _iso(fs.created_at),
+        "created_at": iso(fs.created_at),
     }
     if full:
         out["feature_config"] = fs.feature_config

@@ -20,6 +20,7 @@ from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.online_backfill import start_backfill
 from shared.services.pagination import Page, paginate
+from shared.timefmt import iso
 
 TRAINED, STAGING, PRODUCTION, ARCHIVED = "TRAINED", "STAGING", "PRODUCTION", "ARCHIVED"
 METRICS = ("precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr")
@@ -29,10 +30,6 @@ OPERATORS = {
     "eq": lambda v, t: v == t,
 }
 ONNX_TOLERANCE = 1e-4
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def model_to_dict(m: MLModel, full: bool = True) -> dict[str, Any]:
@@ -48,8 +45,8 @@ def model_to_dict(m: MLModel, full: bool = True) -> dict[str, Any]:
         "onnx_max_abs_diff": details.get("onnx_max_abs_diff"),
         "feature_set_id": str(m.feature_set_id) if m.feature_set_id else None,
         "storage_path": m.storage_path,
-        "promoted_at": _iso(m.promoted_at),
-        "created_at": _iso(m.created_at),
+        "promoted_at": iso(m.promoted_at),
+        "created_at": iso(m.created_at),
     }
     if full:
         out["hyperparameters"] = m.hyperparameters
@@ -67,7 +64,7 @@ def _transition_to_dict(t: ModelTransition) -> dict[str, Any]:
         "reason": t.reason,
         "override_baselines": t.override_baselines,
         "actor": t.actor,
-        "created_at": _iso(t.created_at),
+        "created_at": iso(t.created_at),
     }
 
 
@@ -170,7 +167,7 @@ class ModelRegistry:
             "threshold": b.threshold,
             "operator": b.operator,
             "is_active": b.is_active,
-            "created_at": _iso(b.created_at),
+            "created_at": iso(b.created_at),
         }
 
     @staticmethod

@@ -13,7 +13,6 @@ import platform
 import tempfile
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.pagination import Page, paginate
 from shared.storage.local_copy import local_file
+from shared.timefmt import elapsed_and_eta, iso
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ CANCELLING, CANCELLED = "CANCELLING", "CANCELLED"
 FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
 ONNX_TOLERANCE = 1e-4
 _PROGRESS_EVERY_S = 0.5
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def _uuid(value: str | uuid.UUID, what: str) -> uuid.UUID:
@@ -53,10 +49,7 @@ def job_to_dict(job: TrainingJob) -> dict[str, Any]:
     metrics = dict(job.metrics or {})
     live = metrics.pop("live", {})
     started, done = job.started_at, job.completed_at
-    elapsed = ((done or utcnow()) - started).total_seconds() if started else None
-    eta = None
-    if elapsed is not None and job.status == RUNNING and 0.02 < job.progress < 1:
-        eta = round(elapsed * (1 - job.progress) / job.progress, 1)
+    _, eta = elapsed_and_eta(started, done, job.progress, job.status == RUNNING)
     return {
         "job_id": str(job.id),
         "name": job.name,
@@ -76,9 +69,9 @@ def job_to_dict(job: TrainingJob) -> dict[str, Any]:
         "config": job.config,
         "model_id": str(job.model_id) if job.model_id else None,
         "error_message": job.error_message,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(started),
-        "completed_at": _iso(done),
+        "created_at": iso(job.created_at),
+        "started_at": iso(started),
+        "completed_at": iso(done),
         "eta_seconds": eta,
     }
 
