@@ -228,6 +228,14 @@ class FeatureService:
             }
             for spec in result.specs
         ]
+        label_summary = None
+        if "is_fraud" in frame.columns:  # validated 0/1/empty by ml.features
+            labels = frame["is_fraud"]
+            label_summary = {
+                "positives": int((labels == 1).sum()),
+                "negatives": int((labels == 0).sum()),
+                "unlabelled": int(labels.isna().sum()),
+            }
         try:
             with self.ctx.db.session() as s:
                 fs = FeatureSet(
@@ -243,6 +251,7 @@ class FeatureService:
                         "carried_columns": [
                             c for c in frame.columns if c not in result.feature_names
                         ],
+                        "label_summary": label_summary,
                         "label_column": "is_fraud"
                         if "is_fraud" in frame.columns
                         else None,

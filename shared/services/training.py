@@ -109,13 +109,7 @@ class TrainingService:
             ) from None
         fs = self._feature_set(request["feature_set_id"])
         target = request.get("target_column") or "is_fraud"
-        columns = set((fs.feature_config or {}).get("carried_columns") or [])
-        if ALGORITHMS[algorithm].supervised and target not in columns:
-            raise ValidationFailed(
-                f"The feature set has no target column {target!r}"
-                f" (it carries {sorted(columns)}).",
-                field_error("target_column", "not in the feature set"),
-            )
+        self._check_target(fs, target, ALGORITHMS[algorithm].supervised)
         split = self._split_config(request)
         threshold = self._threshold_config(request)
         job_id, model_id = uuid.uuid4(), uuid.uuid4()
@@ -159,6 +153,30 @@ class TrainingService:
                     f"Feature set {feature_set_id} is {fs.status}, not READY."
                 )
             return fs
+
+    @staticmethod
+    def _check_target(fs: FeatureSet, target: str, supervised: bool) -> None:
+        """The label must be the feature set's validated 0/1 label column, with both
+        classes present: known from the feature set, so refused before any job runs."""
+        config = fs.feature_config or {}
+        label = config.get("label_column")
+        if not supervised and target != label:
+            return
+        if target != label:
+            raise ValidationFailed(
+                f"target_column must be the feature set's 0/1 label column ({label!r}); "
+                f"{target!r} is not a validated binary label.",
+                field_error("target_column", "not the label column"),
+            )
+        summary = config.get("label_summary") or {}
+        if supervised and (
+            not summary.get("positives") or not summary.get("negatives")
+        ):
+            raise ValidationFailed(
+                f"The label {target!r} has only one class in this feature set "
+                f"({summary}); a supervised model needs fraud and non-fraud examples.",
+                field_error("target_column", "one class only"),
+            )
 
     @staticmethod
     def _split_config(request: dict[str, Any]) -> dict[str, Any]:

@@ -196,17 +196,45 @@ def _feature_set_no_runtime(client: Any, ctx: AppContext, df: pd.DataFrame) -> s
         rt.stop()
 
 
-def test_one_class_training_data_fails_the_job(
+def test_one_class_label_is_refused_before_any_job(
     client: Any, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     fs_id = _feature_set(client, transactions.assign(is_fraud=0))
+    resp = client.post(
+        f"{API}/training/jobs",
+        json={"name": "none", "feature_set_id": fs_id, "algorithm": "xgboost"},
+    )
+    assert resp.status_code == 422
+    error = resp.json()["error"]
+    assert "one class" in error["message"]
+    assert error["details"][0]["field"] == "target_column"
+    assert client.get(f"{API}/training/jobs").json()["meta"]["pagination"]["total"] == 0
+
+
+def test_one_class_in_the_training_window_fails_the_job(
+    client: Any, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    late_fraud_only = transactions.assign(
+        is_fraud=transactions["is_fraud"].where(
+            transactions["timestamp"] >= pd.Timestamp("2026-01-24", tz="UTC"), 0
+        )
+    )
+    fs_id = _feature_set(client, late_fraud_only)
     job = _train(
         client,
         {
-            "name": "none",
+            "name": "early",
             "feature_set_id": fs_id,
             "algorithm": "xgboost",
             "hyperparameters": SMALL["xgboost"],
+            "split": {
+                "type": "time",
+                "train_start": "2026-01-01",
+                "train_end": "2026-01-20",
+                "gap": "3d",
+                "test_start": "2026-01-24",
+                "test_end": "2026-01-31",
+            },
         },
     )
     assert job["status"] == "FAILED"
