@@ -1,6 +1,6 @@
 # Two commands take a fresh machine (Python 3.11, Node 20) to a running platform or a
 # passing test suite. Both create or reuse .venv and install only what changed.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 7071
