@@ -43,16 +43,17 @@ def numeric_stats(values: npt.ArrayLike, bins: int = 10) -> dict[str, Any]:
         stats.update(bin_edges=[], bin_counts=[], quantiles={}, mean=None, std=None)
         stats.update(min=None, max=None)
         return stats
-    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)))
+    # one partition pass for the bin edges and the reported quantiles together
+    probs = np.concatenate([np.linspace(0.0, 1.0, bins + 1), [q for _, q in QUANTILES]])
+    values = np.asarray(np.quantile(finite, probs), dtype=np.float64)
+    edges = np.unique(values[: bins + 1])
     if edges.size == 1:  # constant column: one degenerate bin
         edges = np.array([edges[0], edges[0]])
     stats["bin_edges"] = [float(e) for e in edges]
     stats["bin_counts"] = bin_counts(finite, stats["bin_edges"])
     stats["quantiles"] = {
         name: float(q)
-        for (name, _), q in zip(
-            QUANTILES, np.quantile(finite, [q for _, q in QUANTILES]), strict=True
-        )
+        for (name, _), q in zip(QUANTILES, values[bins + 1 :], strict=True)
     }
     stats["mean"] = float(finite.mean())
     stats["std"] = float(finite.std(ddof=0))
