@@ -365,7 +365,6 @@ class TrainingService:
         from ml.training.splits import stratified_split, time_split
         from ml.training.trainer import (
             TrainingProgress,
-            check_training_data,
             train_model,
         )
 
@@ -400,7 +399,6 @@ class TrainingService:
             train_idx, test_idx = stratified_split(
                 y, split["train_fraction"], config["seed"]
             )
-        check_training_data(X[train_idx], y[train_idx], spec.supervised)
         live: dict[str, Any] = {"stage": "training"}
         self._update(job.id, progress=0.05, metrics={"live": dict(live)})
 
