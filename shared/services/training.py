@@ -76,10 +76,6 @@ def job_to_dict(job: TrainingJob) -> dict[str, Any]:
     }
 
 
-class _Cancelled(Exception):
-    pass
-
-
 class TrainingService:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -313,12 +309,8 @@ class TrainingService:
             return {"status": CANCELLED}
         try:
             return self._train(job, model_id)
-        except (TrainingCancelled, _Cancelled):
-            self.fail(job_id, "cancelled")
-            with self.ctx.db.session() as s:
-                row = s.get(TrainingJob, jid)
-                if row is not None and row.status not in FINISHED:
-                    row.status, row.completed_at = CANCELLED, utcnow()
+        except TrainingCancelled:
+            self.fail(job_id, "cancelled")  # CANCELLING becomes CANCELLED
             return {"status": CANCELLED}
         except (TrainingDataError, SplitError, ValueError) as exc:
             field = getattr(exc, "field", None)
@@ -363,10 +355,7 @@ class TrainingService:
         from ml.training.metrics import choose_threshold, evaluate
         from ml.training.onnx_export import onnx_max_abs_diff, to_onnx
         from ml.training.splits import stratified_split, time_split
-        from ml.training.trainer import (
-            TrainingProgress,
-            train_model,
-        )
+        from ml.training.trainer import TrainingCancelled, TrainingProgress, train_model
 
         config = dict(job.config or {})
         spec = ALGORITHMS[job.algorithm]
@@ -424,7 +413,7 @@ class TrainingService:
                 self._update(job.id, progress=fraction, metrics={"live": dict(live)})
                 == CANCELLED
             ):
-                raise _Cancelled()
+                raise TrainingCancelled()
 
         last_check = [0.0, False]
 
@@ -454,7 +443,7 @@ class TrainingService:
             )
             == CANCELLED
         ):
-            raise _Cancelled()
+            raise TrainingCancelled()
         scores = model.predict_scores(X[test_idx])
         rule = config["threshold"]
         threshold = choose_threshold(
