@@ -8,9 +8,9 @@ import logging
 from sqlalchemy import select
 
 from shared.bootstrap import AppContext
-from shared.db.models import Job
+from shared.db.models import Job, TrainingJob
 from shared.jobs.launcher import LocalEngineLauncher
-from shared.jobs.service import CANCELLING, FINISHED, JobService
+from shared.jobs.service import FINISHED, JobService
 
 log = logging.getLogger("shadow_hubble.local")
 
@@ -41,22 +41,28 @@ class LocalRuntime:
         return resumed
 
     def _reconcile_jobs(self, resumed: set[str]) -> None:
-        jobs = JobService(self.ctx)
+        """Jobs (and training jobs) left open with no orchestration to carry them on
+        end FAILED with the reason (a cancel in flight ends CANCELLED)."""
+        from shared.services.training import FINISHED as TRAINING_FINISHED
+        from shared.services.training import TrainingService
+
+        reason = (
+            "The local runtime stopped before this job finished and its "
+            "orchestration could not be resumed; start the job again."
+        )
         with self.ctx.db.session() as s:
-            open_jobs = s.execute(
-                select(Job.id, Job.status).where(Job.status.not_in(FINISHED))
-            ).all()
-        for job_id, status in open_jobs:
-            if str(job_id) in resumed:
-                continue
-            if status == CANCELLING:
-                jobs.fail(job_id, "cancelled")
-            else:
-                jobs.fail(
-                    job_id,
-                    "The local runtime stopped before this job finished and its "
-                    "orchestration could not be resumed; start the job again.",
+            jobs = s.scalars(select(Job.id).where(Job.status.not_in(FINISHED))).all()
+            training = s.scalars(
+                select(TrainingJob.id).where(
+                    TrainingJob.status.not_in(TRAINING_FINISHED)
                 )
+            ).all()
+        for job_id in jobs:
+            if str(job_id) not in resumed:
+                JobService(self.ctx).fail(job_id, reason)
+        for job_id in training:
+            if str(job_id) not in resumed:
+                TrainingService(self.ctx).fail(str(job_id), reason)
 
     def stop(self) -> None:
         self.engine.shutdown(wait=False)

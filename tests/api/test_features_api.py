@@ -213,12 +213,21 @@ def test_unknown_job_and_set_are_404(client: Any) -> None:
 def test_restart_fails_jobs_that_cannot_resume(ctx: AppContext) -> None:
     """A job left RUNNING by a dead process, with no orchestration to resume, ends FAILED
     with the reason when the local runtime starts."""
+    import uuid
+
     from local.runtime import LocalRuntime
+    from shared.db.models import TrainingJob
     from shared.jobs.service import JobService
+    from shared.services.training import TrainingService
 
     jobs = JobService(ctx)
     job = jobs.create("features", {"job_id": "x"})
     jobs.start(job.id)
+    training_id = uuid.uuid4()
+    with ctx.db.session() as s:
+        s.add(
+            TrainingJob(id=training_id, name="t", algorithm="xgboost", status="RUNNING")
+        )
     rt = LocalRuntime(ctx, poll_interval=0.2)
     try:
         rt.start()
@@ -227,6 +236,9 @@ def test_restart_fails_jobs_that_cannot_resume(ctx: AppContext) -> None:
     after = jobs.get(job.id)
     assert after["status"] == "FAILED"
     assert "could not be resumed" in after["error_message"]
+    training = TrainingService(ctx).get(str(training_id))
+    assert training["status"] == "FAILED"
+    assert "could not be resumed" in training["error_message"]
 
 
 def test_cancel_a_pending_job(client: Any, ctx: AppContext) -> None:
