@@ -121,7 +121,7 @@ def _clean_id(value: Any) -> str | None:
     return None if _is_missing(value) else str(value)
 
 
-def _clean_label(value: Any) -> int | None:
+def clean_label(value: Any) -> int | None:
     if _is_missing(value):
         return None
     if value in (0, 1):  # also True/False, 0.0/1.0
@@ -143,10 +143,20 @@ class _Txn:
         self.ids = {role: _clean_id(txn.get(role)) for role in _ID_FIELDS}
         self.ids["user_id"] = user
         self.tid = _clean_id(txn.get("transaction_id"))
-        self.label = _clean_label(txn.get("is_fraud"))
+        self.label = clean_label(txn.get("is_fraud"))
 
 
 _ID_FIELDS = tuple(r for r in ROLES if r not in ("amount", "timestamp", "is_fraud"))
+
+
+def normalize_transaction(txn: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields `update` reads, as JSON types (timestamp in epoch ns): feeding this
+    back to `update` changes a state exactly as the original transaction did, so it can
+    be stored as an event and replayed."""
+    p = _Txn(txn)
+    out: dict[str, Any] = {k: v for k, v in p.ids.items() if v is not None}
+    out.update(timestamp=p.t, amount=p.amount, transaction_id=p.tid, is_fraud=p.label)
+    return out
 
 
 # ------------------------------------------------------------------ state
@@ -380,6 +390,15 @@ class OnlineFeatureEngine:
             out[key] = state
         return out
 
+    def update_entity(
+        self, key: EntityKey, txn: Mapping[str, Any], state: State | None
+    ) -> State:
+        """Apply `txn` to one entity's state (in place; a new state if None)."""
+        if state is None:
+            state = new_state(key[0], self.seen_roles)
+        self._apply(key[0], state, _Txn(txn))
+        return state
+
     def process(
         self, txn: Mapping[str, Any], states: Mapping[EntityKey, State | None]
     ) -> tuple[dict[str, float], dict[EntityKey, State]]:
@@ -434,7 +453,7 @@ class OnlineFeatureEngine:
 
         Unknown or already pruned transactions leave the state unchanged.
         """
-        value = _clean_label(label)
+        value = clean_label(label)
         tids = state.get("tid")
         if not tids:
             return state

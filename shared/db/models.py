@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -343,8 +344,27 @@ class FeatureEntityState(Base):
     namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
     entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
     entity_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # the snapshot: the state after event ``snapshot_seq`` (empty: no snapshot yet)
     state: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # head: events applied so far; those after the snapshot are in feature_entity_events
+    seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    snapshot_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # random per row life: a cached state is current only for the same (gen, seq)
+    gen: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class FeatureEntityEvent(Base):
+    """Events applied to an entity's state since its snapshot, in order: a transaction
+    (its normalised fields) or a late label. Replaying them onto the snapshot rebuilds
+    the state, so each scored transaction writes one small row instead of the state."""
+
+    __tablename__ = "feature_entity_events"
+    namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class OnlineTransaction(Base):

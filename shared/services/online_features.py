@@ -1,27 +1,49 @@
 """The online feature store: per-entity state in the app database, updated exactly once
-per transaction_id, read and written in one short transaction per scored transaction.
+per transaction_id, in one short database transaction per scored transaction.
 
 The formulas live in ``ml.features.online``; this module only moves state between the
-database and that engine. SQLAlchemy Core (not the ORM) keeps the per-transaction
-overhead to a few statements: read the entity rows (locked on PostgreSQL), compute,
-upsert the touched rows, record the transaction id. A retried transaction id finds its
-record and gets the stored features back, changing nothing.
+database and that engine.
+
+Storage is a snapshot plus an event log per entity. A busy merchant's state holds every
+event of its windows (megabytes), so rewriting it on each transaction cannot be fast.
+Instead a transaction:
+
+1. bumps each entity's head sequence (an upsert that also locks the row on PostgreSQL;
+   SQLite serialises writers with BEGIN IMMEDIATE) and reads back ``(gen, seq)``;
+2. takes the state from this process's cache when the cache holds exactly the previous
+   sequence of the same row generation, otherwise rebuilds it from the snapshot and the
+   events after it (another worker wrote in between, or the entity is cold);
+3. computes the features, folds the transaction in, appends one small event row per
+   entity and the exactly-once record.
+
+After enough events (a quarter of the state's size, so the cost per event stays
+constant) the snapshot is rewritten and the events it covers are deleted, in a second
+short transaction that does not hold up the scoring one.
+
+A retried transaction id finds its record and gets the stored features back, changing
+nothing. Any failure evicts the touched entities from the cache (their in-memory state
+may already be modified), so the next transaction rebuilds them from the database.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, select
+import orjson
+from sqlalchemy import Connection, Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from shared.db.models import FeatureEntityState, OnlineTransaction
+from shared.db.models import FeatureEntityEvent, FeatureEntityState, OnlineTransaction
 from shared.db.session import Database
 
 if TYPE_CHECKING:
@@ -30,8 +52,12 @@ if TYPE_CHECKING:
     from ml.features.online import EntityKey, OnlineFeatureEngine, State
 
 _STATE = cast(Table, FeatureEntityState.__table__)
+_EVENTS = cast(Table, FeatureEntityEvent.__table__)
 _TXN = cast(Table, OnlineTransaction.__table__)
 _BULK_CHUNK = 2000
+_LOCK_STRIPES = 1024
+COMPACT_MIN_EVENTS = 32
+_LABEL_OP = "label"
 
 
 def namespace_for(config: Mapping[str, Any], roles: Iterable[str]) -> str:
@@ -47,42 +73,167 @@ class OnlineFeatures:
     replayed: bool  # True when this transaction id had been applied before
 
 
-def _event_time(txn: Mapping[str, Any]) -> datetime:
-    from ml.features.online import to_epoch_ns
+@dataclass(frozen=True, slots=True)
+class _Head:
+    gen: int
+    seq: int  # the sequence number of the event being applied now
+    snapshot_seq: int
 
-    return datetime.fromtimestamp(to_epoch_ns(txn["timestamp"]) / 1e9, UTC)
+
+@dataclass(slots=True)
+class _Cached:
+    gen: int
+    seq: int
+    state: State
+
+
+class _StateCache:
+    """Decoded states of recently used entities (LRU). Entries are only trusted when
+    their ``(gen, seq)`` matches the row's head, so several workers can share a table."""
+
+    def __init__(self, max_entities: int) -> None:
+        self._max = max_entities
+        self._items: OrderedDict[EntityKey, _Cached] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: EntityKey) -> _Cached | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: EntityKey, gen: int, seq: int, state: State) -> None:
+        with self._lock:
+            self._items[key] = _Cached(gen, seq, state)
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+    def evict(self, keys: Iterable[EntityKey]) -> None:
+        with self._lock:
+            for key in keys:
+                self._items.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _KeyLocks:
+    """Striped in-process locks: a cached state is modified in place, so two threads of
+    one worker must not apply transactions of the same entity at once."""
+
+    def __init__(self, stripes: int = _LOCK_STRIPES) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    @contextmanager
+    def hold(self, keys: Iterable[EntityKey]) -> Iterator[None]:
+        stripes = sorted({hash(key) % len(self._locks) for key in keys})
+        for i in stripes:
+            self._locks[i].acquire()
+        try:
+            yield
+        finally:
+            for i in reversed(stripes):
+                self._locks[i].release()
+
+
+class _NothingToLabel(Exception):
+    """Rolls back a label transaction whose merchant state no longer exists."""
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime:
+    return datetime.fromtimestamp(int(event["timestamp"]) / 1e9, UTC)
 
 
 class OnlineFeatureStore:
-    """State for one feature configuration (windows, label delay, available columns)."""
+    """State for one feature configuration (windows, label delay, available columns).
+
+    Keep one store per configuration per process (``for_feature_config`` does not
+    cache; the scoring service does): its state cache is what makes a transaction of a
+    busy entity cheap.
+    """
 
     def __init__(
-        self, db: Database, engine: OnlineFeatureEngine, roles: Iterable[str]
+        self,
+        db: Database,
+        engine: OnlineFeatureEngine,
+        roles: Iterable[str],
+        *,
+        cache_entities: int = 100_000,
+        compact_min_events: int = COMPACT_MIN_EVENTS,
     ) -> None:
         self.db = db
         self.engine = engine
         self.roles = tuple(roles)
         self.namespace = namespace_for(engine.config.to_dict(), self.roles)
+        self.compact_min_events = compact_min_events
+        self._cache = _StateCache(cache_entities)
+        self._locks = _KeyLocks()
         self._postgres = db.dialect == "postgresql"
         # statements built once: SQLAlchemy caches their compiled form by identity
         dialect = postgresql if self._postgres else sqlite
         insert = dialect.insert(_STATE)
-        self._upsert_stmt = insert.on_conflict_do_update(
+        self._advance_stmt = insert.on_conflict_do_update(
             index_elements=["namespace", "entity_type", "entity_id"],
-            set_={
-                "state": insert.excluded.state,
-                "updated_at": insert.excluded.updated_at,
-            },
+            set_={"seq": _STATE.c.seq + 1, "updated_at": insert.excluded.updated_at},
+        ).returning(
+            _STATE.c.entity_type,
+            _STATE.c.entity_id,
+            _STATE.c.gen,
+            _STATE.c.seq,
+            _STATE.c.snapshot_seq,
         )
         self._known_stmt = select(_TXN.c.features).where(
             _TXN.c.namespace == bindparam("ns"),
             _TXN.c.transaction_id == bindparam("tid"),
         )
-        self._txn_insert = _TXN.insert()
+        key = and_(
+            _STATE.c.namespace == bindparam("ns"),
+            _STATE.c.entity_type == bindparam("et"),
+            _STATE.c.entity_id == bindparam("eid"),
+        )
+        self._snapshot_stmt = select(
+            _STATE.c.state, _STATE.c.snapshot_seq, _STATE.c.seq
+        ).where(key)
+        self._events_stmt = (
+            select(_EVENTS.c.seq, _EVENTS.c.event)
+            .where(
+                _EVENTS.c.namespace == bindparam("ns"),
+                _EVENTS.c.entity_type == bindparam("et"),
+                _EVENTS.c.entity_id == bindparam("eid"),
+                _EVENTS.c.seq > bindparam("after"),
+                _EVENTS.c.seq <= bindparam("upto"),
+            )
+            .order_by(_EVENTS.c.seq)
+        )
+        self._compact_stmt = (
+            update(_STATE)
+            .where(
+                key,
+                _STATE.c.gen == bindparam("g"),
+                _STATE.c.snapshot_seq < bindparam("s"),
+            )
+            .values(
+                state=bindparam("blob"),
+                snapshot_seq=bindparam("s"),
+                updated_at=bindparam("now"),
+            )
+        )
+        self._prune_events_stmt = _EVENTS.delete().where(
+            _EVENTS.c.namespace == bindparam("ns"),
+            _EVENTS.c.entity_type == bindparam("et"),
+            _EVENTS.c.entity_id == bindparam("eid"),
+            _EVENTS.c.seq <= bindparam("s"),
+        )
 
     @classmethod
     def for_feature_config(
-        cls, db: Database, feature_config: Mapping[str, Any]
+        cls, db: Database, feature_config: Mapping[str, Any], **options: Any
     ) -> OnlineFeatureStore:
         """The store serving a feature set, from its stored ``feature_config``."""
         from ml.features import ROLES, FeatureConfig, OnlineFeatureEngine
@@ -92,165 +243,247 @@ class OnlineFeatureStore:
             {k: v for k, v in feature_config.items() if k in known}
         )
         roles = tuple(feature_config.get("available_roles") or ROLES)
-        return cls(db, OnlineFeatureEngine(config, roles), roles)
+        return cls(db, OnlineFeatureEngine(config, roles), roles, **options)
 
-    # -- state rows ---------------------------------------------------------------------
+    # -- database primitives -----------------------------------------------------------
 
-    def _key_filter(self, keys: list[EntityKey]) -> Any:
-        # IN lists on the primary key columns (an OR of ANDs made SQLite scan the
-        # table); the few extra (type, id) combinations are dropped after reading.
-        return and_(
-            _STATE.c.namespace == self.namespace,
-            _STATE.c.entity_type.in_(sorted({t for t, _ in keys})),
-            _STATE.c.entity_id.in_(sorted({i for _, i in keys})),
-        )
-
-    def _load(
-        self, conn: Connection, keys: list[EntityKey], lock: bool
-    ) -> dict[EntityKey, State]:
-        from ml.features.online import state_from_json
-
-        if not keys:
-            return {}
-        query = select(_STATE.c.entity_type, _STATE.c.entity_id, _STATE.c.state).where(
-            self._key_filter(keys)
-        )
-        if lock and self._postgres:
-            query = query.with_for_update()
-        wanted = set(keys)
-        return {
-            (row.entity_type, row.entity_id): state_from_json(row.state)
-            for row in conn.execute(query)
-            if (row.entity_type, row.entity_id) in wanted and row.state
-        }
-
-    def _load_locked(
-        self, conn: Connection, keys: list[EntityKey]
-    ) -> dict[EntityKey, State]:
-        """Read and lock the entities' states. On PostgreSQL, FOR UPDATE cannot lock a row
-        that does not exist yet, so two first transactions of a new entity could both
-        start from nothing and one update would be lost: an empty placeholder row is
-        inserted first (a concurrent insert waits on it), then everything is locked."""
-        states = self._load(conn, keys, lock=True)
-        missing = [k for k in keys if k not in states]
-        if self._postgres and missing:
-            placeholder = postgresql.insert(_STATE).on_conflict_do_nothing()
-            now = datetime.now(UTC)
-            conn.execute(
-                placeholder,
-                [
-                    {
-                        "namespace": self.namespace,
-                        "entity_type": t,
-                        "entity_id": i,
-                        "state": b"",
-                        "updated_at": now,
-                    }
-                    for t, i in missing
-                ],
-            )
-            states = self._load(conn, keys, lock=True)
-        return states
-
-    def _upsert(self, conn: Connection, states: Mapping[EntityKey, State]) -> None:
-        from ml.features.online import state_to_json
-
-        if not states:
-            return
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "namespace": self.namespace,
-                "entity_type": t,
-                "entity_id": i,
-                "state": state_to_json(state),
-                "updated_at": now,
-            }
-            for (t, i), state in states.items()
-        ]
-        conn.execute(self._upsert_stmt, rows)
-
-    def states(self, keys: list[EntityKey]) -> dict[EntityKey, State]:
-        with self.db.engine.connect() as conn:
-            return self._load(conn, keys, lock=False)
-
-    # -- scoring path -----------------------------------------------------------------
-
-    def _replay(self, transaction_id: str) -> OnlineFeatures | None:
-        with self.db.engine.connect() as conn:
-            stored = conn.execute(
-                select(_TXN.c.features).where(
-                    _TXN.c.namespace == self.namespace,
-                    _TXN.c.transaction_id == transaction_id,
-                )
-            ).scalar()
-        return None if stored is None else OnlineFeatures(transaction_id, stored, True)
-
-    def process(self, txn: Mapping[str, Any]) -> OnlineFeatures:
-        """Features of ``txn`` from the state before it, then fold it in: exactly once
-        per transaction_id (a retry returns the first answer and changes nothing)."""
-        transaction_id = str(txn["transaction_id"])
-        keys = self.engine.entity_keys(txn)
-        try:
-            # SQLite: BEGIN IMMEDIATE takes the write lock before the read, so two
-            # writers of one entity never both read the old state (PostgreSQL: FOR UPDATE).
-            with (
-                self.db.engine.connect().execution_options(
-                    sqlite_begin="immediate"
-                ) as conn,
-                conn.begin(),
-            ):
-                known = conn.execute(
-                    self._known_stmt, {"ns": self.namespace, "tid": transaction_id}
-                ).scalar()
-                if known is not None:
-                    return OnlineFeatures(transaction_id, known, True)
-                states = self._load_locked(conn, keys)
-                features, touched = self.engine.process(txn, states)
-                self._upsert(conn, touched)
-                conn.execute(
-                    self._txn_insert,
-                    {
-                        "namespace": self.namespace,
-                        "transaction_id": transaction_id,
-                        "event_time": _event_time(txn),
-                        "entity_keys": [list(k) for k in keys],
-                        "features": features,
-                        "created_at": datetime.now(UTC),
-                    },
-                )
-        except IntegrityError:
-            # the same transaction id, applied concurrently by another request
-            replay = self._replay(transaction_id)
-            if replay is None:
-                raise
-            return replay
-        return OnlineFeatures(transaction_id, features, False)
-
-    def apply_label(self, transaction_id: str, label: Any) -> bool:
-        """Store a label that arrived after scoring; used once the label delay passed."""
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        # SQLite: BEGIN IMMEDIATE takes the write lock before the first read, so two
+        # writers of one entity never both read the old head (PostgreSQL: row locks).
         with (
             self.db.engine.connect().execution_options(
                 sqlite_begin="immediate"
             ) as conn,
             conn.begin(),
         ):
+            yield conn
+
+    def _params(self, key: EntityKey) -> dict[str, Any]:
+        return {"ns": self.namespace, "et": key[0], "eid": key[1]}
+
+    def _advance(
+        self, conn: Connection, keys: list[EntityKey]
+    ) -> dict[EntityKey, _Head]:
+        """Bump (or create) the entities' heads, locking their rows; keys are sorted so
+        concurrent transactions lock in the same order."""
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "namespace": self.namespace,
+                "entity_type": t,
+                "entity_id": i,
+                "state": b"",
+                "updated_at": now,
+                "seq": 1,
+                "snapshot_seq": 0,
+                "gen": random.getrandbits(62),
+            }
+            for t, i in keys
+        ]
+        result = conn.execute(self._advance_stmt, rows)
+        return {
+            (row.entity_type, row.entity_id): _Head(row.gen, row.seq, row.snapshot_seq)
+            for row in result
+        }
+
+    def _replay(
+        self,
+        conn: Connection,
+        key: EntityKey,
+        state: State | None,
+        after: int,
+        upto: int,
+    ) -> State | None:
+        if upto <= after:
+            return state
+        params = {**self._params(key), "after": after, "upto": upto}
+        for row in conn.execute(self._events_stmt, params):
+            event = orjson.loads(row.event)
+            if event.get("op") == _LABEL_OP:
+                if state is not None:
+                    self.engine.apply_label(
+                        state, event["transaction_id"], event["label"]
+                    )
+            else:
+                state = self.engine.update_entity(key, event, state)
+        return state
+
+    def _from_snapshot(
+        self, conn: Connection, key: EntityKey, upto: int | None = None
+    ) -> tuple[State | None, int] | None:
+        """The state after event ``upto`` (default: the head) from the snapshot and the
+        events after it, with the head's sequence; None if the entity has no row."""
+        from ml.features.online import state_from_json
+
+        row = conn.execute(self._snapshot_stmt, self._params(key)).one_or_none()
+        if row is None:
+            return None
+        state = state_from_json(row.state) if row.state else None
+        upto = row.seq if upto is None else upto
+        return self._replay(conn, key, state, row.snapshot_seq, upto), row.seq
+
+    def _current(self, conn: Connection, key: EntityKey, head: _Head) -> State | None:
+        """The state before the event ``head.seq``, from the cache when it is current."""
+        prior = head.seq - 1
+        cached = self._cache.get(key)
+        if cached is not None and cached.gen == head.gen:
+            if cached.seq == prior:
+                return cached.state
+            if head.snapshot_seq <= cached.seq < prior:
+                return self._replay(conn, key, cached.state, cached.seq, prior)
+        loaded = self._from_snapshot(conn, key, prior)
+        return None if loaded is None else loaded[0]
+
+    def _compact(self, key: EntityKey, head: _Head, state: State) -> None:
+        """Write a new snapshot once the events since the last one are many enough."""
+        from ml.features.online import state_to_json
+
+        pending = head.seq - head.snapshot_seq
+        if pending < max(self.compact_min_events, len(state["ts"]) // 4):
+            return
+        params = {
+            **self._params(key),
+            "g": head.gen,
+            "s": head.seq,
+            "blob": state_to_json(state),
+            "now": datetime.now(UTC),
+        }
+        with self._write() as conn:
+            if conn.execute(self._compact_stmt, params).rowcount:
+                conn.execute(self._prune_events_stmt, params)
+
+    # -- scoring path -----------------------------------------------------------------
+
+    def _stored(self, transaction_id: str) -> OnlineFeatures | None:
+        with self.db.engine.connect() as conn:
+            stored = conn.execute(
+                self._known_stmt, {"ns": self.namespace, "tid": transaction_id}
+            ).scalar()
+        return None if stored is None else OnlineFeatures(transaction_id, stored, True)
+
+    def process(self, txn: Mapping[str, Any]) -> OnlineFeatures:
+        """Features of ``txn`` from the state before it, then fold it in: exactly once
+        per transaction_id (a retry returns the first answer and changes nothing)."""
+        from ml.features.online import normalize_transaction
+
+        event = normalize_transaction(txn)  # validates before anything is written
+        transaction_id = str(txn["transaction_id"])
+        keys = sorted(self.engine.entity_keys(event))
+        payload = orjson.dumps(event)
+        with self._locks.hold(keys):
+            try:
+                with self._write() as conn:
+                    known = conn.execute(
+                        self._known_stmt, {"ns": self.namespace, "tid": transaction_id}
+                    ).scalar()
+                    if known is not None:
+                        return OnlineFeatures(transaction_id, known, True)
+                    heads = self._advance(conn, keys)
+                    states = {k: self._current(conn, k, heads[k]) for k in keys}
+                    features, touched = self.engine.process(event, states)
+                    self._append(conn, heads, payload)
+                    conn.execute(
+                        _TXN.insert(),
+                        {
+                            "namespace": self.namespace,
+                            "transaction_id": transaction_id,
+                            "event_time": _event_time(event),
+                            "entity_keys": [list(k) for k in keys],
+                            "features": features,
+                            "created_at": datetime.now(UTC),
+                        },
+                    )
+            except IntegrityError:
+                # the same transaction id, applied concurrently by another worker
+                self._cache.evict(keys)
+                stored = self._stored(transaction_id)
+                if stored is None:
+                    raise
+                return stored
+            except BaseException:
+                self._cache.evict(keys)
+                raise
+            for key, head in heads.items():
+                self._cache.put(key, head.gen, head.seq, touched[key])
+            for key, head in heads.items():
+                self._compact(key, head, touched[key])
+        return OnlineFeatures(transaction_id, features, False)
+
+    def _append(
+        self, conn: Connection, heads: Mapping[EntityKey, _Head], payload: bytes
+    ) -> None:
+        conn.execute(
+            _EVENTS.insert(),
+            [
+                {
+                    "namespace": self.namespace,
+                    "entity_type": t,
+                    "entity_id": i,
+                    "seq": head.seq,
+                    "event": payload,
+                }
+                for (t, i), head in heads.items()
+            ],
+        )
+
+    def apply_label(self, transaction_id: str, label: Any) -> bool:
+        """Store a label that arrived after scoring; used once the label delay passed.
+        False when the transaction was never scored here (or its merchant is gone)."""
+        from ml.features.online import clean_label
+
+        value = clean_label(label)
+        with self.db.engine.connect() as conn:
             keys = conn.execute(
                 select(_TXN.c.entity_keys).where(
                     _TXN.c.namespace == self.namespace,
                     _TXN.c.transaction_id == transaction_id,
                 )
             ).scalar()
-            merchant = [
-                (str(k[0]), str(k[1])) for k in (keys or []) if k[0] == "merchant"
-            ]
-            if not merchant:
+        merchants = sorted(
+            (str(k[0]), str(k[1])) for k in (keys or []) if k[0] == "merchant"
+        )
+        if not merchants:
+            return False
+        payload = orjson.dumps(
+            {"op": _LABEL_OP, "transaction_id": transaction_id, "label": value}
+        )
+        with self._locks.hold(merchants):
+            try:
+                with self._write() as conn:
+                    heads = self._advance(conn, merchants)
+                    states: dict[EntityKey, State] = {}
+                    for key in merchants:
+                        state = self._current(conn, key, heads[key])
+                        if state is None:  # cleared since: nothing to label
+                            raise _NothingToLabel
+                        states[key] = self.engine.apply_label(
+                            state, transaction_id, value
+                        )
+                    self._append(conn, heads, payload)
+            except _NothingToLabel:
+                self._cache.evict(merchants)
                 return False
-            states = self._load(conn, merchant, lock=True)
-            for state in states.values():
-                self.engine.apply_label(state, transaction_id, label)
-            self._upsert(conn, states)
-        return bool(states)
+            except BaseException:
+                self._cache.evict(merchants)
+                raise
+            for key, head in heads.items():
+                self._cache.put(key, head.gen, head.seq, states[key])
+        return True
+
+    def states(self, keys: list[EntityKey]) -> dict[EntityKey, State]:
+        """The entities' current states, read from the database (not the cache)."""
+        out: dict[EntityKey, State] = {}
+        with self.db.engine.connect() as conn:
+            for key in keys:
+                loaded = self._from_snapshot(conn, key)
+                if loaded is not None and loaded[0] is not None:
+                    out[key] = loaded[0]
+        return out
+
+    @property
+    def cached_entities(self) -> int:
+        return len(self._cache)
 
     # -- bulk ---------------------------------------------------------------------------
 
@@ -263,7 +496,7 @@ class OnlineFeatureStore:
         """Replace the namespace's state with the history in ``df`` (vectorised), so a
         model put into production scores its first transaction with that history.
         Transactions applied before are forgotten with the state they built."""
-        from ml.features import backfill_states
+        from ml.features import backfill_states, state_to_json
 
         states = backfill_states(
             df,
@@ -272,17 +505,35 @@ class OnlineFeatureStore:
             column_mapping=column_mapping,
             available_roles=self.roles,
         )
+        now = datetime.now(UTC)
         with self.db.engine.begin() as conn:
             self._clear(conn)
             items = list(states.items())
             for start in range(0, len(items), _BULK_CHUNK):
-                self._upsert(conn, dict(items[start : start + _BULK_CHUNK]))
+                conn.execute(
+                    _STATE.insert(),
+                    [
+                        {
+                            "namespace": self.namespace,
+                            "entity_type": t,
+                            "entity_id": i,
+                            "state": state_to_json(state),
+                            "updated_at": now,
+                            "seq": 0,
+                            "snapshot_seq": 0,
+                            "gen": random.getrandbits(62),
+                        }
+                        for (t, i), state in items[start : start + _BULK_CHUNK]
+                    ],
+                )
+        self._cache.clear()
         return len(states)
 
     def _clear(self, conn: Connection) -> None:
-        conn.execute(_STATE.delete().where(_STATE.c.namespace == self.namespace))
-        conn.execute(_TXN.delete().where(_TXN.c.namespace == self.namespace))
+        for table in (_STATE, _EVENTS, _TXN):
+            conn.execute(table.delete().where(table.c.namespace == self.namespace))
 
     def clear(self) -> None:
         with self.db.engine.begin() as conn:
             self._clear(conn)
+        self._cache.clear()
