@@ -41,7 +41,11 @@ class AppContext:
 
         context = cls(
             settings=settings,
-            db=Database(settings.resolved_database_url, settings.database_entra_auth),
+            db=Database(
+                settings.resolved_database_url,
+                settings.database_entra_auth,
+                online_durable_commit=settings.online_durable_commit,
+            ),
             blobs=make_blob_store(settings),
         )
         if settings.backend == "azure":

@@ -229,3 +229,25 @@ def test_a_backfill_by_another_worker_invalidates_cached_states(
     results = [b.process(txn) for txn in rows]
     assert not any(r.replayed for r in results), "the backfill forgot them"
     assert _max_abs_diff({r.transaction_id: r.features for r in results}, batch) <= 1e-6
+
+
+def test_a_connection_dropped_by_the_server_is_retried_once(
+    pg_db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
+) -> None:
+    """The scoring path skips the pool's ping; a dropped connection must cost a retry,
+    not a failed transaction (nor a transaction applied twice)."""
+    from sqlalchemy import text
+
+    store = _store(pg_db)
+    rows = _records(transactions.head(300))
+    online = {}
+    for n, txn in enumerate(rows):
+        if n % 100 == 50:  # the server drops the scoring engine's pooled connection
+            with pg_db.online_engine.connect() as pooled:
+                pid = pooled.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with pg_db.engine.connect() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        result = store.process(txn)
+        online[result.transaction_id] = result.features
+    assert _stored_count(pg_db, store) == len(rows)
+    assert _max_abs_diff(online, batch) <= 1e-6
