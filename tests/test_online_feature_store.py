@@ -232,7 +232,10 @@ def test_a_backfill_by_another_worker_invalidates_cached_states(
 
 
 def test_a_connection_dropped_by_the_server_is_retried_once(
-    pg_db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
+    pg_db: Database,
+    transactions: pd.DataFrame,
+    batch: pd.DataFrame,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The scoring path skips the pool's ping; a dropped connection must cost a retry,
     not a failed transaction (nor a transaction applied twice)."""
@@ -251,3 +254,4 @@ def test_a_connection_dropped_by_the_server_is_retried_once(
         online[result.transaction_id] = result.features
     assert _stored_count(pg_db, store) == len(rows)
     assert _max_abs_diff(online, batch) <= 1e-6
+    assert caplog.text.count("reconnecting") == 3  # once per dropped connection
