@@ -255,3 +255,40 @@ def test_a_connection_dropped_by_the_server_is_retried_once(
     assert _stored_count(pg_db, store) == len(rows)
     assert _max_abs_diff(online, batch) <= 1e-6
     assert caplog.text.count("reconnecting") == 3  # once per dropped connection
+
+
+def test_process_many_equals_batch_and_replays_known_ids(
+    db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
+) -> None:
+    """The bulk path (/predict/batch) keeps the same point-in-time state as one by one:
+    in-batch order, ids already applied and ids repeated inside the batch."""
+    store = _store(db)
+    rows = _records(transactions.head(3000))
+    for txn in rows[:500]:
+        store.process(txn)
+    chunk = rows[400:2000] + [rows[1500]]  # 100 known ids, one repeated in the batch
+    results = store.process_many(chunk)
+    assert [r.transaction_id for r in results] == [
+        str(t["transaction_id"]) for t in chunk
+    ]
+    assert [r.replayed for r in results] == [True] * 100 + [False] * 1500 + [True]
+    assert results[-1].features == results[1100].features
+    for txn in rows[2000:]:  # and one by one again afterwards
+        results.append(store.process(txn))
+    online = {r.transaction_id: r.features for r in results}
+    assert _max_abs_diff(online, batch) <= 1e-6
+    assert _stored_count(db, store) == 3000
+
+
+def test_process_many_refuses_bad_input_before_writing(
+    db: Database, transactions: pd.DataFrame
+) -> None:
+    from ml.features import FeatureInputError
+
+    store = _store(db)
+    rows = _records(transactions.head(10))
+    rows[7] = {**rows[7], "amount": -3.0}
+    with pytest.raises(FeatureInputError) as info:
+        store.process_many(rows)
+    assert info.value.field == "transactions[7].amount"
+    assert _stored_count(db, store) == 0

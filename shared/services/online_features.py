@@ -167,7 +167,7 @@ def _advance_unless_known(n: int) -> TextualSelect:
         f"WHERE NOT EXISTS (SELECT 1 FROM {_TXN.name} "
         "WHERE namespace = :namespace0 AND transaction_id = :tid) "
         "ON CONFLICT (namespace, entity_type, entity_id) DO UPDATE SET "
-        f"seq = {_STATE.name}.seq + 1, updated_at = excluded.updated_at "
+        f"seq = {_STATE.name}.seq + excluded.seq, updated_at = excluded.updated_at "
         "RETURNING entity_type, entity_id, gen, seq, snapshot_seq"
     )
     binds = [
@@ -248,7 +248,11 @@ class OnlineFeatureStore:
         insert = dialect.insert(_STATE)
         self._advance_stmt = insert.on_conflict_do_update(
             index_elements=["namespace", "entity_type", "entity_id"],
-            set_={"seq": _STATE.c.seq + 1, "updated_at": insert.excluded.updated_at},
+            # the inserted seq is the number of events being appended (1, or a batch's)
+            set_={
+                "seq": _STATE.c.seq + insert.excluded.seq,
+                "updated_at": insert.excluded.updated_at,
+            },
         ).returning(
             _STATE.c.entity_type,
             _STATE.c.entity_id,
@@ -332,16 +336,28 @@ class OnlineFeatureStore:
 
     @overload
     def _advance(
-        self, conn: Connection, keys: list[EntityKey], unless_known: None = None
+        self,
+        conn: Connection,
+        keys: list[EntityKey],
+        unless_known: None = None,
+        counts: Mapping[EntityKey, int] | None = None,
     ) -> dict[EntityKey, _Head]: ...
 
     @overload
     def _advance(
-        self, conn: Connection, keys: list[EntityKey], unless_known: str
+        self,
+        conn: Connection,
+        keys: list[EntityKey],
+        unless_known: str,
+        counts: Mapping[EntityKey, int] | None = None,
     ) -> dict[EntityKey, _Head] | None: ...
 
     def _advance(
-        self, conn: Connection, keys: list[EntityKey], unless_known: str | None = None
+        self,
+        conn: Connection,
+        keys: list[EntityKey],
+        unless_known: str | None = None,
+        counts: Mapping[EntityKey, int] | None = None,
     ) -> dict[EntityKey, _Head] | None:
         """Bump (or create) the entities' heads, locking their rows; keys are sorted so
         concurrent transactions lock in the same order.
@@ -362,7 +378,7 @@ class OnlineFeatureStore:
                 "entity_id": i,
                 "state": b"",
                 "updated_at": now,
-                "seq": 1,
+                "seq": 1 if counts is None else counts[(t, i)],
                 "snapshot_seq": 0,
                 "gen": random.getrandbits(62),
             }
@@ -559,6 +575,131 @@ class OnlineFeatureStore:
             if events:
                 conn.execute(_EVENTS.insert(), events)
             conn.execute(_TXN.insert(), record)
+
+    def process_many(self, txns: list[Mapping[str, Any]]) -> list[OnlineFeatures]:
+        """``process`` for many transactions, in the given order, in one database
+        transaction: each entity's head moves once by its number of events, and the
+        events and records are written in bulk. A transaction id seen before (or earlier
+        in the same list) is a replay, as in ``process``. Invalid input raises
+        FeatureInputError naming the item (``transactions[i].field``) before anything
+        is written."""
+        from ml.features import FeatureInputError
+        from ml.features.online import normalize_transaction
+
+        events: list[dict[str, Any]] = []
+        for i, txn in enumerate(txns):
+            try:
+                event = normalize_transaction(txn)
+                if event["transaction_id"] is None:
+                    raise FeatureInputError(
+                        "transaction_id is required", "transaction_id"
+                    )
+            except FeatureInputError as exc:
+                raise FeatureInputError(
+                    f"transactions[{i}]: {exc}", f"transactions[{i}].{exc.field}"
+                ) from exc
+            events.append(event)
+        if not events:
+            return []
+        try:
+            return self._process_many(events)
+        except IntegrityError:
+            # another worker applied one of these ids meanwhile: it is known now
+            return self._process_many(events)
+
+    def _process_many(self, events: list[dict[str, Any]]) -> list[OnlineFeatures]:
+        tids = [str(e["transaction_id"]) for e in events]
+        keys_of = [sorted(self.engine.entity_keys(e)) for e in events]
+        every_key = sorted({k for keys in keys_of for k in keys})
+        with self._locks.hold(every_key):
+            try:
+                with self._write() as conn:
+                    known = self._known_many(conn, tids)
+                    fresh: list[int] = []
+                    first: dict[str, int] = {}
+                    for i, tid in enumerate(tids):
+                        if tid not in known and tid not in first:
+                            first[tid] = i
+                            fresh.append(i)
+                    counts: dict[EntityKey, int] = {}
+                    for i in fresh:
+                        for key in keys_of[i]:
+                            counts[key] = counts.get(key, 0) + 1
+                    heads = self._advance(conn, sorted(counts), counts=counts)
+                    states: dict[EntityKey, State | None] = {}
+                    next_seq: dict[EntityKey, int] = {}
+                    for key, head in heads.items():
+                        start = head.seq - counts[key] + 1
+                        states[key] = self._current(
+                            conn, key, _Head(head.gen, start, head.snapshot_seq)
+                        )
+                        next_seq[key] = start
+                    computed: dict[str, dict[str, float]] = {}
+                    event_rows: list[dict[str, Any]] = []
+                    records: list[dict[str, Any]] = []
+                    now = datetime.now(UTC)
+                    for i in fresh:
+                        event = events[i]
+                        features, touched = self.engine.process(
+                            event, {k: states[k] for k in keys_of[i]}
+                        )
+                        states.update(touched)
+                        payload = orjson.dumps(event)
+                        for key in keys_of[i]:
+                            event_rows.append(
+                                {
+                                    "namespace": self.namespace,
+                                    "entity_type": key[0],
+                                    "entity_id": key[1],
+                                    "seq": next_seq[key],
+                                    "event": payload,
+                                }
+                            )
+                            next_seq[key] += 1
+                        computed[tids[i]] = features
+                        records.append(
+                            {
+                                "namespace": self.namespace,
+                                "transaction_id": tids[i],
+                                "event_time": _event_time(event),
+                                "entity_keys": [list(k) for k in keys_of[i]],
+                                "features": features,
+                                "created_at": now,
+                            }
+                        )
+                    for start in range(0, len(event_rows), _BULK_CHUNK):
+                        chunk = event_rows[start : start + _BULK_CHUNK]
+                        conn.execute(_EVENTS.insert(), chunk)
+                    for start in range(0, len(records), _BULK_CHUNK):
+                        chunk = records[start : start + _BULK_CHUNK]
+                        conn.execute(_TXN.insert(), chunk)
+            except BaseException:
+                self._cache.evict(every_key)
+                raise
+            for key, head in heads.items():
+                state = states[key]
+                if state is not None:
+                    self._cache.put(key, head.gen, head.seq, state)
+                    self._compact(key, head, state)
+        return [
+            OnlineFeatures(tid, known[tid], True)
+            if tid in known
+            else OnlineFeatures(tid, computed[tid], first[tid] != i)
+            for i, tid in enumerate(tids)
+        ]
+
+    def _known_many(self, conn: Connection, tids: list[str]) -> dict[str, Any]:
+        unique = sorted(set(tids))
+        known: dict[str, Any] = {}
+        for start in range(0, len(unique), _BULK_CHUNK):
+            chunk = unique[start : start + _BULK_CHUNK]
+            query = select(_TXN.c.transaction_id, _TXN.c.features).where(
+                _TXN.c.namespace == self.namespace, _TXN.c.transaction_id.in_(chunk)
+            )
+            known.update(
+                {row.transaction_id: row.features for row in conn.execute(query)}
+            )
+        return known
 
     def apply_label(self, transaction_id: str, label: Any) -> bool:
         """Store a label that arrived after scoring; used once the label delay passed.
