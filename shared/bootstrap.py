@@ -17,6 +17,7 @@ if (
 ):  # SQLAlchemy and the SDKs load when the context is built, not at import
     from shared.db.session import Database
     from shared.jobs.launcher import JobLauncher
+    from shared.services.predictions import Predictor
     from shared.storage.base import BlobStore
 
 
@@ -33,6 +34,40 @@ class AppContext:
     blobs: BlobStore
     launcher: JobLauncher = field(default_factory=_no_launcher)
     """Set by the runtime: the local engine (embedded) or Service Bus (Azure)."""
+    _predictor: Predictor | None = field(default=None, repr=False)
+    _predictor_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def predictor(self) -> Predictor:
+        """The worker's scoring service (loaded models, online stores, prediction log),
+        built on the first scoring request."""
+        if self._predictor is None:
+            with self._predictor_lock:
+                if self._predictor is None:
+                    from shared.services.prediction_log import PredictionLog
+                    from shared.services.predictions import Predictor
+                    from shared.services.serving_models import ModelServer
+
+                    log = PredictionLog.for_context(self)
+                    log.start()
+                    self._predictor = Predictor(
+                        self,
+                        ModelServer(self, self.settings.model_refresh_seconds),
+                        log,
+                    )
+        return self._predictor
+
+    def model_changed(self) -> None:
+        """A promotion or rollback happened here: re-check the production model now."""
+        if self._predictor is not None:
+            self._predictor.models.invalidate()
+
+    def close(self) -> None:
+        """Flush and stop what the context started (the prediction log's writer)."""
+        with self._predictor_lock:
+            predictor, self._predictor = self._predictor, None
+        if predictor is not None:
+            predictor.log.close()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
@@ -69,6 +104,11 @@ def get_context() -> AppContext:
         with _lock:
             if _context is None:
                 _context = AppContext.from_settings(get_settings())
+    return _context
+
+
+def current_context() -> AppContext | None:
+    """The context if one was built (shutdown hooks must not build one)."""
     return _context
 
 

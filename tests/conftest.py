@@ -111,6 +111,7 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppContext]:
     context = AppContext(settings=settings, db=database, blobs=store)
     set_context(context)
     yield context
+    context.close()
     set_context(None)
 
 

@@ -3,10 +3,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 
 from functions.api.envelope import RequestIdMiddleware, install_error_handlers
-from functions.api.routes import datasets, features, health, jobs, models, training
+from functions.api.routes import (
+    datasets,
+    features,
+    health,
+    jobs,
+    models,
+    predict,
+    training,
+)
+from shared.bootstrap import current_context
 
 API_PREFIX = "/api/v1"
 
@@ -17,8 +29,18 @@ Shadow Hubble: fraud-detection MLOps. Every answer uses one envelope:
 """
 
 
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+    # shutdown: write out the predictions still queued in this worker
+    context = current_context()
+    if context is not None:
+        context.close()
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="Shadow Hubble API",
         version="1.0.0",
         description=DESCRIPTION,
@@ -33,6 +55,7 @@ def create_app() -> FastAPI:
     v1.include_router(jobs.router)
     v1.include_router(training.router)
     v1.include_router(models.router)
+    v1.include_router(predict.router)
     app.include_router(v1)
     install_error_handlers(app)
     return app

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,6 +53,17 @@ def ok(
     return JSONResponse(
         {"data": jsonable_encoder(data), "meta": meta(**extra)}, status_code=status_code
     )
+
+
+def ok_json(data: Any, status_code: int = 200) -> Response:
+    """``ok`` for large or hot answers of plain JSON types: serialised by orjson
+    directly (no jsonable_encoder pass; NaN becomes null)."""
+    import orjson
+
+    body = orjson.dumps(
+        {"data": data, "meta": meta()}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 def error_response(

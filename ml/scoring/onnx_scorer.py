@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,17 @@ class OnnxScorer:
         (raw,) = self._session.run([self._output], {self._input: matrix})
         return apply_score_transform(np.asarray(raw), self.score_transform)
 
+    def matrix(
+        self, rows: Sequence[Mapping[str, float | None]]
+    ) -> npt.NDArray[np.float32]:
+        """The (n, n_features) input for rows given by feature name, in the model's
+        feature order; absent names and None become `missing_value`."""
+        out = np.full((len(rows), self.n_features), self.missing_value, np.float32)
+        names = self.feature_names
+        for i, row in enumerate(rows):
+            out[i] = [_value(row.get(name), self.missing_value) for name in names]
+        return out
+
     def score_one(self, features: Mapping[str, float | None]) -> float:
         """Score one transaction given by feature name; unknown names are ignored."""
         row = np.full((1, self.n_features), self.missing_value, dtype=np.float32)
@@ -71,3 +82,7 @@ class OnnxScorer:
             if i is not None and value is not None:
                 row[0, i] = value
         return float(self.score(row)[0])
+
+
+def _value(value: float | None, missing: float) -> float:
+    return missing if value is None else value

@@ -291,6 +291,7 @@ class ModelRegistry:
                 "Another promotion of this model name finished first; reload and retry."
             ) from None
         if stage == PRODUCTION:
+            self.ctx.model_changed()
             result["online_backfill_job_id"] = start_backfill(self.ctx, model)
         return result
 
@@ -377,6 +378,7 @@ class ModelRegistry:
             self._move(s, previous, PRODUCTION, "rollback", reason, False, actor)
             previous.promoted_at = utcnow()
             s.flush()
+        self.ctx.model_changed()
         return {
             "online_backfill_job_id": start_backfill(self.ctx, previous),
             "rolled_back": model_to_dict(model, full=False),

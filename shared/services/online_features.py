@@ -625,7 +625,11 @@ class OnlineFeatureStore:
                     for i in fresh:
                         for key in keys_of[i]:
                             counts[key] = counts.get(key, 0) + 1
-                    heads = self._advance(conn, sorted(counts), counts=counts)
+                    heads = (
+                        self._advance(conn, sorted(counts), counts=counts)
+                        if counts
+                        else {}
+                    )
                     states: dict[EntityKey, State | None] = {}
                     next_seq: dict[EntityKey, int] = {}
                     for key, head in heads.items():

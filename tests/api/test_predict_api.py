@@ -1,0 +1,323 @@
+"""Inference end to end through the API on both stacks: a model trained and promoted
+through the API, online features equal to batch, exactly-once state, explanations that
+add up, the prediction log, labels, batch scoring and bad input."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from ml.explain import generic_reason
+from ml.features import FeatureConfig, compute_features
+from shared.bootstrap import AppContext
+from shared.db.models import OnlineTransaction, Prediction
+from tests.support.serving import API, as_request, generated, promote, serve, train
+
+HISTORY = 4000
+
+
+@pytest.fixture(scope="module")
+def transactions() -> pd.DataFrame:
+    return generated(5000)
+
+
+@pytest.fixture(scope="module")
+def batch_features(transactions: pd.DataFrame) -> pd.DataFrame:
+    return compute_features(transactions, FeatureConfig()).frame.set_index(
+        "transaction_id"
+    )
+
+
+def _live(
+    transactions: pd.DataFrame, n: int, start: int = HISTORY
+) -> list[dict[str, Any]]:
+    rows = transactions.iloc[start : start + n].to_dict("records")
+    return [as_request(r) for r in rows]
+
+
+def _count(ctx: AppContext, model: Any) -> int:
+    with ctx.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _logged(ctx: AppContext) -> dict[str, Prediction]:
+    ctx.predictor.log.flush()
+    with ctx.db.session() as s:
+        return {p.transaction_id: p for p in s.scalars(select(Prediction))}
+
+
+def test_without_a_production_model_predict_says_what_to_do(client: Any) -> None:
+    txn = {
+        "transaction_id": "T1",
+        "amount": 5,
+        "user_id": "U1",
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
+    resp = client.post(f"{API}/predict", json={"transaction": txn})
+    assert resp.status_code == 409
+    error = resp.json()["error"]
+    assert error["code"] == "NO_PRODUCTION_MODEL" and "promote" in error["message"]
+
+
+def test_predict_uses_online_features_equal_to_batch_and_logs_each_once(
+    client: Any,
+    ctx: AppContext,
+    runtime: Any,
+    transactions: pd.DataFrame,
+    batch_features: pd.DataFrame,
+) -> None:
+    model_id = serve(client, transactions.iloc[:HISTORY])
+    live = _live(transactions, 300)
+    answers = []
+    for txn in live:
+        resp = client.post(f"{API}/predict", json={"transaction": txn})
+        assert resp.status_code == 200, resp.text
+        answers.append(resp.json()["data"])
+    first = answers[0]
+    assert first["model_id"] == model_id and first["model_version"] == "1.0"
+    assert 0.0 <= first["fraud_score"] <= 1.0 and 0.5 <= first["confidence"] <= 1.0
+    assert first["is_fraud"] == (first["fraud_score"] >= first["threshold"])
+    assert first["latency_ms"] > 0 and first["explanation"] is None
+
+    # every prediction logged once, with the features the online path computed, which
+    # equal the batch computation over the whole history (point in time)
+    logged = _logged(ctx)
+    assert len(logged) == len(live)
+    online = pd.DataFrame.from_dict(
+        {t: p.input_features for t, p in logged.items()}, orient="index"
+    )
+    want = batch_features.loc[online.index, online.columns]
+    assert np.nanmax(np.abs(online.to_numpy() - want.to_numpy())) <= 1e-6
+    # and the score is the ONNX model's on those features
+    scorer = ctx.predictor.models.resolve(model_id).scorer
+    for answer in answers[:20]:
+        row = logged[answer["transaction_id"]]
+        assert answer["fraud_score"] == pytest.approx(
+            scorer.score_one(row.input_features), abs=1e-7
+        )
+        assert answer["prediction_id"] == str(row.id)
+
+    # a retry changes no state and returns the same prediction
+    store = ctx.predictor.models.resolve(model_id).store
+    keys = store.engine.entity_keys(live[-1])
+    before = store.states(keys)
+    again = client.post(f"{API}/predict", json={"transaction": live[-1]}).json()["data"]
+    assert again["replayed"] and not answers[-1]["replayed"]
+    for field in ("prediction_id", "fraud_score", "is_fraud", "confidence"):
+        assert again[field] == answers[-1][field]
+    assert store.states(keys) == before
+    assert len(_logged(ctx)) == len(live)
+
+
+def test_explanations_add_up_to_the_raw_score_and_read_well(
+    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    serve(client, transactions.iloc[:HISTORY])
+    for txn in _live(transactions, 5):
+        resp = client.post(
+            f"{API}/predict/explain", json={"transaction": txn, "top_k": 100}
+        )
+        assert resp.status_code == 200, resp.text
+        data = resp.json()["data"]
+        exp = data["explanation"]
+        total = exp["base_value"] + sum(f["contribution"] for f in exp["top_features"])
+        assert total == pytest.approx(exp["raw_score"], abs=1e-4)
+        assert exp["output"] == "log_odds"
+        assert 1 / (1 + math.exp(-exp["raw_score"])) == pytest.approx(
+            data["fraud_score"], abs=1e-4
+        )
+        contributions = [abs(f["contribution"]) for f in exp["top_features"]]
+        assert contributions == sorted(contributions, reverse=True)
+        for item in exp["top_features"]:  # a sentence written for that feature
+            assert item["reason"] != generic_reason(item["feature"], item["value"])
+    top3 = client.post(
+        f"{API}/predict/explain",
+        json={"transaction": _live(transactions, 1, HISTORY + 10)[0], "top_k": 3},
+    ).json()["data"]["explanation"]["top_features"]
+    assert len(top3) == 3
+    logged = _logged(ctx)
+    assert all(p.explanation is not None for p in logged.values())
+
+
+def test_batch_scores_in_order_all_or_nothing(
+    client: Any,
+    ctx: AppContext,
+    runtime: Any,
+    transactions: pd.DataFrame,
+    batch_features: pd.DataFrame,
+) -> None:
+    serve(client, transactions.iloc[:HISTORY])
+    live = _live(transactions, 1000)
+    records = _count(ctx, OnlineTransaction)
+
+    bad = [dict(t) for t in live[:10]]
+    bad[3]["amount"] = -5
+    del bad[7]["user_id"]
+    resp = client.post(f"{API}/predict/batch", json={"transactions": bad})
+    assert resp.status_code == 422
+    fields = {d["field"] for d in resp.json()["error"]["details"]}
+    assert fields == {"transactions.3.amount", "transactions.7.user_id"}
+    assert "3, 7" in resp.json()["error"]["message"]
+    assert _count(ctx, OnlineTransaction) == records  # nothing written
+
+    resp = client.post(f"{API}/predict/batch", json={"transactions": live})
+    assert resp.status_code == 200, resp.text
+    data = resp.json()["data"]
+    assert data["count"] == 1000
+    ids = [p["transaction_id"] for p in data["predictions"]]
+    assert ids == [t["transaction_id"] for t in live]
+    logged = _logged(ctx)
+    assert len(logged) == 1000
+    online = pd.DataFrame.from_dict(
+        {t: p.input_features for t, p in logged.items()}, orient="index"
+    )
+    want = batch_features.loc[online.index, online.columns]
+    assert np.nanmax(np.abs(online.to_numpy() - want.to_numpy())) <= 1e-6
+    for p in data["predictions"][:50]:
+        assert p["fraud_score"] == pytest.approx(
+            logged[p["transaction_id"]].fraud_score
+        )
+    # the same batch again is all replays: same answers, nothing new logged
+    again = client.post(f"{API}/predict/batch", json={"transactions": live[:100]})
+    assert all(p["replayed"] for p in again.json()["data"]["predictions"])
+    assert len(_logged(ctx)) == 1000
+
+    too_many = client.post(
+        f"{API}/predict/batch", json={"transactions": [live[0]] * 10_001}
+    )
+    assert too_many.status_code == 413
+
+
+BAD_TRANSACTIONS = [
+    ({"amount": "12.5"}, "transaction.amount"),
+    ({"amount": -1}, "transaction.amount"),
+    ({"amount": None}, "transaction.amount"),
+    ({"timestamp": "yesterday"}, "transaction.timestamp"),
+    ({"user_id": 42}, "transaction.user_id"),
+    ({"transaction_id": ""}, "transaction.transaction_id"),
+]
+
+
+def test_bad_input_is_refused_with_field_details(
+    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    serve(client, transactions.iloc[:HISTORY])
+    good = _live(transactions, 1)[0]
+    for change, field in BAD_TRANSACTIONS:
+        resp = client.post(f"{API}/predict", json={"transaction": {**good, **change}})
+        assert resp.status_code == 422, (change, resp.text)
+        assert field in {d["field"] for d in resp.json()["error"]["details"]}, change
+    for missing in ("transaction_id", "amount", "timestamp", "user_id"):
+        txn = {k: v for k, v in good.items() if k != missing}
+        resp = client.post(f"{API}/predict", json={"transaction": txn})
+        assert resp.status_code == 422
+        assert resp.json()["error"]["details"][0]["field"] == f"transaction.{missing}"
+    for literal in ("NaN", "Infinity"):
+        body = (
+            '{"transaction": {"transaction_id": "X", "user_id": "U", '
+            f'"timestamp": "2026-02-01T00:00:00Z", "amount": {literal}}}}}'
+        )
+        resp = client.post(
+            f"{API}/predict", content=body, headers={"content-type": "application/json"}
+        )
+        assert resp.status_code == 422, literal
+    unknown = client.post(
+        f"{API}/predict",
+        json={"transaction": good, "model_id": "00000000-0000-0000-0000-000000000000"},
+    )
+    assert unknown.status_code == 404
+    assert (
+        client.post(
+            f"{API}/predict", json={"transaction": good, "model_id": "nope"}
+        ).status_code
+        == 404
+    )
+    assert _count(ctx, OnlineTransaction) == 0  # none of that touched the state
+    # values never seen in training score normally
+    novel = {
+        **good,
+        "location": "AQ",
+        "device_type": "smart-fridge",
+        "device_id": "new",
+    }
+    resp = client.post(f"{API}/predict", json={"transaction": novel})
+    assert resp.status_code == 200 and 0 <= resp.json()["data"]["fraud_score"] <= 1
+
+
+def test_labels_fill_actual_label_and_the_online_state(
+    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    model_id = serve(client, transactions.iloc[:HISTORY])
+    live = _live(transactions, 20)
+    answers = [
+        client.post(f"{API}/predict", json={"transaction": t}).json()["data"]
+        for t in live
+    ]
+    labels = [
+        {"transaction_id": live[0]["transaction_id"], "label": True},
+        {"prediction_id": answers[1]["prediction_id"], "label": False},
+        {"transaction_id": "never-scored", "label": True},
+    ]
+    resp = client.post(f"{API}/predictions/labels", json={"labels": labels})
+    assert resp.status_code == 200, resp.text
+    data = resp.json()["data"]
+    assert data["updated"] == 2 and data["unmatched_transaction_ids"] == [
+        "never-scored"
+    ]
+    assert data["online_state_updated"] == 1
+    logged = _logged(ctx)
+    assert logged[live[0]["transaction_id"]].actual_label is True
+    assert logged[live[1]["transaction_id"]].actual_label is False
+    assert logged[live[2]["transaction_id"]].actual_label is None
+    store = ctx.predictor.models.resolve(model_id).store
+    merchant = ("merchant", live[0]["merchant_id"])
+    state = store.states([merchant])[merchant]
+    assert state["lab"][state["tid"].index(live[0]["transaction_id"])] == 1
+    bad = client.post(f"{API}/predictions/labels", json={"labels": [{"label": 1}]})
+    assert bad.status_code == 422
+
+
+def test_promotion_swaps_the_model_without_failing_a_request(
+    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    first = serve(client, transactions.iloc[:HISTORY])
+    model = client.get(f"{API}/models/{first}").json()["data"]
+    feature_set_id = model["feature_set_id"]
+    second = train(client, feature_set_id, "lightgbm")
+    live = _live(transactions, 1000)
+    seen: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        for txn in live:
+            if stop.is_set():
+                break
+            resp = client.post(f"{API}/predict", json={"transaction": txn})
+            seen.append(
+                (resp.status_code, resp.json().get("data", {}).get("model_id", ""))
+            )
+
+    def wait_until(condition: Any) -> None:
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    wait_until(lambda: len(seen) >= 50)
+    promote(client, second)
+    wait_until(lambda: sum(m == second for _, m in seen) >= 50 or not worker.is_alive())
+    stop.set()
+    worker.join(timeout=60)
+    assert seen and all(code == 200 for code, _ in seen), seen[:5]
+    models = [m for _, m in seen]
+    assert models[0] == first and models[-1] == second
+    switched = models.index(second)
+    assert set(models[switched:]) == {second}, "never back to the old model"
