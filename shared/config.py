@@ -7,6 +7,7 @@ URLs can still be overridden, e.g. the tests run the embedded runtime against Po
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -51,6 +52,12 @@ class Settings(BaseSettings):
         description="How often a worker checks which model is in production (0: on "
         "every request); a promotion in the same worker takes effect at once",
     )
+    prediction_spool_dir: Path | None = Field(
+        None,
+        description="Where predictions wait on disk while the database is away; "
+        "default {data_dir}/prediction-spool (embedded) or $HOME/data/prediction-spool "
+        "(azure: the Functions host's persistent, writable share)",
+    )
     storage_backend: Literal["local", "azure"] | None = Field(
         None, description="Blob store; defaults to local (embedded) or azure (azure)"
     )
@@ -91,6 +98,14 @@ class Settings(BaseSettings):
         if self.backend == "azure":
             raise ValueError("SH_DATABASE_URL is required when SH_BACKEND=azure")
         return f"sqlite:///{self.data_dir / 'shadow_hubble.db'}"
+
+    @property
+    def resolved_prediction_spool_dir(self) -> Path:
+        if self.prediction_spool_dir is not None:
+            return self.prediction_spool_dir
+        if self.backend == "azure":
+            return Path(os.environ.get("HOME", "/tmp")) / "data" / "prediction-spool"
+        return self.data_dir / "prediction-spool"
 
     @property
     def resolved_storage_backend(self) -> Literal["local", "azure"]:

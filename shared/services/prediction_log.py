@@ -242,7 +242,7 @@ class PredictionLog:
     @classmethod
     def for_context(cls, ctx: AppContext, **options: Any) -> PredictionLog:
         """A log on the context's database, spooling under ``{data_dir}/prediction-spool``."""
-        return cls(ctx.db, ctx.settings.data_dir / "prediction-spool", **options)
+        return cls(ctx.db, ctx.settings.resolved_prediction_spool_dir, **options)
 
     # ---- the hot path -------------------------------------------------------------
 
