@@ -283,7 +283,11 @@ class OnlineFeatureEngine:
         self, txn: Mapping[str, Any], states: Mapping[EntityKey, State | None]
     ) -> dict[str, float]:
         """Features of `txn` from the states before it (missing state = no history)."""
-        p = _Txn(txn)
+        return self._compute(_Txn(txn), states)
+
+    def _compute(
+        self, p: _Txn, states: Mapping[EntityKey, State | None]
+    ) -> dict[str, float]:
         values: dict[str, float] = {}
         for entity in self.entity_types:
             entity_id = p.ids[_ENTITY_ROLE[entity]]
@@ -380,7 +384,11 @@ class OnlineFeatureEngine:
         A label on the transaction (`is_fraud`) is stored with it, to be used only
         after the label delay, exactly like one applied later with `apply_label`.
         """
-        p = _Txn(txn)
+        return self._update(_Txn(txn), states)
+
+    def _update(
+        self, p: _Txn, states: Mapping[EntityKey, State | None]
+    ) -> dict[EntityKey, State]:
         out: dict[EntityKey, State] = {}
         for key in self._keys(p):
             state = states.get(key)
@@ -402,8 +410,9 @@ class OnlineFeatureEngine:
     def process(
         self, txn: Mapping[str, Any], states: Mapping[EntityKey, State | None]
     ) -> tuple[dict[str, float], dict[EntityKey, State]]:
-        """compute then update: the scoring path's one call."""
-        return self.compute(txn, states), self.update(txn, states)
+        """compute then update: the scoring path's one call (parses `txn` once)."""
+        p = _Txn(txn)
+        return self._compute(p, states), self._update(p, states)
 
     def _apply(self, entity: str, state: State, p: _Txn) -> None:
         ts = state["ts"]

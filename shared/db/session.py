@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +48,19 @@ def _entra_password(
     cparams["password"] = DefaultAzureCredential().get_token(_ENTRA_SCOPE).token
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns through orjson: several times faster than the json module on the scoring
+# path (features and entity keys of every transaction); NaN is stored as null, which
+# JSONB requires anyway.
+_JSON_CODEC: dict[str, Any] = {
+    "json_serializer": _json_dumps,
+    "json_deserializer": orjson.loads,
+}
+
+
 def make_engine(
     url: str, entra_auth: bool = False, *, synchronous_commit: bool = True
 ) -> Engine:
@@ -60,7 +74,9 @@ def make_engine(
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, **_JSON_CODEC
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -76,6 +92,7 @@ def make_engine(
         pool_pre_ping=synchronous_commit,
         pool_recycle=1800 if synchronous_commit else 300,
         connect_args=connect_args,
+        **_JSON_CODEC,
     )
     if entra_auth:
         event.listen(engine, "do_connect", _entra_password)

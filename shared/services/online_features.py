@@ -414,15 +414,18 @@ class OnlineFeatureStore:
             return state
         params = {**self._params(key), "after": after, "upto": upto}
         for row in conn.execute(self._events_stmt, params):
-            event = orjson.loads(row.event)
-            if event.get("op") == _LABEL_OP:
-                if state is not None:
-                    self.engine.apply_label(
-                        state, event["transaction_id"], event["label"]
-                    )
-            else:
-                state = self.engine.update_entity(key, event, state)
+            state = self._apply_event(key, state, row.event)
         return state
+
+    def _apply_event(
+        self, key: EntityKey, state: State | None, payload: bytes
+    ) -> State | None:
+        event = orjson.loads(payload)
+        if event.get("op") == _LABEL_OP:
+            if state is not None:
+                self.engine.apply_label(state, event["transaction_id"], event["label"])
+            return state
+        return self.engine.update_entity(key, event, state)
 
     def _from_snapshot(
         self, conn: Connection, key: EntityKey, upto: int | None = None
@@ -449,6 +452,62 @@ class OnlineFeatureStore:
                 return self._replay(conn, key, cached.state, cached.seq, prior)
         loaded = self._from_snapshot(conn, key, prior)
         return None if loaded is None else loaded[0]
+
+    def _current_many(
+        self, conn: Connection, heads: Mapping[EntityKey, _Head]
+    ) -> dict[EntityKey, State | None]:
+        """``_current`` for many entities; those the cache cannot serve are read in bulk
+        (one query per entity type for snapshots, one for their events)."""
+        from ml.features.online import state_from_json
+
+        out: dict[EntityKey, State | None] = {}
+        cold: dict[EntityKey, _Head] = {}
+        for key, head in heads.items():
+            cached = self._cache.get(key)
+            if (
+                cached is not None
+                and cached.gen == head.gen
+                and head.snapshot_seq <= cached.seq < head.seq
+            ):
+                out[key] = self._replay(
+                    conn, key, cached.state, cached.seq, head.seq - 1
+                )
+            else:
+                cold[key] = head
+        by_type: dict[str, list[str]] = {}
+        for entity_type, entity_id in cold:
+            by_type.setdefault(entity_type, []).append(entity_id)
+        for entity_type, ids in by_type.items():
+            for start in range(0, len(ids), _BULK_CHUNK):
+                chunk = ids[start : start + _BULK_CHUNK]
+                where = (
+                    _STATE.c.namespace == self.namespace,
+                    _STATE.c.entity_type == entity_type,
+                    _STATE.c.entity_id.in_(chunk),
+                )
+                snapshots = conn.execute(
+                    select(_STATE.c.entity_id, _STATE.c.state).where(*where)
+                )
+                for row in snapshots:
+                    key = (entity_type, row.entity_id)
+                    out[key] = state_from_json(row.state) if row.state else None
+                events = conn.execute(
+                    select(_EVENTS.c.entity_id, _EVENTS.c.seq, _EVENTS.c.event)
+                    .where(
+                        _EVENTS.c.namespace == self.namespace,
+                        _EVENTS.c.entity_type == entity_type,
+                        _EVENTS.c.entity_id.in_(chunk),
+                    )
+                    .order_by(_EVENTS.c.entity_id, _EVENTS.c.seq)
+                )
+                for event in events:
+                    key = (entity_type, event.entity_id)
+                    head = cold[key]
+                    if head.snapshot_seq < event.seq < head.seq:
+                        out[key] = self._apply_event(key, out.get(key), event.event)
+        for key in cold:
+            out.setdefault(key, None)
+        return out
 
     def _compact(self, key: EntityKey, head: _Head, state: State) -> None:
         """Write a new snapshot once the events since the last one are many enough."""
@@ -630,14 +689,16 @@ class OnlineFeatureStore:
                         if counts
                         else {}
                     )
-                    states: dict[EntityKey, State | None] = {}
-                    next_seq: dict[EntityKey, int] = {}
-                    for key, head in heads.items():
-                        start = head.seq - counts[key] + 1
-                        states[key] = self._current(
-                            conn, key, _Head(head.gen, start, head.snapshot_seq)
-                        )
-                        next_seq[key] = start
+                    next_seq = {
+                        key: head.seq - counts[key] + 1 for key, head in heads.items()
+                    }
+                    states = self._current_many(
+                        conn,
+                        {
+                            key: _Head(head.gen, next_seq[key], head.snapshot_seq)
+                            for key, head in heads.items()
+                        },
+                    )
                     computed: dict[str, dict[str, float]] = {}
                     event_rows: list[dict[str, Any]] = []
                     records: list[dict[str, Any]] = []
