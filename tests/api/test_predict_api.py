@@ -321,3 +321,22 @@ def test_promotion_swaps_the_model_without_failing_a_request(
     assert models[0] == first and models[-1] == second
     switched = models.index(second)
     assert set(models[switched:]) == {second}, "never back to the old model"
+
+
+def test_predictions_queued_at_shutdown_are_written(
+    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    """The log writes in batches behind the requests; stopping the app (the ASGI
+    lifespan's shutdown, as uvicorn and the Functions host do) drains it first."""
+    from fastapi.testclient import TestClient
+
+    from functions.api.app import create_asgi_app
+
+    serve(client, transactions.iloc[:HISTORY])
+    ctx.predictor.log.max_delay = 30.0  # nothing would be written before shutdown
+    live = _live(transactions, 40)
+    with TestClient(create_asgi_app()) as worker:
+        for txn in live:
+            assert worker.post(f"{API}/predict", json={"transaction": txn}).is_success
+        assert _count(ctx, Prediction) == 0
+    assert _count(ctx, Prediction) == len(live)
