@@ -57,6 +57,11 @@ class AppContext:
                     )
         return self._predictor
 
+    @property
+    def started_predictor(self) -> Predictor | None:
+        """The scoring service if a request has built it (health reports on it)."""
+        return self._predictor
+
     def model_changed(self) -> None:
         """A promotion or rollback happened here: re-check the production model now."""
         if self._predictor is not None:

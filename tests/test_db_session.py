@@ -3,6 +3,7 @@ SQLite's BEGIN IMMEDIATE for read-then-write transactions."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,3 +69,48 @@ def test_sqlite_immediate_transactions_take_the_write_lock_first(
         "BEGIN IMMEDIATE",
         "BEGIN",
     ]
+
+
+def test_sqlite_write_turn_excludes_threads_and_processes(tmp_path: Path) -> None:
+    """Writers queue on the write turn, not in SQLite's sleeping busy handler; it is
+    re-entrant in a thread and exclusive across threads and worker processes."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from shared.db.session import SqliteWriteTurn
+
+    url = f"sqlite:///{tmp_path}/app.db"
+    turn = SqliteWriteTurn(url)
+    with turn, turn:  # re-entrant
+        got = threading.Event()
+
+        def other() -> None:
+            with turn:
+                got.set()
+
+        worker = threading.Thread(target=other)
+        worker.start()
+        assert not got.wait(0.2), "another thread entered while the turn was held"
+    assert got.wait(5)
+    worker.join()
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from shared.db.session import SqliteWriteTurn\n"
+            f"t = SqliteWriteTurn({url!r})\n"
+            "with t:\n    print('held', flush=True); time.sleep(0.6)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    with turn:
+        waited = time.monotonic() - started
+    holder.wait(10)
+    assert waited > 0.3, "the other process's turn was not respected"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from typing import Any
 
@@ -30,9 +32,14 @@ def check_health(ctx: AppContext) -> dict[str, Any]:
         "backend": ctx.settings.resolved_storage_backend
     }
     healthy = database["status"] == "ok" and storage["status"] == "ok"
+    worker: dict[str, Any] = {"pid": os.getpid()}
+    predictor = ctx.started_predictor
+    if predictor is not None:  # queued, written and spilled predictions of this worker
+        worker["prediction_log"] = dataclasses.asdict(predictor.log.stats())
     return {
         "status": "ok" if healthy else "degraded",
         "runtime": ctx.settings.backend,
         "database": database,
         "storage": storage,
+        "worker": worker,
     }

@@ -324,6 +324,7 @@ class OnlineFeatureStore:
         # SQLite: BEGIN IMMEDIATE takes the write lock before the first read, so two
         # writers of one entity never both read the old head (PostgreSQL: row locks).
         with (
+            self.db.writing(),
             self.db.online_engine.connect().execution_options(
                 sqlite_begin="immediate"
             ) as conn,
@@ -845,7 +846,7 @@ class OnlineFeatureStore:
             available_roles=self.roles,
         )
         now = datetime.now(UTC)
-        with self.db.online_engine.begin() as conn:
+        with self.db.writing(), self.db.online_engine.begin() as conn:
             self._clear(conn)
             items = list(states.items())
             for start in range(0, len(items), _BULK_CHUNK):
@@ -873,6 +874,6 @@ class OnlineFeatureStore:
             conn.execute(table.delete().where(table.c.namespace == self.namespace))
 
     def clear(self) -> None:
-        with self.db.online_engine.begin() as conn:
+        with self.db.writing(), self.db.online_engine.begin() as conn:
             self._clear(conn)
         self._cache.clear()

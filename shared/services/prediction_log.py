@@ -599,7 +599,7 @@ class PredictionLog:
         """Insert ``rows`` in one transaction; rows refused on their own merit are set
         aside (found by halving the batch). Raises _Transient for passing failures."""
         try:
-            with self._engine.begin() as conn:
+            with self.db.writing(), self._engine.begin() as conn:
                 conn.execute(self._insert, list(rows))
         except Exception as exc:
             if not _is_poison(exc):
@@ -759,7 +759,7 @@ def label_predictions(
     matched_ids: set[uuid.UUID] = set()
     matched_txns: set[str] = set()
     engine = db.engine.execution_options(sqlite_begin="immediate")
-    with engine.begin() as conn:
+    with db.writing(), engine.begin() as conn:
         for value in (False, True):
             txns = [t for t, v in by_txn.items() if v is value]
             for part in _chunks(txns, _LABEL_CHUNK):
