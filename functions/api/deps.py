@@ -9,7 +9,8 @@ from fastapi import Depends, Query
 from shared.bootstrap import AppContext, get_context
 
 
-def context() -> AppContext:
+async def context() -> AppContext:
+    # async: a sync dependency would cost every request a thread-pool round trip
     return get_context()
 
 

@@ -100,7 +100,10 @@ def _transaction(txn: TransactionIn) -> dict[str, Any]:
 
 
 @router.post("/predict", summary="Score one transaction")
-def predict(body: PredictRequest, ctx: Ctx) -> Response:
+async def predict(body: PredictRequest, ctx: Ctx) -> Response:
+    # Runs on the event loop, not in the thread pool: scoring is about a millisecond of
+    # CPU with short database calls, and the pool's hand-off cost more than it saved
+    # (bench/bench_predict.py). Explain and batch, which can take longer, use the pool.
     return ok_json(ctx.predictor.predict(_transaction(body.transaction), body.model_id))
 
 
