@@ -29,7 +29,10 @@ _TOKEN = "SH_LOCAL_TOKEN"
 
 def _serve(app: object, sockets: list[object]) -> None:
     config = uvicorn.Config(app, log_config=None, access_log=False)  # type: ignore[arg-type]
-    uvicorn.Server(config).run(sockets=sockets)  # type: ignore[arg-type]
+    try:
+        uvicorn.Server(config).run(sockets=sockets)  # type: ignore[arg-type]
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        pass
 
 
 def _worker(host: str, port: int) -> None:

@@ -16,9 +16,10 @@ Instead a transaction:
 3. computes the features, folds the transaction in, appends one small event row per
    entity and the exactly-once record.
 
-After enough events (a quarter of the state's size, so the cost per event stays
-constant) the snapshot is rewritten and the events it covers are deleted, in a second
-short transaction that does not hold up the scoring one.
+After enough events (a sixteenth of the state's size, so the cost per event stays
+constant and a cold worker replays at most that many) the snapshot is rewritten and
+the events it covers are deleted, in a second short transaction that does not hold up
+the scoring one.
 
 A retried transaction id finds its record and gets the stored features back, changing
 nothing. Any failure evicts the touched entities from the cache (their in-memory state
@@ -515,7 +516,7 @@ class OnlineFeatureStore:
         from ml.features.online import state_to_json
 
         pending = head.seq - head.snapshot_seq
-        if pending < max(self.compact_min_events, len(state["ts"]) // 4):
+        if pending < max(self.compact_min_events, len(state["ts"]) // 16):
             return
         params = {
             **self._params(key),
