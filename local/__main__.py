@@ -8,6 +8,7 @@ first also runs the job engine (see ``local/workers.py``).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import secrets
@@ -28,6 +29,12 @@ _TOKEN = "SH_LOCAL_TOKEN"
 
 
 def _serve(app: object, sockets: list[object]) -> None:
+    # Move everything imported so far out of the collector's sight and collect the
+    # young generation less often: scoring allocates many short-lived objects and no
+    # cycles worth chasing per request (measured: fewer CPU cycles per request).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     config = uvicorn.Config(app, log_config=None, access_log=False)  # type: ignore[arg-type]
     try:
         uvicorn.Server(config).run(sockets=sockets)  # type: ignore[arg-type]

@@ -158,13 +158,16 @@ class _KeyLocks:
 
 @functools.cache
 def _advance_unless_known(n: int) -> TextualSelect:
-    """PostgreSQL: the heads' upsert, skipped whole when the transaction id is known
-    (the exactly-once check and the row locks in one round trip)."""
+    """The heads' upsert, skipped whole when the transaction id is known: the
+    exactly-once check and the row locks in one statement (one round trip on
+    PostgreSQL). Written for both databases: a VALUES list's columns are column1..N
+    in each, and the WHERE clause is what lets SQLite parse ON CONFLICT after a
+    SELECT."""
     cols = [c.name for c in _STATE.columns]
     rows = ", ".join("(" + ", ".join(f":{c}{k}" for c in cols) + ")" for k in range(n))
     sql = (
         f"INSERT INTO {_STATE.name} ({', '.join(cols)}) "
-        f"SELECT * FROM (VALUES {rows}) AS v ({', '.join(cols)}) "
+        f"SELECT * FROM (VALUES {rows}) AS v "
         f"WHERE NOT EXISTS (SELECT 1 FROM {_TXN.name} "
         "WHERE namespace = :namespace0 AND transaction_id = :tid) "
         "ON CONFLICT (namespace, entity_type, entity_id) DO UPDATE SET "
@@ -366,12 +369,6 @@ class OnlineFeatureStore:
 
         With ``unless_known``: None, and nothing changed, when that transaction id was
         applied before (on PostgreSQL checked inside the same statement)."""
-        if unless_known is not None and not self._postgres:
-            known = conn.execute(
-                self._known_stmt, {"ns": self.namespace, "tid": unless_known}
-            ).scalar()
-            if known is not None:
-                return None
         now = datetime.now(UTC)
         rows = [
             {
@@ -386,7 +383,7 @@ class OnlineFeatureStore:
             }
             for t, i in keys
         ]
-        if unless_known is not None and self._postgres:
+        if unless_known is not None:
             params = {
                 f"{name}{k}": value
                 for k, row in enumerate(rows)
@@ -401,7 +398,7 @@ class OnlineFeatureStore:
             for row in result
         }
         if not heads and keys:
-            return None  # PostgreSQL: the statement found the transaction id
+            return None  # the statement found the transaction id
         return heads
 
     def _replay(

@@ -91,7 +91,7 @@ class ModelServer:
         ctx: AppContext,
         refresh_seconds: float = 1.0,
         max_models: int = 8,
-        explainer_warmup_seconds: float | None = 2.0,
+        explainer_warmup_seconds: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.refresh_seconds = refresh_seconds
