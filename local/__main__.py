@@ -48,8 +48,12 @@ def _worker(host: str, port: int) -> None:
     from local.workers import RemoteLauncher, listen
     from shared.bootstrap import get_context
 
-    get_context().launcher = RemoteLauncher(os.environ[_CONTROL], os.environ[_TOKEN])
-    _serve(asgi_app, [listen(host, port, reuse_port=True)])
+    ctx = get_context()
+    ctx.launcher = RemoteLauncher(os.environ[_CONTROL], os.environ[_TOKEN])
+    try:
+        _serve(asgi_app, [listen(host, port, reuse_port=True)])
+    finally:
+        ctx.db.dispose()
 
 
 def _spawn_workers(
@@ -135,6 +139,7 @@ def main() -> None:
     finally:
         _stop(children)
         runtime.stop()
+        ctx.db.dispose()
 
 
 if __name__ == "__main__":
