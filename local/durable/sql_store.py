@@ -24,7 +24,7 @@ class SqlHistoryStore:
         self, instance_id: str, name: str, input_json: str | None
     ) -> None:
         try:
-            with self.db.session() as s:
+            with self.db.session(write=True) as s:
                 s.add(
                     OrchestrationInstance(
                         instance_id=instance_id,
@@ -46,7 +46,7 @@ class SqlHistoryStore:
 
     def append_events(self, instance_id: str, events: list[Event]) -> None:
         encoded = [json.dumps(e) for e in events]  # fail before touching the database
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             row = self._row(s, instance_id)
             last = s.scalar(
                 select(func.max(OrchestrationEvent.seq)).where(
@@ -90,7 +90,7 @@ class SqlHistoryStore:
         custom_status: Any = None,
     ) -> None:
         output_json, custom_json = json.dumps(output), json.dumps(custom_status)
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             row = self._row(s, instance_id)
             row.status, row.output, row.error = status, output_json, error
             row.custom_status = custom_json
@@ -107,7 +107,7 @@ class SqlHistoryStore:
             )
 
     def request_terminate(self, instance_id: str, reason: str) -> None:
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             self._row(s, instance_id)
             s.execute(
                 update(OrchestrationInstance)

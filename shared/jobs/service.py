@@ -66,7 +66,7 @@ class JobService:
     def create(
         self, kind: str, payload: dict[str, Any], job_id: uuid.UUID | None = None
     ) -> Job:
-        with self.ctx.db.session() as s:
+        with self.ctx.db.session(write=True) as s:
             job = Job(
                 id=job_id or uuid.uuid4(), kind=kind, status=PENDING, input=payload
             )
@@ -149,7 +149,7 @@ class JobService:
         )
 
     def complete(self, job_id: str | uuid.UUID, result: dict[str, Any]) -> None:
-        with self.ctx.db.session() as s:
+        with self.ctx.db.session(write=True) as s:
             s.execute(
                 update(Job)
                 .where(Job.id == _uuid(job_id))

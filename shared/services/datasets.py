@@ -174,7 +174,7 @@ class DatasetService:
         dataset_id = uuid.uuid4()
         with self._converted(upload) as table:
             try:
-                with self.ctx.db.session() as session:
+                with self.ctx.db.session(write=True) as session:
                     dataset = Dataset(
                         id=dataset_id,
                         name=name,
@@ -299,7 +299,7 @@ class DatasetService:
     def delete(self, dataset_id: str) -> None:
         """Hide the row first, then remove the blobs, then the row itself: a crash in
         between leaves a DELETING row that a retried DELETE finishes."""
-        with self.ctx.db.session() as session:
+        with self.ctx.db.session(write=True) as session:
             dataset = session.get(Dataset, _parse_id(dataset_id))
             if dataset is None:
                 raise NotFound(f"Dataset {dataset_id} not found.")
@@ -312,7 +312,7 @@ class DatasetService:
         for fs_id in feature_set_ids:
             self.ctx.blobs.delete_prefix(f"features/{fs_id}/")
         self.ctx.blobs.delete_prefix(f"datasets/{dataset.id}/")
-        with self.ctx.db.session() as session:
+        with self.ctx.db.session(write=True) as session:
             row = session.get(Dataset, dataset.id)
             if row is not None:
                 session.delete(row)

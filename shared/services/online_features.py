@@ -92,6 +92,7 @@ class _Head:
     gen: int
     seq: int  # the sequence number of the event being applied now
     snapshot_seq: int
+    created: bool = False  # the row was inserted by this transaction: no history
 
 
 @dataclass(slots=True)
@@ -393,8 +394,15 @@ class OnlineFeatureStore:
             result = conn.execute(_advance_unless_known(len(rows)), params)
         else:
             result = conn.execute(self._advance_stmt, rows)
+        # a row that carries the generation this statement proposed was created by it
+        proposed = {(r["entity_type"], r["entity_id"]): r["gen"] for r in rows}
         heads = {
-            (row.entity_type, row.entity_id): _Head(row.gen, row.seq, row.snapshot_seq)
+            (row.entity_type, row.entity_id): _Head(
+                row.gen,
+                row.seq,
+                row.snapshot_seq,
+                row.gen == proposed[(row.entity_type, row.entity_id)],
+            )
             for row in result
         }
         if not heads and keys:
@@ -442,6 +450,8 @@ class OnlineFeatureStore:
 
     def _current(self, conn: Connection, key: EntityKey, head: _Head) -> State | None:
         """The state before the event ``head.seq``, from the cache when it is current."""
+        if head.created:
+            return None
         prior = head.seq - 1
         cached = self._cache.get(key)
         if cached is not None and cached.gen == head.gen:
@@ -462,6 +472,9 @@ class OnlineFeatureStore:
         out: dict[EntityKey, State | None] = {}
         cold: dict[EntityKey, _Head] = {}
         for key, head in heads.items():
+            if head.created:
+                out[key] = None
+                continue
             cached = self._cache.get(key)
             if (
                 cached is not None
@@ -694,7 +707,9 @@ class OnlineFeatureStore:
                     states = self._current_many(
                         conn,
                         {
-                            key: _Head(head.gen, next_seq[key], head.snapshot_seq)
+                            key: _Head(
+                                head.gen, next_seq[key], head.snapshot_seq, head.created
+                            )
                             for key, head in heads.items()
                         },
                     )

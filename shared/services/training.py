@@ -109,7 +109,7 @@ class TrainingService:
         split = self._split_config(request)
         threshold = self._threshold_config(request)
         job_id, model_id = uuid.uuid4(), uuid.uuid4()
-        with self.ctx.db.session() as s:
+        with self.ctx.db.session(write=True) as s:
             s.add(
                 TrainingJob(
                     id=job_id,
