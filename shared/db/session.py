@@ -118,7 +118,7 @@ def _entra_password(
     cparams["password"] = DefaultAzureCredential().get_token(_ENTRA_SCOPE).token
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -126,7 +126,7 @@ def _json_dumps(value: Any) -> str:
 # path (features and entity keys of every transaction); NaN is stored as null, which
 # JSONB requires anyway.
 _JSON_CODEC: dict[str, Any] = {
-    "json_serializer": _json_dumps,
+    "json_serializer": json_dumps,
     "json_deserializer": orjson.loads,
 }
 

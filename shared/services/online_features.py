@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -215,6 +216,35 @@ def _record_with_events(n: int) -> TextClause:
     return text(sql).bindparams(*binds)
 
 
+_SNAPSHOT_SQL = (
+    f"SELECT state, snapshot_seq, seq FROM {_STATE.name} WHERE namespace = %(ns)s "
+    "AND entity_type = %(et)s AND entity_id = %(eid)s"
+)
+_NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@functools.cache
+def _driver_sql(n: int, which: str) -> str:
+    """PostgreSQL: the hot statements as psycopg SQL (``%(name)s`` parameters), run
+    with ``exec_driver_sql`` to skip SQLAlchemy's per-call statement handling."""
+    clause = (
+        _advance_unless_known(n).element
+        if which == "advance"
+        else _record_with_events(n)
+    )
+    assert isinstance(clause, TextClause)
+    return _NAMED_PARAM.sub(r"%(\1)s", clause.text)
+
+
+def _jsonb(value: Any) -> Any:
+    """A JSONB parameter for ``exec_driver_sql``, serialised as the engine does."""
+    from psycopg.types.json import Jsonb
+
+    from shared.db.session import json_dumps
+
+    return Jsonb(value, dumps=json_dumps)
+
+
 class _NothingToLabel(Exception):
     """Rolls back a label transaction whose merchant state no longer exists."""
 
@@ -391,7 +421,10 @@ class OnlineFeatureStore:
                 for name, value in row.items()
             }
             params["tid"] = unless_known
-            result = conn.execute(_advance_unless_known(len(rows)), params)
+            if self._postgres:  # straight to the driver: this is the hot statement
+                result = conn.exec_driver_sql(_driver_sql(len(rows), "advance"), params)
+            else:
+                result = conn.execute(_advance_unless_known(len(rows)), params)
         else:
             result = conn.execute(self._advance_stmt, rows)
         # a row that carries the generation this statement proposed was created by it
@@ -441,7 +474,10 @@ class OnlineFeatureStore:
         events after it, with the head's sequence; None if the entity has no row."""
         from ml.features.online import state_from_json
 
-        row = conn.execute(self._snapshot_stmt, self._params(key)).one_or_none()
+        if self._postgres:  # a cold entity's read, straight to the driver too
+            row = conn.exec_driver_sql(_SNAPSHOT_SQL, self._params(key)).one_or_none()
+        else:
+            row = conn.execute(self._snapshot_stmt, self._params(key)).one_or_none()
         if row is None:
             return None
         state = state_from_json(row.state) if row.state else None
@@ -641,7 +677,9 @@ class OnlineFeatureStore:
                 for name, value in row.items()
             }
             params.update(record)
-            conn.execute(_record_with_events(len(events)), params)
+            for column in ("entity_keys", "features"):
+                params[column] = _jsonb(record[column])
+            conn.exec_driver_sql(_driver_sql(len(events), "record"), params)
         else:
             if events:
                 conn.execute(_EVENTS.insert(), events)
