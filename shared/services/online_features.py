@@ -557,23 +557,32 @@ class OnlineFeatureStore:
             out.setdefault(key, None)
         return out
 
-    def _compact(self, key: EntityKey, head: _Head, state: State) -> None:
-        """Write a new snapshot once the events since the last one are many enough."""
+    def _compact(self, entities: Iterable[tuple[EntityKey, _Head, State]]) -> None:
+        """Write new snapshots of the entities whose events since the last one are many
+        enough (a sixteenth of the state, at least ``compact_min_events``), all in one
+        short transaction."""
         from ml.features.online import state_to_json
 
-        pending = head.seq - head.snapshot_seq
-        if pending < max(self.compact_min_events, len(state["ts"]) // 16):
+        due = [
+            (key, head, state)
+            for key, head, state in entities
+            if head.seq - head.snapshot_seq
+            >= max(self.compact_min_events, len(state["ts"]) // 16)
+        ]
+        if not due:
             return
-        params = {
-            **self._params(key),
-            "g": head.gen,
-            "s": head.seq,
-            "blob": state_to_json(state),
-            "now": datetime.now(UTC),
-        }
+        now = datetime.now(UTC)
         with self._write() as conn:
-            if conn.execute(self._compact_stmt, params).rowcount:
-                conn.execute(self._prune_events_stmt, params)
+            for key, head, state in due:
+                params = {
+                    **self._params(key),
+                    "g": head.gen,
+                    "s": head.seq,
+                    "blob": state_to_json(state),
+                    "now": now,
+                }
+                if conn.execute(self._compact_stmt, params).rowcount:
+                    conn.execute(self._prune_events_stmt, params)
 
     # -- scoring path -----------------------------------------------------------------
 
@@ -645,8 +654,7 @@ class OnlineFeatureStore:
                 raise
             for key, head in heads.items():
                 self._cache.put(key, head.gen, head.seq, touched[key])
-            for key, head in heads.items():
-                self._compact(key, head, touched[key])
+            self._compact((k, h, touched[k]) for k, h in heads.items())
         return OnlineFeatures(transaction_id, features, False)
 
     def _append(
@@ -793,11 +801,14 @@ class OnlineFeatureStore:
             except BaseException:
                 self._cache.evict(every_key)
                 raise
-            for key, head in heads.items():
-                state = states[key]
-                if state is not None:
-                    self._cache.put(key, head.gen, head.seq, state)
-                    self._compact(key, head, state)
+            written = [
+                (key, head, state)
+                for key, head in heads.items()
+                if (state := states[key]) is not None
+            ]
+            for key, head, state in written:
+                self._cache.put(key, head.gen, head.seq, state)
+            self._compact(written)
         return [
             OnlineFeatures(tid, known[tid], True)
             if tid in known
