@@ -338,7 +338,8 @@ class OnlineFeatureEngine:
             values = state[column]
             for name, width in self._distinct:
                 lo = bisect_left(ts, p.t - width, 0, hi)
-                distinct = {v for v in values[lo:hi] if v is not None}
+                distinct = set(values[lo:hi])  # set() on a slice runs in C
+                distinct.discard(None)
                 out[f"user_distinct_{noun}_{name}"] = float(len(distinct))
 
     def _window_values(
