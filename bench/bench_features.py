@@ -27,6 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import add_data_arguments, generated  # noqa: E402
+
 
 def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
@@ -126,11 +128,7 @@ def _online(df: Any, n_online: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--users", type=int, default=50_000)
-    parser.add_argument("--merchants", type=int, default=5_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--seed", type=int, default=1)
+    add_data_arguments(parser)
     parser.add_argument("--online", type=int, default=20_000)
     parser.add_argument("--batch-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,18 +136,8 @@ def main() -> None:
         _batch_child(args.batch_child)
         return
 
-    from ml.datagen import GeneratorConfig, generate_transactions
-
     start = time.perf_counter()
-    df = generate_transactions(
-        GeneratorConfig(
-            n_rows=args.rows,
-            n_users=args.users,
-            n_merchants=args.merchants,
-            days=args.days,
-            seed=args.seed,
-        )
-    )
+    df = generated(args)
     print(f"generated {len(df):,} rows in {time.perf_counter() - start:.1f} s")
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "transactions.parquet")

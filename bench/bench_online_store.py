@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+from bench.scratch import add_data_arguments, generated, scratch_postgres  # noqa: E402
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -59,20 +57,11 @@ def _sqlite_url() -> Iterator[str]:
 
 @contextmanager
 def _postgres_url() -> Iterator[str]:
-    import psycopg
-
     from shared.db.migrate import upgrade
 
-    name = f"sh_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        url = PG_URL.format(db=name)
+    with scratch_postgres() as url:
         upgrade(url)
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _state_bytes(db: Any) -> dict[str, Any]:
@@ -126,28 +115,15 @@ def _run(url: str, df: Any, n_online: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--users", type=int, default=50_000)
-    parser.add_argument("--merchants", type=int, default=5_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--seed", type=int, default=1)
+    add_data_arguments(parser)
     parser.add_argument("--online", type=int, default=20_000)
     parser.add_argument("--db", default="sqlite,postgresql")
     args = parser.parse_args()
 
-    from ml.datagen import GeneratorConfig, generate_transactions
     from shared.services import online_features  # noqa: F401  (loaded before timing)
 
     start = time.perf_counter()
-    df = generate_transactions(
-        GeneratorConfig(
-            n_rows=args.rows,
-            n_users=args.users,
-            n_merchants=args.merchants,
-            days=args.days,
-            seed=args.seed,
-        )
-    )
+    df = generated(args)
     print(f"generated {len(df):,} rows in {time.perf_counter() - start:.1f} s")
     for name in args.db.split(","):
         urls = {"sqlite": _sqlite_url, "postgresql": _postgres_url}

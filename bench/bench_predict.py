@@ -44,7 +44,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,11 +56,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import http_load  # noqa: E402  (bench/ is on the path only from here on)
+from scratch import add_data_arguments, generated, scratch_postgres  # noqa: E402
 
 PY = sys.executable
 API = "/api/v1"
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
 HYPERPARAMETERS = {"n_estimators": 200, "max_depth": 6}
 WARMUP = 20
 COLD_REPEATS = 3
@@ -721,17 +719,8 @@ def scratch_database(kind: str, data_dir: Path) -> Iterator[tuple[str, str | Non
         return
     if kind != "postgresql":
         raise SystemExit(f"unknown --db {kind!r} (sqlite, postgresql)")
-    import psycopg
-
-    name = f"sh_bench_predict_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = PG_URL.format(db=name)
-    try:
+    with scratch_postgres("sh_bench_predict") as url:
         yield url, url
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def run_db(kind: str, df: Any, args: argparse.Namespace) -> None:
@@ -808,12 +797,8 @@ def _scenarios(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
+    add_data_arguments(parser, rows=200_000, users=20_000, merchants=2_000, days=60)
     parser.add_argument("--live", type=int, default=120_000)
-    parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--merchants", type=int, default=2_000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -831,18 +816,8 @@ def main() -> None:
     if not 0 < args.live < args.rows:
         raise SystemExit("--live must be between 0 and --rows")
 
-    from ml.datagen import GeneratorConfig, generate_transactions
-
     t0 = time.perf_counter()
-    df = generate_transactions(
-        GeneratorConfig(
-            n_rows=args.rows,
-            n_users=args.users,
-            n_merchants=args.merchants,
-            days=args.days,
-            seed=args.seed,
-        )
-    )
+    df = generated(args)
     emit({"generated_rows": len(df), "generate_s": round(time.perf_counter() - t0, 1)})
     for kind in args.db.split(","):
         run_db(kind.strip(), df, args)

@@ -149,6 +149,35 @@ async def exchange(
     return conn, status, body
 
 
+async def timed_exchange(
+    conn: Connection | None,
+    raw: bytes,
+    host: str,
+    port: int,
+    res: Result,
+    *,
+    started: float,
+    timeout: float,
+    keep: Keep | None,
+) -> Connection | None:
+    """``exchange`` with its bookkeeping: the latency from ``started`` (the send time,
+    or the scheduled time in the open loop), the status, the kept body. A failed
+    request is noted, its connection closed, and None returned."""
+    try:
+        async with asyncio.timeout(timeout):
+            conn, status, body = await exchange(conn, raw, host, port, res)
+    except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+        res.note(type(exc).__name__, repr(exc))
+        if conn is not None:
+            conn.close()
+        return None
+    res.latencies.append(time.perf_counter() - started)
+    res.note(status, body)
+    if keep is not None and keep(status, body):
+        res.bodies.append(body)
+    return conn
+
+
 def cpu_self() -> float:
     """User + system CPU seconds of this process (all threads)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -196,20 +225,19 @@ async def _open_loop(
                 if conn.reader.at_eof():  # closed by the server while idle
                     conn.close()
                     conn = None
-            try:
-                async with asyncio.timeout(timeout):
-                    conn, status, body = await exchange(conn, raw, host, port, res)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
-                res.note(type(exc).__name__, repr(exc))
-                if conn is not None:
-                    conn.close()
+            conn = await timed_exchange(
+                conn,
+                raw,
+                host,
+                port,
+                res,
+                started=scheduled,
+                timeout=timeout,
+                keep=keep,
+            )
+            if conn is None:
                 return
-            done = clock()
-            last_done = done
-            res.latencies.append(done - scheduled)
-            res.note(status, body)
-            if keep is not None and keep(status, body):
-                res.bodies.append(body)
+            last_done = clock()
             if conn.closed:
                 conn.close()
             else:
@@ -282,18 +310,10 @@ async def _closed_loop(
             if raw is None:
                 break
             res.sent += 1
-            t0 = clock()
-            try:
-                async with asyncio.timeout(timeout):
-                    conn, status, body = await exchange(conn, raw, host, port, res)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
-                res.note(type(exc).__name__, repr(exc))
-                conn.close()
-                continue
-            res.latencies.append(clock() - t0)
-            res.note(status, body)
-            if keep is not None and keep(status, body):
-                res.bodies.append(body)
+            done = await timed_exchange(
+                conn, raw, host, port, res, started=clock(), timeout=timeout, keep=keep
+            )
+            conn = done or conn  # a failed one is closed: exchange opens a new one
         conn.close()
 
     cpu0 = cpu_self()
@@ -335,18 +355,10 @@ async def _sequential(
     start = clock()
     for raw in requests:
         res.sent += 1
-        t0 = clock()
-        try:
-            async with asyncio.timeout(timeout):
-                conn, status, body = await exchange(conn, raw, host, port, res)
-        except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
-            res.note(type(exc).__name__, repr(exc))
-            conn.close()
-            continue
-        res.latencies.append(clock() - t0)
-        res.note(status, body)
-        if keep is not None and keep(status, body):
-            res.bodies.append(body)
+        done = await timed_exchange(
+            conn, raw, host, port, res, started=clock(), timeout=timeout, keep=keep
+        )
+        conn = done or conn  # a failed one is closed: exchange opens a new one
     res.wall_s = clock() - start
     res.client_cpu_s = cpu_self() - cpu0
     conn.close()

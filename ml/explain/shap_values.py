@@ -162,41 +162,39 @@ class ModelExplainer(ABC):
     def _base_value(self) -> float: ...
 
 
-class _XGBoostExplainer(ModelExplainer):
-    algorithm = "xgboost"
+class _BoosterExplainer(ModelExplainer):
+    """Gradient-boosted trees: the library's own exact TreeSHAP, whose last column is
+    the bias (the same on every row); the raw output is the log-odds margin."""
+
     output = "log_odds"
 
     def __init__(
-        self, native: bytes, feature_names: list[str], score_transform: dict[str, Any]
+        self,
+        booster: Any,
+        n_model_features: int,
+        feature_names: list[str],
+        score_transform: dict[str, Any],
     ):
-        import xgboost as xgb
-
         super().__init__(feature_names, score_transform)
-        booster = xgb.Booster()
-        booster.load_model(bytearray(native))
-        booster.set_param({"nthread": 1})  # one row per request: threads only cost
-        if booster.num_features() != self.n_features:
+        if n_model_features != self.n_features:
             raise ValueError(
-                f"model has {booster.num_features()} features, "
-                f"{self.n_features} names given"
+                f"model has {n_model_features} features, {self.n_features} names given"
             )
         self._booster = booster
         self._base: float | None = None
 
-    def _explain(self, X: npt.NDArray[np.float32]) -> Explanation:
-        import xgboost as xgb
+    @abstractmethod
+    def _contribs_and_raw(
+        self, X: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
 
-        dm = xgb.DMatrix(X, missing=np.nan, nthread=1)
-        contribs = np.asarray(
-            self._booster.predict(dm, pred_contribs=True), dtype=np.float64
-        )
-        raw = np.asarray(
-            self._booster.predict(dm, output_margin=True), dtype=np.float64
-        )
+    def _explain(self, X: npt.NDArray[np.float32]) -> Explanation:
+        contribs, raw = self._contribs_and_raw(X)
+        contribs = np.asarray(contribs, dtype=np.float64)
         return Explanation(
-            float(contribs[0, -1]),  # the bias column is the same on every row
+            float(contribs[0, -1]),
             np.ascontiguousarray(contribs[:, :-1]),
-            raw,
+            np.asarray(raw, dtype=np.float64),
             self.output,
         )
 
@@ -208,46 +206,51 @@ class _XGBoostExplainer(ModelExplainer):
         return self._base
 
 
-class _LightGBMExplainer(ModelExplainer):
+class _XGBoostExplainer(_BoosterExplainer):
+    algorithm = "xgboost"
+
+    def __init__(
+        self, native: bytes, feature_names: list[str], score_transform: dict[str, Any]
+    ):
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(bytearray(native))
+        booster.set_param({"nthread": 1})  # one row per request: threads only cost
+        super().__init__(
+            booster, booster.num_features(), feature_names, score_transform
+        )
+
+    def _contribs_and_raw(
+        self, X: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        import xgboost as xgb
+
+        dm = xgb.DMatrix(X, missing=np.nan, nthread=1)
+        return (
+            self._booster.predict(dm, pred_contribs=True),
+            self._booster.predict(dm, output_margin=True),
+        )
+
+
+class _LightGBMExplainer(_BoosterExplainer):
     algorithm = "lightgbm"
-    output = "log_odds"
 
     def __init__(
         self, native: bytes, feature_names: list[str], score_transform: dict[str, Any]
     ):
         import lightgbm as lgb
 
-        super().__init__(feature_names, score_transform)
         booster = lgb.Booster(model_str=native.decode("utf-8"))
-        if booster.num_feature() != self.n_features:
-            raise ValueError(
-                f"model has {booster.num_feature()} features, "
-                f"{self.n_features} names given"
-            )
-        self._booster = booster
-        self._base: float | None = None
+        super().__init__(booster, booster.num_feature(), feature_names, score_transform)
 
-    def _explain(self, X: npt.NDArray[np.float32]) -> Explanation:
-        contribs = np.asarray(
+    def _contribs_and_raw(
+        self, X: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        return (
             self._booster.predict(X, pred_contrib=True, num_threads=1),
-            dtype=np.float64,
+            self._booster.predict(X, raw_score=True, num_threads=1),
         )
-        raw = np.asarray(
-            self._booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64
-        )
-        return Explanation(
-            float(contribs[0, -1]),
-            np.ascontiguousarray(contribs[:, :-1]),
-            raw,
-            self.output,
-        )
-
-    def _base_value(self) -> float:
-        if self._base is None:
-            self._base = self._explain(
-                np.zeros((1, self.n_features), np.float32)
-            ).base_value
-        return self._base
 
 
 def average_path_length(n: int) -> float:
