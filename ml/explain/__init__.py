@@ -10,7 +10,6 @@ from ml.explain.shap_values import (
     ALGORITHMS,
     Explanation,
     ModelExplainer,
-    feature_matrix,
     load_explainer,
 )
 from ml.explain.summary import top_features
@@ -19,7 +18,6 @@ __all__ = [
     "ALGORITHMS",
     "Explanation",
     "ModelExplainer",
-    "feature_matrix",
     "generic_reason",
     "load_explainer",
     "reason",

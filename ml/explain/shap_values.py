@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ml.scoring.matrix import feature_matrix
 from ml.scoring.transform import Float64Array, apply_score_transform
 
 __all__ = [
@@ -64,7 +65,6 @@ __all__ = [
     "KERNEL_SAMPLES",
     "Explanation",
     "ModelExplainer",
-    "feature_matrix",
     "load_explainer",
 ]
 
@@ -86,22 +86,6 @@ class Explanation:
     contributions: Float64Array
     raw: Float64Array
     output: str
-
-
-def feature_matrix(
-    feature_names: list[str], features: Mapping[str, float | None]
-) -> npt.NDArray[np.float32]:
-    """One (1, n_features) float32 row from a name -> value mapping; missing -> NaN.
-
-    Unknown names are ignored, like `OnnxScorer.score_one`.
-    """
-    index = {name: i for i, name in enumerate(feature_names)}
-    row = np.full((1, len(feature_names)), np.nan, dtype=np.float32)
-    for name, value in features.items():
-        i = index.get(name)
-        if i is not None and value is not None:
-            row[0, i] = value
-    return row
 
 
 def _sigmoid(values: npt.NDArray[Any]) -> Float64Array:
@@ -149,7 +133,7 @@ class ModelExplainer(ABC):
 
     def explain_features(self, features: Mapping[str, float | None]) -> Explanation:
         """Explain one transaction given by feature name (missing names -> NaN)."""
-        return self.explain(feature_matrix(self.feature_names, features))
+        return self.explain(feature_matrix(self.feature_names, [features]))
 
     def fraud_score(self, raw: npt.NDArray[Any]) -> Float64Array:
         """The model's fraud score in [0, 1] for raw outputs of `explain`."""

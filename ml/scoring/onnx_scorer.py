@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from ml.scoring.matrix import feature_matrix
 from ml.scoring.transform import Float64Array, apply_score_transform
 
 
@@ -47,7 +48,6 @@ class OnnxScorer:
         self.feature_names = list(feature_names)
         self.score_transform = dict(score_transform)
         self.missing_value = float(missing_value)
-        self._index = {name: i for i, name in enumerate(self.feature_names)}
 
     @property
     def n_features(self) -> int:
@@ -66,23 +66,9 @@ class OnnxScorer:
     def matrix(
         self, rows: Sequence[Mapping[str, float | None]]
     ) -> npt.NDArray[np.float32]:
-        """The (n, n_features) input for rows given by feature name, in the model's
-        feature order; absent names and None become `missing_value`."""
-        out = np.full((len(rows), self.n_features), self.missing_value, np.float32)
-        names = self.feature_names
-        for i, row in enumerate(rows):
-            out[i] = [_value(row.get(name), self.missing_value) for name in names]
-        return out
+        """The model's input for rows given by feature name (see `feature_matrix`)."""
+        return feature_matrix(self.feature_names, rows, self.missing_value)
 
     def score_one(self, features: Mapping[str, float | None]) -> float:
         """Score one transaction given by feature name; unknown names are ignored."""
-        row = np.full((1, self.n_features), self.missing_value, dtype=np.float32)
-        for name, value in features.items():
-            i = self._index.get(name)
-            if i is not None and value is not None:
-                row[0, i] = value
-        return float(self.score(row)[0])
-
-
-def _value(value: float | None, missing: float) -> float:
-    return missing if value is None else value
+        return float(self.score(self.matrix([features]))[0])

@@ -401,18 +401,10 @@ class OnlineFeatureStore:
         With ``unless_known``: None, and nothing changed, when that transaction id was
         applied before (on PostgreSQL checked inside the same statement)."""
         now = datetime.now(UTC)
+        # a new row: no snapshot, and the events being appended now
         rows = [
-            {
-                "namespace": self.namespace,
-                "entity_type": t,
-                "entity_id": i,
-                "state": b"",
-                "updated_at": now,
-                "seq": 1 if counts is None else counts[(t, i)],
-                "snapshot_seq": 0,
-                "gen": random.getrandbits(62),
-            }
-            for t, i in keys
+            self._state_row(key, b"", 1 if counts is None else counts[key], now)
+            for key in keys
         ]
         if unless_known is not None:
             params = {
@@ -484,18 +476,29 @@ class OnlineFeatureStore:
         upto = row.seq if upto is None else upto
         return self._replay(conn, key, state, row.snapshot_seq, upto), row.seq
 
+    def _warm(
+        self, conn: Connection, key: EntityKey, head: _Head
+    ) -> tuple[bool, State | None]:
+        """(True, the state before event ``head.seq``) when no snapshot read is needed:
+        the row was created just now, or the cache holds this row generation at or
+        after its snapshot (then only the events it missed are read, if any)."""
+        if head.created:
+            return True, None
+        cached = self._cache.get(key)
+        if (
+            cached is None
+            or cached.gen != head.gen
+            or not head.snapshot_seq <= cached.seq < head.seq
+        ):
+            return False, None
+        return True, self._replay(conn, key, cached.state, cached.seq, head.seq - 1)
+
     def _current(self, conn: Connection, key: EntityKey, head: _Head) -> State | None:
         """The state before the event ``head.seq``, from the cache when it is current."""
-        if head.created:
-            return None
-        prior = head.seq - 1
-        cached = self._cache.get(key)
-        if cached is not None and cached.gen == head.gen:
-            if cached.seq == prior:
-                return cached.state
-            if head.snapshot_seq <= cached.seq < prior:
-                return self._replay(conn, key, cached.state, cached.seq, prior)
-        loaded = self._from_snapshot(conn, key, prior)
+        warm, state = self._warm(conn, key, head)
+        if warm:
+            return state
+        loaded = self._from_snapshot(conn, key, head.seq - 1)
         return None if loaded is None else loaded[0]
 
     def _current_many(
@@ -508,18 +511,9 @@ class OnlineFeatureStore:
         out: dict[EntityKey, State | None] = {}
         cold: dict[EntityKey, _Head] = {}
         for key, head in heads.items():
-            if head.created:
-                out[key] = None
-                continue
-            cached = self._cache.get(key)
-            if (
-                cached is not None
-                and cached.gen == head.gen
-                and head.snapshot_seq <= cached.seq < head.seq
-            ):
-                out[key] = self._replay(
-                    conn, key, cached.state, cached.seq, head.seq - 1
-                )
+            warm, state = self._warm(conn, key, head)
+            if warm:
+                out[key] = state
             else:
                 cold[key] = head
         by_type: dict[str, list[str]] = {}
@@ -629,19 +623,8 @@ class OnlineFeatureStore:
                         return OnlineFeatures(transaction_id, known, True)
                     states = {k: self._current(conn, k, heads[k]) for k in keys}
                     features, touched = self.engine.process(event, states)
-                    self._append(
-                        conn,
-                        heads,
-                        payload,
-                        {
-                            "namespace": self.namespace,
-                            "transaction_id": transaction_id,
-                            "event_time": _event_time(event),
-                            "entity_keys": [list(k) for k in keys],
-                            "features": features,
-                            "created_at": datetime.now(UTC),
-                        },
-                    )
+                    record = self._record(event, keys, features, datetime.now(UTC))
+                    self._append(conn, heads, payload, record)
             except IntegrityError:
                 # the same transaction id, applied concurrently by another worker
                 self._cache.evict(keys)
@@ -657,6 +640,48 @@ class OnlineFeatureStore:
             self._compact((k, h, touched[k]) for k, h in heads.items())
         return OnlineFeatures(transaction_id, features, False)
 
+    def _state_row(
+        self, key: EntityKey, snapshot: bytes, seq: int, now: datetime
+    ) -> dict[str, Any]:
+        """A state row with its snapshot at sequence 0 and a fresh generation."""
+        return {
+            "namespace": self.namespace,
+            "entity_type": key[0],
+            "entity_id": key[1],
+            "state": snapshot,
+            "updated_at": now,
+            "seq": seq,
+            "snapshot_seq": 0,
+            "gen": random.getrandbits(62),
+        }
+
+    def _event_row(self, key: EntityKey, seq: int, payload: bytes) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "entity_type": key[0],
+            "entity_id": key[1],
+            "seq": seq,
+            "event": payload,
+        }
+
+    def _record(
+        self,
+        event: Mapping[str, Any],
+        keys: list[EntityKey],
+        features: dict[str, float],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The exactly-once record of an applied transaction (its features are what a
+        retry gets back)."""
+        return {
+            "namespace": self.namespace,
+            "transaction_id": str(event["transaction_id"]),
+            "event_time": _event_time(event),
+            "entity_keys": [list(k) for k in keys],
+            "features": features,
+            "created_at": now,
+        }
+
     def _append(
         self,
         conn: Connection,
@@ -667,14 +692,7 @@ class OnlineFeatureStore:
         """Append the event to each entity's log, plus the exactly-once record of a
         transaction (on PostgreSQL in one statement: one round trip fewer)."""
         events = [
-            {
-                "namespace": self.namespace,
-                "entity_type": t,
-                "entity_id": i,
-                "seq": head.seq,
-                "event": payload,
-            }
-            for (t, i), head in heads.items()
+            self._event_row(key, head.seq, payload) for key, head in heads.items()
         ]
         if record is None:
             conn.execute(_EVENTS.insert(), events)
@@ -772,26 +790,11 @@ class OnlineFeatureStore:
                         payload = orjson.dumps(event)
                         for key in keys_of[i]:
                             event_rows.append(
-                                {
-                                    "namespace": self.namespace,
-                                    "entity_type": key[0],
-                                    "entity_id": key[1],
-                                    "seq": next_seq[key],
-                                    "event": payload,
-                                }
+                                self._event_row(key, next_seq[key], payload)
                             )
                             next_seq[key] += 1
                         computed[tids[i]] = features
-                        records.append(
-                            {
-                                "namespace": self.namespace,
-                                "transaction_id": tids[i],
-                                "event_time": _event_time(event),
-                                "entity_keys": [list(k) for k in keys_of[i]],
-                                "features": features,
-                                "created_at": now,
-                            }
-                        )
+                        records.append(self._record(event, keys_of[i], features, now))
                     for start in range(0, len(event_rows), _BULK_CHUNK):
                         chunk = event_rows[start : start + _BULK_CHUNK]
                         conn.execute(_EVENTS.insert(), chunk)
@@ -915,17 +918,8 @@ class OnlineFeatureStore:
                 conn.execute(
                     _STATE.insert(),
                     [
-                        {
-                            "namespace": self.namespace,
-                            "entity_type": t,
-                            "entity_id": i,
-                            "state": state_to_json(state),
-                            "updated_at": now,
-                            "seq": 0,
-                            "snapshot_seq": 0,
-                            "gen": random.getrandbits(62),
-                        }
-                        for (t, i), state in items[start : start + _BULK_CHUNK]
+                        self._state_row(key, state_to_json(state), 0, now)
+                        for key, state in items[start : start + _BULK_CHUNK]
                     ],
                 )
         self._cache.clear()

@@ -756,34 +756,25 @@ def label_predictions(
     by_id, by_txn = _parse_label_items(items)
     flushed = log.flush(flush_timeout) if log is not None else True
     touched: set[uuid.UUID] = set()
-    matched_ids: set[uuid.UUID] = set()
-    matched_txns: set[str] = set()
+    matched: dict[str, set[Any]] = {"id": set(), "transaction_id": set()}
     engine = db.engine.execution_options(sqlite_begin="immediate")
     with db.writing(), engine.begin() as conn:
-        for value in (False, True):
-            txns = [t for t, v in by_txn.items() if v is value]
-            for part in _chunks(txns, _LABEL_CHUNK):
-                result = conn.execute(
-                    update(_TABLE)
-                    .where(_TABLE.c.transaction_id.in_(part))
-                    .values(actual_label=value)
-                    .returning(_TABLE.c.id, _TABLE.c.transaction_id)
-                )
-                for row_id, txn in result:
-                    touched.add(row_id)
-                    matched_txns.add(txn)
-        for value in (False, True):
-            ids = [i for i, v in by_id.items() if v is value]
-            for part in _chunks(ids, _LABEL_CHUNK):
-                result = conn.execute(
-                    update(_TABLE)
-                    .where(_TABLE.c.id.in_(part))
-                    .values(actual_label=value)
-                    .returning(_TABLE.c.id)
-                )
-                for (row_id,) in result:
-                    touched.add(row_id)
-                    matched_ids.add(row_id)
+        # ids last: a prediction named by id wins over its transaction's label
+        for column, labels in (("transaction_id", by_txn), ("id", by_id)):
+            key = _TABLE.c[column]
+            for value in (False, True):
+                keys = [k for k, v in labels.items() if v is value]
+                for part in _chunks(keys, _LABEL_CHUNK):
+                    result = conn.execute(
+                        update(_TABLE)
+                        .where(key.in_(part))
+                        .values(actual_label=value)
+                        .returning(_TABLE.c.id, key)
+                    )
+                    for row_id, matched_key in result:
+                        touched.add(row_id)
+                        matched[column].add(matched_key)
+    matched_ids, matched_txns = matched["id"], matched["transaction_id"]
     return LabelResult(
         updated=len(touched),
         unmatched_prediction_ids=[i for i in by_id if i not in matched_ids],

@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ValidationFailed
+from shared.errors import Conflict, ValidationFailed
 
 if TYPE_CHECKING:
     from shared.bootstrap import AppContext
     from shared.services.online_features import OnlineFeatures
-    from shared.services.prediction_log import PredictionLog
+    from shared.services.prediction_log import PredictionLog, PredictionRecord
     from shared.services.serving_models import ModelServer, ServingModel
 
 MAX_BATCH = 10_000
@@ -81,9 +81,18 @@ class Predictor:
         row = model.scorer.matrix([online.features])
         score = float(model.scorer.score(row)[0])
         explanation = self._explain(model, row, top_k) if explain else None
-        result = self._result(model, online, score, explanation, started)
+        result = {
+            **self._decision(model, online, score),
+            **_model_fields(model),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "explanation": explanation,
+        }
         if not online.replayed:
-            self._log(model, online, result, explanation)
+            now = datetime.now(UTC)
+            latency = result["latency_ms"]
+            self.log.record(
+                self._record(model, online, result, explanation, now, latency)
+            )
         return result
 
     def _explain(self, model: ServingModel, row: Any, top_k: int) -> dict[str, Any]:
@@ -100,50 +109,42 @@ class Predictor:
             "method": _METHOD.get(model.algorithm, "SHAP"),
         }
 
-    def _result(
-        self,
-        model: ServingModel,
-        online: OnlineFeatures,
-        score: float,
-        explanation: dict[str, Any] | None,
-        started: float,
+    @staticmethod
+    def _decision(
+        model: ServingModel, online: OnlineFeatures, score: float
     ) -> dict[str, Any]:
+        """What a prediction says about one transaction, single or in a batch."""
         return {
             "prediction_id": str(prediction_id(model.id, online.transaction_id)),
             "transaction_id": online.transaction_id,
             "fraud_score": score,
             "is_fraud": score >= model.threshold,
             "confidence": round(confidence(score, model.threshold), 4),
-            "threshold": model.threshold,
-            "model_id": str(model.id),
-            "model_name": model.name,
-            "model_version": model.version,
             "replayed": online.replayed,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            "explanation": explanation,
         }
 
-    def _log(
-        self,
+    @staticmethod
+    def _record(
         model: ServingModel,
         online: OnlineFeatures,
-        result: Mapping[str, Any],
+        decision: Mapping[str, Any],
         explanation: dict[str, Any] | None,
-    ) -> None:
+        now: datetime,
+        latency_ms: float,
+    ) -> PredictionRecord:
+        """The prediction log's row for a new prediction."""
         from shared.services.prediction_log import PredictionRecord
 
-        self.log.record(
-            PredictionRecord(
-                id=prediction_id(model.id, online.transaction_id),
-                created_at=datetime.now(UTC),
-                model_id=model.id,
-                transaction_id=online.transaction_id,
-                input_features=online.features,
-                fraud_score=result["fraud_score"],
-                is_fraud=result["is_fraud"],
-                explanation=explanation,
-                latency_ms=result["latency_ms"],
-            )
+        return PredictionRecord(
+            id=uuid.UUID(decision["prediction_id"]),
+            created_at=now,
+            model_id=model.id,
+            transaction_id=online.transaction_id,
+            input_features=online.features,
+            fraud_score=decision["fraud_score"],
+            is_fraud=decision["is_fraud"],
+            explanation=explanation,
+            latency_ms=latency_ms,
         )
 
     # -- many transactions ---------------------------------------------------------------
@@ -156,7 +157,6 @@ class Predictor:
         import numpy as np
 
         from ml.features import FeatureInputError
-        from shared.services.prediction_log import PredictionRecord
 
         started = time.perf_counter()
         model = self.models.resolve(model_id)
@@ -171,42 +171,18 @@ class Predictor:
         )
         latency = round((time.perf_counter() - started) * 1000, 3)
         per_item = latency / max(len(online), 1)
-        results = []
-        records = []
+        results = [
+            self._decision(model, item, score)
+            for item, score in zip(online, scores.tolist(), strict=True)
+        ]
         now = datetime.now(UTC)
-        for item, score in zip(online, scores.tolist(), strict=True):
-            pid = prediction_id(model.id, item.transaction_id)
-            is_fraud = score >= model.threshold
-            results.append(
-                {
-                    "prediction_id": str(pid),
-                    "transaction_id": item.transaction_id,
-                    "fraud_score": score,
-                    "is_fraud": is_fraud,
-                    "confidence": round(confidence(score, model.threshold), 4),
-                    "replayed": item.replayed,
-                }
-            )
-            if not item.replayed:
-                records.append(
-                    PredictionRecord(
-                        id=pid,
-                        created_at=now,
-                        model_id=model.id,
-                        transaction_id=item.transaction_id,
-                        input_features=item.features,
-                        fraud_score=score,
-                        is_fraud=is_fraud,
-                        explanation=None,
-                        latency_ms=per_item,
-                    )
-                )
-        self.log.record_many(records)
+        self.log.record_many(
+            self._record(model, item, decision, None, now, per_item)
+            for item, decision in zip(online, results, strict=True)
+            if not item.replayed
+        )
         return {
-            "model_id": str(model.id),
-            "model_name": model.name,
-            "model_version": model.version,
-            "threshold": model.threshold,
+            **_model_fields(model),
             "count": len(results),
             "flagged": sum(1 for r in results if r["is_fraud"]),
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
@@ -241,10 +217,19 @@ class Predictor:
 
     def _label_stores(self) -> list[Any]:
         try:
-            self.models.production()
-        except Exception:  # no production model: label the stores already loaded
+            self.models.production()  # so that its store is among them
+        except Conflict:  # no production model: label the stores already loaded
             pass
         return self.models.stores()
+
+
+def _model_fields(model: ServingModel) -> dict[str, Any]:
+    return {
+        "threshold": model.threshold,
+        "model_id": str(model.id),
+        "model_name": model.name,
+        "model_version": model.version,
+    }
 
 
 _METHOD = {

@@ -91,12 +91,10 @@ class ModelServer:
         ctx: AppContext,
         refresh_seconds: float = 1.0,
         max_models: int = 8,
-        explainer_warmup_seconds: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.refresh_seconds = refresh_seconds
         self.max_models = max_models
-        self.explainer_warmup_seconds = explainer_warmup_seconds
         self._models: OrderedDict[uuid.UUID, ServingModel] = OrderedDict()
         self._stores: dict[str, OnlineFeatureStore] = {}
         self._lock = threading.Lock()
@@ -158,28 +156,9 @@ class ModelServer:
                     current.version,
                 )
             self._production = loaded
-            self._warm_explainer(loaded)
         self._checked_at = time.monotonic()
         assert self._production is not None
         return self._production
-
-    def _warm_explainer(self, model: ServingModel) -> None:
-        """Load the production model's explainer in the background, a moment later,
-        so the first /predict/explain does not wait seconds for the native model and
-        SHAP, and a cold start's first /predict does not share the CPU with it."""
-        if self.explainer_warmup_seconds is None:
-            return
-
-        def warm() -> None:
-            time.sleep(self.explainer_warmup_seconds or 0.0)
-            try:
-                model.explainer(self.ctx.blobs)
-            except Exception:  # noqa: BLE001 - the first explain request reports it
-                log.warning(
-                    "could not preload the explainer of %s", model.id, exc_info=True
-                )
-
-        threading.Thread(target=warm, name="explainer-warmup", daemon=True).start()
 
     def invalidate(self) -> None:
         """Re-check the production model on the next request (called after a promotion

@@ -53,6 +53,18 @@ def _logged(ctx: AppContext) -> dict[str, Prediction]:
         return {p.transaction_id: p for p in s.scalars(select(Prediction))}
 
 
+def _assert_logged_features_equal_batch(
+    logged: dict[str, Prediction], batch_features: pd.DataFrame
+) -> None:
+    """The features each prediction was made with are the batch computation's over
+    the whole history, to 1e-6 (point in time, online equals batch)."""
+    online = pd.DataFrame.from_dict(
+        {t: p.input_features for t, p in logged.items()}, orient="index"
+    )
+    want = batch_features.loc[online.index, online.columns]
+    assert np.nanmax(np.abs(online.to_numpy() - want.to_numpy())) <= 1e-6
+
+
 def test_without_a_production_model_predict_says_what_to_do(client: Any) -> None:
     txn = {
         "transaction_id": "T1",
@@ -90,11 +102,7 @@ def test_predict_uses_online_features_equal_to_batch_and_logs_each_once(
     # equal the batch computation over the whole history (point in time)
     logged = _logged(ctx)
     assert len(logged) == len(live)
-    online = pd.DataFrame.from_dict(
-        {t: p.input_features for t, p in logged.items()}, orient="index"
-    )
-    want = batch_features.loc[online.index, online.columns]
-    assert np.nanmax(np.abs(online.to_numpy() - want.to_numpy())) <= 1e-6
+    _assert_logged_features_equal_batch(logged, batch_features)
     # and the score is the ONNX model's on those features
     scorer = ctx.predictor.models.resolve(model_id).scorer
     for answer in answers[:20]:
@@ -175,11 +183,7 @@ def test_batch_scores_in_order_all_or_nothing(
     assert ids == [t["transaction_id"] for t in live]
     logged = _logged(ctx)
     assert len(logged) == 1000
-    online = pd.DataFrame.from_dict(
-        {t: p.input_features for t, p in logged.items()}, orient="index"
-    )
-    want = batch_features.loc[online.index, online.columns]
-    assert np.nanmax(np.abs(online.to_numpy() - want.to_numpy())) <= 1e-6
+    _assert_logged_features_equal_batch(logged, batch_features)
     for p in data["predictions"][:50]:
         assert p["fraud_score"] == pytest.approx(
             logged[p["transaction_id"]].fraud_score
