@@ -15,14 +15,8 @@ from ml.datagen import GeneratorConfig, generate_transactions
 from shared.bootstrap import AppContext
 from tests.support.data import upload
 from tests.support.jobs import wait_for_job
-
-API = "/api/v1"
-SMALL = {
-    "xgboost": {"n_estimators": 30, "max_depth": 4},
-    "lightgbm": {"n_estimators": 30, "num_leaves": 15},
-    "isolation_forest": {"n_estimators": 50},
-    "neural_net": {"max_iter": 5, "hidden_layer_sizes": "32"},
-}
+from tests.support.serving import API
+from tests.support.serving import PARAMS as SMALL
 
 
 @pytest.fixture(scope="module")
