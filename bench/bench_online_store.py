@@ -67,9 +67,9 @@ def _postgres_url() -> Iterator[str]:
 def _state_bytes(db: Any) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from shared.db.models import FeatureEntityState
+    from shared.db.models import FeatureEntitySnapshot
 
-    table = FeatureEntityState.__table__
+    table = FeatureEntitySnapshot.__table__
     size = func.length(table.c.state)
     with db.engine.connect() as conn:
         rows, total, biggest = conn.execute(

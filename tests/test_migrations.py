@@ -4,15 +4,20 @@ PostgreSQL, and the one-production-model-per-name rule."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from shared.db.migrate import alembic_config, upgrade
 from shared.db.models import Base, MLModel
 from shared.db.partitions import ensure_prediction_partitions
 from shared.db.session import Database
+from tests.support import services
 
 SPEC_TABLES = {
     "users",
@@ -91,3 +96,65 @@ def test_predictions_are_partitioned_ahead_on_postgres(pg_db: Database) -> None:
             text("SELECT tableoid::regclass::text FROM predictions")
         ).scalar()
         assert where == "predictions_y2032m01"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url_at_0002(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        upgrade(url, "0002")
+        yield url
+        return
+    with services.postgres_database("0002") as url:
+        yield url
+
+
+def test_0003_moves_snapshots_out_of_the_head_rows_and_back(url_at_0002: str) -> None:
+    """States written before 0003 (in the head row) are still served after it, and a
+    downgrade puts them back."""
+    blob = b'{"v": 1}' * 1000
+    row = "('ns', 'merchant', 'm1', :state, :now, 5, 3, 42)"
+    columns = (
+        "(namespace, entity_type, entity_id, state, updated_at, seq, snapshot_seq, gen)"
+    )
+    db = Database(url_at_0002)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO feature_entity_state {columns} VALUES {row}"),
+                {"state": blob, "now": datetime.now(UTC)},
+            )
+            conn.execute(
+                text(
+                    f"INSERT INTO feature_entity_state {columns} VALUES "
+                    "('ns', 'user', 'u1', :state, :now, 1, 0, 7)"
+                ),
+                {"state": b"", "now": datetime.now(UTC)},
+            )
+        upgrade(url_at_0002)
+        with db.engine.connect() as conn:
+            heads = conn.execute(
+                text(
+                    "SELECT entity_id, seq, snapshot_seq, gen FROM feature_entity_state"
+                )
+            ).all()
+            snapshots = conn.execute(
+                text(
+                    "SELECT entity_id, gen, snapshot_seq, state "
+                    "FROM feature_entity_snapshots"
+                )
+            ).all()
+        assert sorted(tuple(h) for h in heads) == [("m1", 5, 3, 42), ("u1", 1, 0, 7)]
+        assert [tuple(s) for s in snapshots] == [("m1", 42, 3, blob)]
+        command.downgrade(alembic_config(url_at_0002), "0002")
+        with db.engine.connect() as conn:
+            states = dict(
+                conn.execute(
+                    text("SELECT entity_id, state FROM feature_entity_state")
+                ).all()
+            )
+        # rows without a snapshot get the column's empty default (text on SQLite)
+        assert bytes(states["m1"]) == blob
+        assert not states["u1"]
+    finally:
+        db.dispose()

@@ -5,7 +5,8 @@ version), jobs (feature computation, retraining, audits: anything run as an
 orchestration), orchestration_instances/events (the local Durable engine's history),
 model_transitions
 (who promoted what, when, why), alert_rules, and the online feature store tables
-(feature_entity_state, online_transactions). ``predictions`` is range-partitioned by
+(feature_entity_state, feature_entity_snapshots, feature_entity_events,
+online_transactions). ``predictions`` is range-partitioned by
 created_at on PostgreSQL (see the migration), so its primary key includes created_at.
 """
 
@@ -334,7 +335,9 @@ class OrchestrationEvent(Base):
 
 
 class FeatureEntityState(Base):
-    """Online feature store: per-entity state (user, merchant, device), one row each.
+    """Online feature store: the head of each entity's state (user, merchant, device),
+    one small row each, updated by every transaction of the entity. The state itself is
+    a snapshot (``feature_entity_snapshots``) plus the events after it.
 
     ``namespace`` identifies the feature configuration the state was built for, so a
     model trained with other windows never reads state pruned for a different one.
@@ -344,14 +347,28 @@ class FeatureEntityState(Base):
     namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
     entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
     entity_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    # the snapshot: the state after event ``snapshot_seq`` (empty: no snapshot yet)
-    state: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # head: events applied so far; those after the snapshot are in feature_entity_events
     seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     snapshot_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     # random per row life: a cached state is current only for the same (gen, seq)
     gen: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class FeatureEntitySnapshot(Base):
+    """An entity's state after event ``snapshot_seq`` of head generation ``gen`` (none:
+    no history before the logged events). Apart from its head because a busy
+    merchant's state is megabytes, and SQLite rewrites a whole row, overflow pages
+    included, when one column of it changes: with the two together every transaction
+    of that merchant rewrote its state just to bump the head."""
+
+    __tablename__ = "feature_entity_snapshots"
+    namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    gen: Mapped[int] = mapped_column(BigInteger)
+    snapshot_seq: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class FeatureEntityEvent(Base):

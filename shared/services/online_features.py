@@ -8,8 +8,9 @@ Storage is a snapshot plus an event log per entity. A busy merchant's state hold
 event of its windows (megabytes), so rewriting it on each transaction cannot be fast.
 Instead a transaction:
 
-1. bumps each entity's head sequence (an upsert that also locks the row on PostgreSQL;
-   SQLite serialises writers with BEGIN IMMEDIATE) and reads back ``(gen, seq)``;
+1. bumps each entity's head sequence (an upsert of a small row, apart from the
+   snapshot, that also locks the row on PostgreSQL; SQLite serialises writers with
+   BEGIN IMMEDIATE) and reads back ``(gen, seq)``;
 2. takes the state from this process's cache when the cache holds exactly the previous
    sequence of the same row generation, otherwise rebuilds it from the snapshot and the
    events after it (another worker wrote in between, or the entity is cold);
@@ -33,7 +34,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,18 +46,21 @@ import orjson
 from sqlalchemy import (
     Connection,
     Table,
-    TextClause,
-    TextualSelect,
     and_,
     bindparam,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared.db.models import FeatureEntityEvent, FeatureEntityState, OnlineTransaction
+from shared.db.driver import DriverCursor, DriverSQL, insert_sql
+from shared.db.models import (
+    FeatureEntityEvent,
+    FeatureEntitySnapshot,
+    FeatureEntityState,
+    OnlineTransaction,
+)
 from shared.db.session import Database
 
 if TYPE_CHECKING:
@@ -67,9 +70,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _STATE = cast(Table, FeatureEntityState.__table__)
+_SNAP = cast(Table, FeatureEntitySnapshot.__table__)
 _EVENTS = cast(Table, FeatureEntityEvent.__table__)
 _TXN = cast(Table, OnlineTransaction.__table__)
 _BULK_CHUNK = 2000
+_ADVANCE_CHUNK = 500  # rows per head upsert: 8 parameters each, under SQLite's 32766
 _LOCK_STRIPES = 1024
 COMPACT_MIN_EVENTS = 32
 _LABEL_OP = "label"
@@ -158,91 +163,64 @@ class _KeyLocks:
                 self._locks[i].release()
 
 
+_STATE_COLUMNS = [c.name for c in _STATE.columns]
+_EVENT_COLUMNS = [c.name for c in _EVENTS.columns]
+_HEAD = "RETURNING entity_type, entity_id, gen, seq, snapshot_seq"
+
+
 @functools.cache
-def _advance_unless_known(n: int) -> TextualSelect:
-    """The heads' upsert, skipped whole when the transaction id is known: the
-    exactly-once check and the row locks in one statement (one round trip on
-    PostgreSQL). Written for both databases: a VALUES list's columns are column1..N
-    in each, and the WHERE clause is what lets SQLite parse ON CONFLICT after a
-    SELECT."""
-    cols = [c.name for c in _STATE.columns]
-    rows = ", ".join("(" + ", ".join(f":{c}{k}" for c in cols) + ")" for k in range(n))
-    sql = (
-        f"INSERT INTO {_STATE.name} ({', '.join(cols)}) "
-        f"SELECT * FROM (VALUES {rows}) AS v "
+def _advance_sql(n: int, unless_known: bool) -> str:
+    """The heads' upsert of n rows (``name{k}`` parameters); with ``unless_known``
+    skipped whole when the transaction id ``:tid`` is known: the exactly-once check
+    and the row locks in one statement (one round trip on PostgreSQL). Written for
+    both databases: a VALUES list's columns are column1..N in each, and the WHERE
+    clause is what lets SQLite parse ON CONFLICT after a SELECT."""
+    rows = ", ".join(
+        "(" + ", ".join(f":{c}{k}" for c in _STATE_COLUMNS) + ")" for k in range(n)
+    )
+    known = (
         f"WHERE NOT EXISTS (SELECT 1 FROM {_TXN.name} "
         "WHERE namespace = :namespace0 AND transaction_id = :tid) "
+        if unless_known
+        else "WHERE true "
+    )
+    return (
+        f"INSERT INTO {_STATE.name} ({', '.join(_STATE_COLUMNS)}) "
+        f"SELECT * FROM (VALUES {rows}) AS v {known}"
         "ON CONFLICT (namespace, entity_type, entity_id) DO UPDATE SET "
         f"seq = {_STATE.name}.seq + excluded.seq, updated_at = excluded.updated_at "
-        "RETURNING entity_type, entity_id, gen, seq, snapshot_seq"
-    )
-    binds = [
-        bindparam(f"{c.name}{k}", type_=c.type)
-        for k in range(n)
-        for c in _STATE.columns
-    ]
-    return (
-        text(sql)
-        .bindparams(*binds)
-        .columns(
-            _STATE.c.entity_type,
-            _STATE.c.entity_id,
-            _STATE.c.gen,
-            _STATE.c.seq,
-            _STATE.c.snapshot_seq,
-        )
+        f"{_HEAD}"
     )
 
 
 @functools.cache
-def _record_with_events(n: int) -> TextClause:
+def _record_with_events(n: int) -> str:
     """PostgreSQL: n event rows and the transaction record in one statement."""
-    event_cols = ("namespace", "entity_type", "entity_id", "seq", "event")
     rows = ", ".join(
-        "(" + ", ".join(f":{c}{k}" for c in event_cols) + ")" for k in range(n)
+        "(" + ", ".join(f":{c}{k}" for c in _EVENT_COLUMNS) + ")" for k in range(n)
     )
     record_cols = [c.name for c in _TXN.columns]
-    sql = (
-        f"WITH appended AS (INSERT INTO {_EVENTS.name} ({', '.join(event_cols)}) "
+    return (
+        f"WITH appended AS (INSERT INTO {_EVENTS.name} ({', '.join(_EVENT_COLUMNS)}) "
         f"VALUES {rows}) INSERT INTO {_TXN.name} ({', '.join(record_cols)}) "
         f"VALUES ({', '.join(':' + c for c in record_cols)})"
     )
-    binds = [bindparam(c.name, type_=c.type) for c in _TXN.columns]
-    binds += [
-        bindparam(f"{c}{k}", type_=_EVENTS.c[c].type)
-        for k in range(n)
-        for c in event_cols
-    ]
-    return text(sql).bindparams(*binds)
 
 
+_ENTITY = "namespace = :ns AND entity_type = :et AND entity_id = :eid"
 _SNAPSHOT_SQL = (
-    f"SELECT state, snapshot_seq, seq FROM {_STATE.name} WHERE namespace = %(ns)s "
-    "AND entity_type = %(et)s AND entity_id = %(eid)s"
+    f"SELECT p.state, h.snapshot_seq, h.seq FROM {_STATE.name} h "
+    f"LEFT JOIN {_SNAP.name} p ON p.namespace = h.namespace "
+    "AND p.entity_type = h.entity_type AND p.entity_id = h.entity_id "
+    "AND p.gen = h.gen AND p.snapshot_seq = h.snapshot_seq "
+    "WHERE h.namespace = :ns AND h.entity_type = :et AND h.entity_id = :eid"
 )
-_NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
-
-
-@functools.cache
-def _driver_sql(n: int, which: str) -> str:
-    """PostgreSQL: the hot statements as psycopg SQL (``%(name)s`` parameters), run
-    with ``exec_driver_sql`` to skip SQLAlchemy's per-call statement handling."""
-    clause = (
-        _advance_unless_known(n).element
-        if which == "advance"
-        else _record_with_events(n)
-    )
-    assert isinstance(clause, TextClause)
-    return _NAMED_PARAM.sub(r"%(\1)s", clause.text)
-
-
-def _jsonb(value: Any) -> Any:
-    """A JSONB parameter for ``exec_driver_sql``, serialised as the engine does."""
-    from psycopg.types.json import Jsonb
-
-    from shared.db.session import json_dumps
-
-    return Jsonb(value, dumps=json_dumps)
+_EVENTS_SQL = (
+    f"SELECT seq, event FROM {_EVENTS.name} WHERE {_ENTITY} "
+    "AND seq > :after AND seq <= :upto ORDER BY seq"
+)
+_INSERT_EVENTS = insert_sql(_EVENTS)
+_INSERT_TXN = insert_sql(_TXN)
 
 
 class _NothingToLabel(Exception):
@@ -278,23 +256,9 @@ class OnlineFeatureStore:
         self._cache = _StateCache(cache_entities)
         self._locks = _KeyLocks()
         self._postgres = db.dialect == "postgresql"
-        # statements built once: SQLAlchemy caches their compiled form by identity
-        dialect = postgresql if self._postgres else sqlite
-        insert = dialect.insert(_STATE)
-        self._advance_stmt = insert.on_conflict_do_update(
-            index_elements=["namespace", "entity_type", "entity_id"],
-            # the inserted seq is the number of events being appended (1, or a batch's)
-            set_={
-                "seq": _STATE.c.seq + insert.excluded.seq,
-                "updated_at": insert.excluded.updated_at,
-            },
-        ).returning(
-            _STATE.c.entity_type,
-            _STATE.c.entity_id,
-            _STATE.c.gen,
-            _STATE.c.seq,
-            _STATE.c.snapshot_seq,
-        )
+        # the hot statements go to the driver (shared/db/driver.py); the rest is Core
+        self._sql = DriverSQL(db.online_engine.dialect, (_STATE, _EVENTS, _TXN))
+        self._dialect = postgresql if self._postgres else sqlite  # for upserts
         self._known_stmt = select(_TXN.c.features).where(
             _TXN.c.namespace == bindparam("ns"),
             _TXN.c.transaction_id == bindparam("tid"),
@@ -304,20 +268,6 @@ class OnlineFeatureStore:
             _STATE.c.entity_type == bindparam("et"),
             _STATE.c.entity_id == bindparam("eid"),
         )
-        self._snapshot_stmt = select(
-            _STATE.c.state, _STATE.c.snapshot_seq, _STATE.c.seq
-        ).where(key)
-        self._events_stmt = (
-            select(_EVENTS.c.seq, _EVENTS.c.event)
-            .where(
-                _EVENTS.c.namespace == bindparam("ns"),
-                _EVENTS.c.entity_type == bindparam("et"),
-                _EVENTS.c.entity_id == bindparam("eid"),
-                _EVENTS.c.seq > bindparam("after"),
-                _EVENTS.c.seq <= bindparam("upto"),
-            )
-            .order_by(_EVENTS.c.seq)
-        )
         self._compact_stmt = (
             update(_STATE)
             .where(
@@ -325,11 +275,14 @@ class OnlineFeatureStore:
                 _STATE.c.gen == bindparam("g"),
                 _STATE.c.snapshot_seq < bindparam("s"),
             )
-            .values(
-                state=bindparam("blob"),
-                snapshot_seq=bindparam("s"),
-                updated_at=bindparam("now"),
-            )
+            .values(snapshot_seq=bindparam("s"), updated_at=bindparam("now"))
+        )
+        upsert = self._dialect.insert(_SNAP)
+        self._snapshot_upsert = upsert.on_conflict_do_update(
+            index_elements=["namespace", "entity_type", "entity_id"],
+            set_={
+                name: upsert.excluded[name] for name in ("gen", "snapshot_seq", "state")
+            },
         )
         self._prune_events_stmt = _EVENTS.delete().where(
             _EVENTS.c.namespace == bindparam("ns"),
@@ -355,7 +308,7 @@ class OnlineFeatureStore:
     # -- database primitives -----------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self) -> Iterator[DriverCursor]:
         # SQLite: BEGIN IMMEDIATE takes the write lock before the first read, so two
         # writers of one entity never both read the old head (PostgreSQL: row locks).
         with (
@@ -365,7 +318,7 @@ class OnlineFeatureStore:
             ) as conn,
             conn.begin(),
         ):
-            yield conn
+            yield DriverCursor(conn, self._sql)
 
     def _params(self, key: EntityKey) -> dict[str, Any]:
         return {"ns": self.namespace, "et": key[0], "eid": key[1]}
@@ -373,7 +326,7 @@ class OnlineFeatureStore:
     @overload
     def _advance(
         self,
-        conn: Connection,
+        tx: DriverCursor,
         keys: list[EntityKey],
         unless_known: None = None,
         counts: Mapping[EntityKey, int] | None = None,
@@ -382,7 +335,7 @@ class OnlineFeatureStore:
     @overload
     def _advance(
         self,
-        conn: Connection,
+        tx: DriverCursor,
         keys: list[EntityKey],
         unless_known: str,
         counts: Mapping[EntityKey, int] | None = None,
@@ -390,7 +343,7 @@ class OnlineFeatureStore:
 
     def _advance(
         self,
-        conn: Connection,
+        tx: DriverCursor,
         keys: list[EntityKey],
         unless_known: str | None = None,
         counts: Mapping[EntityKey, int] | None = None,
@@ -403,32 +356,24 @@ class OnlineFeatureStore:
         now = datetime.now(UTC)
         # a new row: no snapshot, and the events being appended now
         rows = [
-            self._state_row(key, b"", 1 if counts is None else counts[key], now)
+            self._head_row(key, 1 if counts is None else counts[key], now)
             for key in keys
         ]
-        if unless_known is not None:
-            params = {
-                f"{name}{k}": value
-                for k, row in enumerate(rows)
-                for name, value in row.items()
-            }
-            params["tid"] = unless_known
-            if self._postgres:  # straight to the driver: this is the hot statement
-                result = conn.exec_driver_sql(_driver_sql(len(rows), "advance"), params)
-            else:
-                result = conn.execute(_advance_unless_known(len(rows)), params)
-        else:
-            result = conn.execute(self._advance_stmt, rows)
+        result: list[Any] = []
+        for begin in range(0, len(rows), _ADVANCE_CHUNK):
+            chunk = rows[begin : begin + _ADVANCE_CHUNK]
+            params = self._sql.rows(_STATE, chunk)
+            if unless_known is not None:
+                params["tid"] = unless_known
+            sql = _advance_sql(len(chunk), unless_known is not None)
+            result += tx.execute(sql, params).fetchall()
         # a row that carries the generation this statement proposed was created by it
         proposed = {(r["entity_type"], r["entity_id"]): r["gen"] for r in rows}
         heads = {
-            (row.entity_type, row.entity_id): _Head(
-                row.gen,
-                row.seq,
-                row.snapshot_seq,
-                row.gen == proposed[(row.entity_type, row.entity_id)],
+            (entity_type, entity_id): _Head(
+                gen, seq, snapshot_seq, gen == proposed[(entity_type, entity_id)]
             )
-            for row in result
+            for entity_type, entity_id, gen, seq, snapshot_seq in result
         }
         if not heads and keys:
             return None  # the statement found the transaction id
@@ -436,7 +381,7 @@ class OnlineFeatureStore:
 
     def _replay(
         self,
-        conn: Connection,
+        tx: DriverCursor,
         key: EntityKey,
         state: State | None,
         after: int,
@@ -445,8 +390,8 @@ class OnlineFeatureStore:
         if upto <= after:
             return state
         params = {**self._params(key), "after": after, "upto": upto}
-        for row in conn.execute(self._events_stmt, params):
-            state = self._apply_event(key, state, row.event)
+        for _seq, payload in tx.execute(_EVENTS_SQL, params).fetchall():
+            state = self._apply_event(key, state, payload)
         return state
 
     def _apply_event(
@@ -460,24 +405,22 @@ class OnlineFeatureStore:
         return self.engine.update_entity(key, event, state)
 
     def _from_snapshot(
-        self, conn: Connection, key: EntityKey, upto: int | None = None
+        self, tx: DriverCursor, key: EntityKey, upto: int | None = None
     ) -> tuple[State | None, int] | None:
         """The state after event ``upto`` (default: the head) from the snapshot and the
         events after it, with the head's sequence; None if the entity has no row."""
         from ml.features.online import state_from_json
 
-        if self._postgres:  # a cold entity's read, straight to the driver too
-            row = conn.exec_driver_sql(_SNAPSHOT_SQL, self._params(key)).one_or_none()
-        else:
-            row = conn.execute(self._snapshot_stmt, self._params(key)).one_or_none()
+        row = tx.execute(_SNAPSHOT_SQL, self._params(key)).fetchone()
         if row is None:
             return None
-        state = state_from_json(row.state) if row.state else None
-        upto = row.seq if upto is None else upto
-        return self._replay(conn, key, state, row.snapshot_seq, upto), row.seq
+        snapshot, snapshot_seq, seq = row
+        state = state_from_json(snapshot) if snapshot else None
+        upto = seq if upto is None else upto
+        return self._replay(tx, key, state, snapshot_seq, upto), seq
 
     def _warm(
-        self, conn: Connection, key: EntityKey, head: _Head
+        self, tx: DriverCursor, key: EntityKey, head: _Head
     ) -> tuple[bool, State | None]:
         """(True, the state before event ``head.seq``) when no snapshot read is needed:
         the row was created just now, or the cache holds this row generation at or
@@ -491,18 +434,18 @@ class OnlineFeatureStore:
             or not head.snapshot_seq <= cached.seq < head.seq
         ):
             return False, None
-        return True, self._replay(conn, key, cached.state, cached.seq, head.seq - 1)
+        return True, self._replay(tx, key, cached.state, cached.seq, head.seq - 1)
 
-    def _current(self, conn: Connection, key: EntityKey, head: _Head) -> State | None:
+    def _current(self, tx: DriverCursor, key: EntityKey, head: _Head) -> State | None:
         """The state before the event ``head.seq``, from the cache when it is current."""
-        warm, state = self._warm(conn, key, head)
+        warm, state = self._warm(tx, key, head)
         if warm:
             return state
-        loaded = self._from_snapshot(conn, key, head.seq - 1)
+        loaded = self._from_snapshot(tx, key, head.seq - 1)
         return None if loaded is None else loaded[0]
 
     def _current_many(
-        self, conn: Connection, heads: Mapping[EntityKey, _Head]
+        self, tx: DriverCursor, heads: Mapping[EntityKey, _Head]
     ) -> dict[EntityKey, State | None]:
         """``_current`` for many entities; those the cache cannot serve are read in bulk
         (one query per entity type for snapshots, one for their events)."""
@@ -511,11 +454,12 @@ class OnlineFeatureStore:
         out: dict[EntityKey, State | None] = {}
         cold: dict[EntityKey, _Head] = {}
         for key, head in heads.items():
-            warm, state = self._warm(conn, key, head)
+            warm, state = self._warm(tx, key, head)
             if warm:
                 out[key] = state
             else:
                 cold[key] = head
+        conn = tx.conn
         by_type: dict[str, list[str]] = {}
         for entity_type, entity_id in cold:
             by_type.setdefault(entity_type, []).append(entity_id)
@@ -523,16 +467,23 @@ class OnlineFeatureStore:
             for start in range(0, len(ids), _BULK_CHUNK):
                 chunk = ids[start : start + _BULK_CHUNK]
                 where = (
-                    _STATE.c.namespace == self.namespace,
-                    _STATE.c.entity_type == entity_type,
-                    _STATE.c.entity_id.in_(chunk),
+                    _SNAP.c.namespace == self.namespace,
+                    _SNAP.c.entity_type == entity_type,
+                    _SNAP.c.entity_id.in_(chunk),
                 )
                 snapshots = conn.execute(
-                    select(_STATE.c.entity_id, _STATE.c.state).where(*where)
+                    select(
+                        _SNAP.c.entity_id,
+                        _SNAP.c.gen,
+                        _SNAP.c.snapshot_seq,
+                        _SNAP.c.state,
+                    ).where(*where)
                 )
                 for row in snapshots:
                     key = (entity_type, row.entity_id)
-                    out[key] = state_from_json(row.state) if row.state else None
+                    head = cold[key]
+                    if (row.gen, row.snapshot_seq) == (head.gen, head.snapshot_seq):
+                        out[key] = state_from_json(row.state)
                 events = conn.execute(
                     select(_EVENTS.c.entity_id, _EVENTS.c.seq, _EVENTS.c.event)
                     .where(
@@ -566,7 +517,8 @@ class OnlineFeatureStore:
         if not due:
             return
         now = datetime.now(UTC)
-        with self._write() as conn:
+        with self._write() as tx:
+            conn = tx.conn
             for key, head, state in due:
                 params = {
                     **self._params(key),
@@ -576,6 +528,10 @@ class OnlineFeatureStore:
                     "now": now,
                 }
                 if conn.execute(self._compact_stmt, params).rowcount:
+                    conn.execute(
+                        self._snapshot_upsert,
+                        self._snapshot_row(key, head.gen, head.seq, params["blob"]),
+                    )
                     conn.execute(self._prune_events_stmt, params)
 
     # -- scoring path -----------------------------------------------------------------
@@ -613,18 +569,18 @@ class OnlineFeatureStore:
         payload = orjson.dumps(event)
         with self._locks.hold(keys):
             try:
-                with self._write() as conn:
-                    heads = self._advance(conn, keys, unless_known=transaction_id)
+                with self._write() as tx:
+                    heads = self._advance(tx, keys, unless_known=transaction_id)
                     if heads is None:
-                        known = conn.execute(
+                        known = tx.conn.execute(
                             self._known_stmt,
                             {"ns": self.namespace, "tid": transaction_id},
                         ).scalar_one()
                         return OnlineFeatures(transaction_id, known, True)
-                    states = {k: self._current(conn, k, heads[k]) for k in keys}
+                    states = {k: self._current(tx, k, heads[k]) for k in keys}
                     features, touched = self.engine.process(event, states)
                     record = self._record(event, keys, features, datetime.now(UTC))
-                    self._append(conn, heads, payload, record)
+                    self._append(tx, heads, payload, record)
             except IntegrityError:
                 # the same transaction id, applied concurrently by another worker
                 self._cache.evict(keys)
@@ -640,19 +596,30 @@ class OnlineFeatureStore:
             self._compact((k, h, touched[k]) for k, h in heads.items())
         return OnlineFeatures(transaction_id, features, False)
 
-    def _state_row(
-        self, key: EntityKey, snapshot: bytes, seq: int, now: datetime
+    def _head_row(
+        self, key: EntityKey, seq: int, now: datetime, gen: int | None = None
     ) -> dict[str, Any]:
-        """A state row with its snapshot at sequence 0 and a fresh generation."""
+        """A head row: its snapshot at sequence 0, a fresh generation by default."""
         return {
             "namespace": self.namespace,
             "entity_type": key[0],
             "entity_id": key[1],
-            "state": snapshot,
             "updated_at": now,
             "seq": seq,
             "snapshot_seq": 0,
-            "gen": random.getrandbits(62),
+            "gen": random.getrandbits(62) if gen is None else gen,
+        }
+
+    def _snapshot_row(
+        self, key: EntityKey, gen: int, snapshot_seq: int, state: bytes
+    ) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "entity_type": key[0],
+            "entity_id": key[1],
+            "gen": gen,
+            "snapshot_seq": snapshot_seq,
+            "state": state,
         }
 
     def _event_row(self, key: EntityKey, seq: int, payload: bytes) -> dict[str, Any]:
@@ -684,7 +651,7 @@ class OnlineFeatureStore:
 
     def _append(
         self,
-        conn: Connection,
+        tx: DriverCursor,
         heads: Mapping[EntityKey, _Head],
         payload: bytes,
         record: dict[str, Any] | None = None,
@@ -694,22 +661,20 @@ class OnlineFeatureStore:
         events = [
             self._event_row(key, head.seq, payload) for key, head in heads.items()
         ]
-        if record is None:
-            conn.execute(_EVENTS.insert(), events)
-        elif self._postgres and events:
-            params = {
-                f"{name}{k}": value
-                for k, row in enumerate(events)
-                for name, value in row.items()
-            }
-            params.update(record)
-            for column in ("entity_keys", "features"):
-                params[column] = _jsonb(record[column])
-            conn.exec_driver_sql(_driver_sql(len(events), "record"), params)
-        else:
-            if events:
-                conn.execute(_EVENTS.insert(), events)
-            conn.execute(_TXN.insert(), record)
+        if self._postgres and events and record is not None:
+            params = self._sql.rows(_EVENTS, events)
+            params.update(self._sql.row(_TXN, record))
+            tx.execute(_record_with_events(len(events)), params)
+            return
+        self._insert_events(tx, events)
+        if record is not None:
+            self._insert_records(tx, [record])
+
+    def _insert_events(self, tx: DriverCursor, rows: list[dict[str, Any]]) -> None:
+        tx.executemany(_INSERT_EVENTS, [self._sql.row(_EVENTS, r) for r in rows])
+
+    def _insert_records(self, tx: DriverCursor, rows: list[dict[str, Any]]) -> None:
+        tx.executemany(_INSERT_TXN, [self._sql.row(_TXN, r) for r in rows])
 
     def process_many(self, txns: list[Mapping[str, Any]]) -> list[OnlineFeatures]:
         """``process`` for many transactions, in the given order, in one database
@@ -748,8 +713,8 @@ class OnlineFeatureStore:
         every_key = sorted({k for keys in keys_of for k in keys})
         with self._locks.hold(every_key):
             try:
-                with self._write() as conn:
-                    known = self._known_many(conn, tids)
+                with self._write() as tx:
+                    known = self._known_many(tx.conn, tids)
                     fresh: list[int] = []
                     first: dict[str, int] = {}
                     for i, tid in enumerate(tids):
@@ -761,7 +726,7 @@ class OnlineFeatureStore:
                         for key in keys_of[i]:
                             counts[key] = counts.get(key, 0) + 1
                     heads = (
-                        self._advance(conn, sorted(counts), counts=counts)
+                        self._advance(tx, sorted(counts), counts=counts)
                         if counts
                         else {}
                     )
@@ -769,7 +734,7 @@ class OnlineFeatureStore:
                         key: head.seq - counts[key] + 1 for key, head in heads.items()
                     }
                     states = self._current_many(
-                        conn,
+                        tx,
                         {
                             key: _Head(
                                 head.gen, next_seq[key], head.snapshot_seq, head.created
@@ -795,12 +760,8 @@ class OnlineFeatureStore:
                             next_seq[key] += 1
                         computed[tids[i]] = features
                         records.append(self._record(event, keys_of[i], features, now))
-                    for start in range(0, len(event_rows), _BULK_CHUNK):
-                        chunk = event_rows[start : start + _BULK_CHUNK]
-                        conn.execute(_EVENTS.insert(), chunk)
-                    for start in range(0, len(records), _BULK_CHUNK):
-                        chunk = records[start : start + _BULK_CHUNK]
-                        conn.execute(_TXN.insert(), chunk)
+                    self._insert_events(tx, event_rows)
+                    self._insert_records(tx, records)
             except BaseException:
                 self._cache.evict(every_key)
                 raise
@@ -855,17 +816,17 @@ class OnlineFeatureStore:
         )
         with self._locks.hold(merchants):
             try:
-                with self._write() as conn:
-                    heads = self._advance(conn, merchants)
+                with self._write() as tx:
+                    heads = self._advance(tx, merchants)
                     states: dict[EntityKey, State] = {}
                     for key in merchants:
-                        state = self._current(conn, key, heads[key])
+                        state = self._current(tx, key, heads[key])
                         if state is None:  # cleared since: nothing to label
                             raise _NothingToLabel
                         states[key] = self.engine.apply_label(
                             state, transaction_id, value
                         )
-                    self._append(conn, heads, payload)
+                    self._append(tx, heads, payload)
             except _NothingToLabel:
                 self._cache.evict(merchants)
                 return False
@@ -880,8 +841,9 @@ class OnlineFeatureStore:
         """The entities' current states, read from the database (not the cache)."""
         out: dict[EntityKey, State] = {}
         with self.db.online_engine.connect() as conn:
+            tx = DriverCursor(conn, self._sql)
             for key in keys:
-                loaded = self._from_snapshot(conn, key)
+                loaded = self._from_snapshot(tx, key)
                 if loaded is not None and loaded[0] is not None:
                     out[key] = loaded[0]
         return out
@@ -915,18 +877,25 @@ class OnlineFeatureStore:
             self._clear(conn)
             items = list(states.items())
             for start in range(0, len(items), _BULK_CHUNK):
+                heads = [
+                    self._head_row(key, 0, now)
+                    for key, _ in items[start : start + _BULK_CHUNK]
+                ]
+                conn.execute(_STATE.insert(), heads)
                 conn.execute(
-                    _STATE.insert(),
+                    _SNAP.insert(),
                     [
-                        self._state_row(key, state_to_json(state), 0, now)
-                        for key, state in items[start : start + _BULK_CHUNK]
+                        self._snapshot_row(key, head["gen"], 0, state_to_json(state))
+                        for (key, state), head in zip(
+                            items[start : start + _BULK_CHUNK], heads, strict=True
+                        )
                     ],
                 )
         self._cache.clear()
         return len(states)
 
     def _clear(self, conn: Connection) -> None:
-        for table in (_STATE, _EVENTS, _TXN):
+        for table in (_STATE, _SNAP, _EVENTS, _TXN):
             conn.execute(table.delete().where(table.c.namespace == self.namespace))
 
     def clear(self) -> None:

@@ -36,8 +36,9 @@ def unavailable(what: str) -> None:
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new, migrated database on the local server, dropped afterwards."""
+def postgres_database(revision: str = "head") -> Iterator[str]:
+    """A new database on the local server migrated to ``revision``, dropped
+    afterwards."""
     import psycopg
 
     from shared.db.migrate import upgrade
@@ -52,7 +53,7 @@ def postgres_database() -> Iterator[str]:
         admin.execute(f"CREATE DATABASE {name}")
     url = PG_URL.format(db=name)
     try:
-        upgrade(url)
+        upgrade(url, revision)
         yield url
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
