@@ -110,6 +110,8 @@ def to_epoch_ns(value: Any) -> int:
 
 def _is_missing(value: Any) -> bool:
     """None, NaN, pandas NA/NaT (duck-typed: this module never imports pandas)."""
+    if type(value) is str:  # the common case, first
+        return False
     if value is None:
         return True
     if isinstance(value, float):
@@ -118,6 +120,8 @@ def _is_missing(value: Any) -> bool:
 
 
 def _clean_id(value: Any) -> str | None:
+    if type(value) is str:
+        return value
     return None if _is_missing(value) else str(value)
 
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, LargeBinary, Table
 from sqlalchemy.engine import Dialect
 
 _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
@@ -37,6 +37,8 @@ class DriverSQL:
             binds: dict[str, Processor] = {}
             results: dict[str, Processor] = {}
             for column in table.columns:
+                if isinstance(column.type, LargeBinary):
+                    continue  # both drivers take bytes as they are
                 impl = column.type.dialect_impl(dialect)
                 if (bind := impl.bind_processor(dialect)) is not None:
                     binds[column.name] = bind
