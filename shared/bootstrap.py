@@ -44,6 +44,7 @@ class AppContext:
         if self._predictor is None:
             with self._predictor_lock:
                 if self._predictor is None:
+                    from shared.gc_freezer import start_gc_freezer
                     from shared.services.prediction_log import PredictionLog
                     from shared.services.predictions import Predictor
                     from shared.services.serving_models import ModelServer
@@ -55,6 +56,7 @@ class AppContext:
                         ModelServer(self, self.settings.model_refresh_seconds),
                         log,
                     )
+                    start_gc_freezer(self.settings.gc_freeze_seconds)
         return self._predictor
 
     @property

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         description="How often a worker checks which model is in production (0: on "
         "every request); a promotion in the same worker takes effect at once",
     )
+    gc_freeze_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often a scoring worker freezes what survived garbage "
+        "collection, so full collections skip its cached feature states (0: off; "
+        "see shared/gc_freezer.py)",
+    )
     prediction_spool_dir: Path | None = Field(
         None,
         description="Where predictions wait on disk while the database is away; "

@@ -1,0 +1,75 @@
+"""Keeps the garbage collector's full passes off the scoring path.
+
+A scoring worker caches tens of thousands of entity states (dicts and lists), and every
+full (generation 2) collection walks all of them while holding the GIL: 120-170 ms on
+this project's 2-core machine, several times a minute under load (seen with
+``gc.callbacks`` in the server of ``bench/bench_predict.py``). Those pauses were the
+latency tails of /predict and /predict/explain.
+
+So every ``interval`` seconds the young generations are collected and everything still
+alive is frozen (``gc.freeze()``): moved to the permanent generation, which collections
+skip. Frozen objects are still freed by reference counting when dropped (the states
+have no cycles); only a reference cycle that was alive at a freeze and dies later
+escapes, so once every ``full_every`` seconds everything is unfrozen and collected in
+one full pass (one long pause an hour instead of several a minute).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+FULL_EVERY_S = 3600.0
+
+
+class GcFreezer:
+    def __init__(self, interval: float, full_every: float = FULL_EVERY_S) -> None:
+        self.interval = interval
+        self.full_every = full_every
+        self._last_full = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self, now: float | None = None) -> None:
+        """One round: young generations collected, the survivors frozen; a full
+        collection of everything when it is due."""
+        now = time.monotonic() if now is None else now
+        if now - self._last_full >= self.full_every:
+            self._last_full = now
+            gc.unfreeze()
+            found = gc.collect()
+            log.info("full garbage collection: %d unreachable objects", found)
+        else:
+            gc.collect(1)
+        gc.freeze()
+
+    def start(self) -> None:
+        if self._thread is None and self.interval > 0:
+            self._thread = threading.Thread(
+                target=self._run, name="gc-freezer", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+_process_freezer: GcFreezer | None = None
+_lock = threading.Lock()
+
+
+def start_gc_freezer(interval: float) -> None:
+    """Start this process's freezer once (the collector is per process); 0: off."""
+    global _process_freezer
+    with _lock:
+        if _process_freezer is None and interval > 0:
+            _process_freezer = GcFreezer(interval)
+            _process_freezer.start()
