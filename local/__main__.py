@@ -29,12 +29,14 @@ _TOKEN = "SH_LOCAL_TOKEN"
 
 
 def _serve(app: object, sockets: list[object]) -> None:
-    # Move everything imported so far out of the collector's sight and collect the
-    # young generation less often: scoring allocates many short-lived objects and no
-    # cycles worth chasing per request (measured: fewer CPU cycles per request).
-    gc.collect()
+    # Move everything imported so far out of the collector's sight (no collection
+    # first: start-up ran with the collector off, see main) and collect the young
+    # generation less often: scoring allocates many short-lived objects and no cycles
+    # worth chasing per request (measured: fewer CPU cycles per request). The scoring
+    # service keeps freezing as it caches state (shared/gc_freezer.py).
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+    gc.enable()
     config = uvicorn.Config(app, log_config=None, access_log=False)  # type: ignore[arg-type]
     try:
         uvicorn.Server(config).run(sockets=sockets)  # type: ignore[arg-type]
@@ -94,7 +96,10 @@ def main() -> None:
         help="server processes on the port (one Python process uses about one core)",
     )
     args = parser.parse_args()
-
+    # Start-up builds only long-lived objects: full collections over them cost about
+    # 150 ms each on a 2-core machine, several per start (seen with gc.callbacks);
+    # _serve freezes them and turns the collector back on.
+    gc.disable()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     if os.environ.get(_ROLE) == "worker":

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         "every request); a promotion in the same worker takes effect at once",
     )
     gc_freeze_seconds: float = Field(
-        10.0,
+        1.0,
         ge=0,
         description="How often a scoring worker freezes what survived garbage "
         "collection, so full collections skip its cached feature states (0: off; "

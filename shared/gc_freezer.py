@@ -6,12 +6,13 @@ this project's 2-core machine, several times a minute under load (seen with
 ``gc.callbacks`` in the server of ``bench/bench_predict.py``). Those pauses were the
 latency tails of /predict and /predict/explain.
 
-So every ``interval`` seconds the young generations are collected and everything still
-alive is frozen (``gc.freeze()``): moved to the permanent generation, which collections
-skip. Frozen objects are still freed by reference counting when dropped (the states
-have no cycles); only a reference cycle that was alive at a freeze and dies later
-escapes, so once every ``full_every`` seconds everything is unfrozen and collected in
-one full pass (one long pause an hour instead of several a minute).
+So every ``interval`` seconds everything alive is frozen (``gc.freeze()``, constant
+time): moved to the permanent generation, which collections skip, so they only ever see
+the last interval's objects. Frozen objects are still freed by reference counting when
+dropped (the states have no cycles); a reference cycle frozen while young, or alive at
+a freeze and dead later, escapes until the full pass: once every ``full_every`` seconds
+everything is unfrozen and collected (one long pause an hour instead of several a
+minute).
 """
 
 from __future__ import annotations
@@ -35,16 +36,15 @@ class GcFreezer:
         self._thread: threading.Thread | None = None
 
     def tick(self, now: float | None = None) -> None:
-        """One round: young generations collected, the survivors frozen; a full
-        collection of everything when it is due."""
+        """One round: everything alive frozen (no collection first: a young
+        collection walks every element of the states cached since the last round,
+        tens of milliseconds); a full collection of everything when it is due."""
         now = time.monotonic() if now is None else now
         if now - self._last_full >= self.full_every:
             self._last_full = now
             gc.unfreeze()
             found = gc.collect()
             log.info("full garbage collection: %d unreachable objects", found)
-        else:
-            gc.collect(1)
         gc.freeze()
 
     def start(self) -> None:

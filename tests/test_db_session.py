@@ -54,17 +54,15 @@ def test_entra_token_becomes_the_connection_password(
 def test_sqlite_immediate_transactions_take_the_write_lock_first(
     sqlite_db: Database,
 ) -> None:
-    statements: list[str] = []
-    event.listen(
-        sqlite_db.engine,
-        "before_cursor_execute",
-        lambda _c, _cur, sql, *_: statements.append(sql),
-    )
+    statements: list[str] = []  # as SQLite runs them (BEGIN goes to the driver)
     with sqlite_db.engine.connect().execution_options(sqlite_begin="immediate") as conn:
+        conn.connection.driver_connection.set_trace_callback(statements.append)
         with conn.begin():
             conn.exec_driver_sql("SELECT 1")
-    with sqlite_db.engine.connect() as conn, conn.begin():
-        conn.exec_driver_sql("SELECT 1")
+    with sqlite_db.engine.connect() as conn:
+        conn.connection.driver_connection.set_trace_callback(statements.append)
+        with conn.begin():
+            conn.exec_driver_sql("SELECT 1")
     assert [s for s in statements if s.startswith("BEGIN")] == [
         "BEGIN IMMEDIATE",
         "BEGIN",

@@ -1,5 +1,5 @@
-"""The scoring worker's garbage-collector freezer: survivors frozen each round, and a
-cycle that died while frozen reclaimed by the periodic full pass."""
+"""The scoring worker's garbage-collector freezer: what is alive frozen each round, and
+a cycle that died while frozen reclaimed by the periodic full pass."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _restore_gc() -> Iterator[None]:
     gc.unfreeze()
 
 
-def test_a_round_freezes_what_survives() -> None:
+def test_a_round_freezes_what_is_alive() -> None:
     gc.unfreeze()
     kept = [object() for _ in range(10)]
     GcFreezer(interval=1, full_every=3600).tick(now=0.0)

@@ -179,16 +179,10 @@ def test_record_does_no_database_work_on_the_callers_thread(
     assert count_predictions(db) == 2000
 
 
-def test_record_costs_microseconds_and_may_come_before_start(
-    db: Database, make_log: LogFactory
-) -> None:
-    plog = make_log(db, start=False)  # no writer yet: record() alone is timed
-    rows = [rec(i) for i in range(10_000)]
-    start = time.perf_counter()
-    for row in rows:
-        plog.record(row)
-    per_call = (time.perf_counter() - start) / len(rows)
-    assert per_call < 20e-6  # under 1 µs here; generous for a loaded machine
+def test_record_may_come_before_start(db: Database, make_log: LogFactory) -> None:
+    plog = make_log(db, start=False)  # no writer yet: records wait in the queue
+    for i in range(10_000):
+        plog.record(rec(i))
     assert plog.pending == 10_000 and count_predictions(db) == 0
     plog.start()
     assert plog.flush(10)
