@@ -26,26 +26,22 @@ Processor = Callable[[Any], Any]
 
 class DriverSQL:
     """Statements of one dialect, written with ``:name`` placeholders, and the bind
-    and result processing of the columns they use."""
+    processing of the columns they write (reads take the driver's values as they are:
+    bytes, numbers and strings here)."""
 
     def __init__(self, dialect: Dialect, tables: Iterable[Table]) -> None:
         self.dialect = dialect
         self._pyformat = dialect.name == "postgresql"  # psycopg: %(name)s
         self._bind: dict[str, dict[str, Processor]] = {}
-        self._result: dict[str, dict[str, Processor]] = {}
         for table in tables:
             binds: dict[str, Processor] = {}
-            results: dict[str, Processor] = {}
             for column in table.columns:
                 if isinstance(column.type, LargeBinary):
                     continue  # both drivers take bytes as they are
                 impl = column.type.dialect_impl(dialect)
                 if (bind := impl.bind_processor(dialect)) is not None:
                     binds[column.name] = bind
-                if (result := impl.result_processor(dialect, None)) is not None:
-                    results[column.name] = result
             self._bind[table.name] = binds
-            self._result[table.name] = results
 
     @functools.cache  # noqa: B019 - one instance per database, a handful of statements
     def sql(self, text: str) -> str:
@@ -68,14 +64,11 @@ class DriverSQL:
             for name, value in self.row(table, row).items()
         }
 
-    def result(self, table: Table, column: str, value: Any) -> Any:
-        proc = self._result[table.name].get(column)
-        return value if proc is None or value is None else proc(value)
-
 
 class DriverCursor:
     """The DBAPI cursor of ``conn``'s current transaction; errors go through Core's
-    handler (wrapped in ``sqlalchemy.exc``, connection invalidated on disconnect)."""
+    handler (wrapped in ``sqlalchemy.exc``, connection invalidated on disconnect) and
+    Core's before/after cursor events fire (with no execution context)."""
 
     def __init__(self, conn: Connection, sql: DriverSQL) -> None:
         self.conn = conn
@@ -83,21 +76,32 @@ class DriverCursor:
         self.cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
     def execute(self, text: str, params: Mapping[str, Any]) -> Any:
-        statement = self.sql.sql(text)
-        try:
-            self.cursor.execute(statement, params)
-        except Exception as exc:  # noqa: BLE001 - re-raised by Core's handler
-            self.conn._handle_dbapi_exception(exc, statement, params, self.cursor, None)
+        self._run(self.sql.sql(text), params, many=False)
         return self.cursor
 
     def executemany(self, text: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        statement = self.sql.sql(text)
+        if rows:
+            self._run(self.sql.sql(text), rows, many=True)
+
+    def _run(self, statement: str, params: Any, *, many: bool) -> None:
+        conn = self.conn
         try:
-            self.cursor.executemany(statement, rows)
+            # Core's cursor events still fire (tracing, tests that simulate outages)
+            if conn._has_events or conn.engine._has_events:
+                for fn in conn.dispatch.before_cursor_execute:
+                    statement, params = fn(
+                        conn, self.cursor, statement, params, None, many
+                    )
+            if many:
+                self.cursor.executemany(statement, params)
+            else:
+                self.cursor.execute(statement, params)
+            if conn._has_events or conn.engine._has_events:
+                conn.dispatch.after_cursor_execute(
+                    conn, self.cursor, statement, params, None, many
+                )
         except Exception as exc:  # noqa: BLE001 - re-raised by Core's handler
-            self.conn._handle_dbapi_exception(exc, statement, rows, self.cursor, None)
+            conn._handle_dbapi_exception(exc, statement, params, self.cursor, None)
 
     def fetchall(self) -> list[Any]:
         return list(self.cursor.fetchall())

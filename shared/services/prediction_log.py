@@ -33,6 +33,7 @@ starts serving and ``close()`` when it stops; nothing is registered at import.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import random
 import threading
@@ -46,9 +47,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from shared.db.driver import DriverCursor, DriverSQL, insert_sql
 from shared.db.models import Prediction
 from shared.db.session import Database
 from shared.errors import ValidationFailed
@@ -171,6 +172,11 @@ class _Transient(Exception):
     """An insert failed for a reason that can pass: keep the rows and retry."""
 
 
+@functools.cache
+def _insert_sql(columns: tuple[str, ...]) -> str:
+    return insert_sql(_TABLE, columns) + " ON CONFLICT DO NOTHING"
+
+
 def _is_poison(exc: BaseException) -> bool:
     """True when the rows themselves are at fault (retrying cannot help): a constraint
     (foreign key, NOT NULL), a value the database cannot store, or a bind-time error
@@ -210,8 +216,9 @@ class PredictionLog:
         self.retry_max = retry_max
 
         self._engine = db.engine.execution_options(sqlite_begin="immediate")
-        dialect = postgresql if db.dialect == "postgresql" else sqlite
-        self._insert = dialect.insert(_TABLE).on_conflict_do_nothing()
+        # rows are converted for the driver before the write turn is taken and go in
+        # with the driver's executemany: on SQLite the turn is what scoring waits for
+        self._sql = DriverSQL(db.engine.dialect, [_TABLE])
 
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # the writer waits here
@@ -598,21 +605,35 @@ class PredictionLog:
     def _write(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert ``rows`` in one transaction; rows refused on their own merit are set
         aside (found by halving the batch). Raises _Transient for passing failures."""
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        try:
+            for row in rows:
+                params = self._sql.row(_TABLE, row)
+                by_columns.setdefault(tuple(params), []).append(params)
+        except Exception as exc:  # noqa: BLE001 - a value its column cannot take
+            self._set_aside(rows, exc)
+            return
         try:
             with self.db.writing(), self._engine.begin() as conn:
-                conn.execute(self._insert, list(rows))
+                cursor = DriverCursor(conn, self._sql)
+                for columns, group in by_columns.items():
+                    cursor.executemany(_insert_sql(columns), group)
         except Exception as exc:
             if not _is_poison(exc):
                 raise _Transient(f"{type(exc).__name__}: {exc}"[:500]) from exc
-            if len(rows) == 1:
-                self._reject(rows, exc)
-                return
-            mid = len(rows) // 2
-            self._write(rows[:mid])
-            self._write(rows[mid:])
+            self._set_aside(rows, exc)
             return
         with self._lock:
             self._written += len(rows)
+
+    def _set_aside(self, rows: Sequence[dict[str, Any]], exc: BaseException) -> None:
+        """The rows at fault, found by halving, to the rejected file; the rest in."""
+        if len(rows) == 1:
+            self._reject(rows, exc)
+            return
+        mid = len(rows) // 2
+        self._write(rows[:mid])
+        self._write(rows[mid:])
 
     def _reject(self, rows: Sequence[dict[str, Any]], exc: BaseException) -> None:
         log.error(

@@ -1,0 +1,60 @@
+"""Statements on the DBAPI cursor (shared/db/driver.py) store what Core stores, raise
+Core's exceptions and fire Core's cursor events, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Table, event, select
+from sqlalchemy.exc import IntegrityError
+
+from shared.db.driver import DriverCursor, DriverSQL, insert_sql
+from shared.db.models import OnlineTransaction
+from shared.db.session import Database
+
+T = cast(Table, OnlineTransaction.__table__)
+
+
+def _row(tid: str) -> dict[str, Any]:
+    return {
+        "namespace": "ns",
+        "transaction_id": tid,
+        "event_time": datetime(2026, 1, 17, 15, 0, 1, 250, tzinfo=UTC),
+        "entity_keys": [["user", "u1"], ["merchant", "m1"]],
+        "features": {"amount": 12.5, "hour": 15.0},
+        "created_at": datetime.now(UTC),
+    }
+
+
+def test_rows_read_back_through_core_as_written(db: Database) -> None:
+    sql = DriverSQL(db.engine.dialect, [T])
+    seen: list[str] = []
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def count(_c: Any, _k: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    with db.engine.begin() as conn:
+        DriverCursor(conn, sql).executemany(
+            insert_sql(T), [sql.row(T, _row("a")), sql.row(T, _row("b"))]
+        )
+    event.remove(db.engine, "before_cursor_execute", count)
+    with db.engine.connect() as conn:
+        got = conn.execute(select(T).where(T.c.transaction_id == "a")).mappings().one()
+    want = _row("a")
+    assert got["event_time"] == want["event_time"]
+    assert got["entity_keys"] == want["entity_keys"]
+    assert got["features"] == want["features"]
+    assert any(s.startswith("INSERT INTO online_transactions") for s in seen)
+
+
+def test_errors_come_out_as_core_exceptions_and_roll_back(db: Database) -> None:
+    sql = DriverSQL(db.engine.dialect, [T])
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        cursor = DriverCursor(conn, sql)
+        cursor.execute(insert_sql(T), sql.row(T, _row("x")))
+        cursor.execute(insert_sql(T), sql.row(T, _row("x")))  # same key
+    with db.engine.connect() as conn:
+        assert conn.execute(select(T.c.transaction_id)).all() == []
