@@ -106,9 +106,9 @@ def main() -> None:
         _worker(args.host, args.port)
         return
     if settings.run_migrations:
-        from shared.db.migrate import upgrade
+        from shared.db.migrate import upgrade_if_behind
 
-        upgrade(settings.resolved_database_url)
+        upgrade_if_behind(settings.resolved_database_url)
 
     from function_app import asgi_app
     from local.runtime import LocalRuntime

@@ -158,3 +158,27 @@ def test_0003_moves_snapshots_out_of_the_head_rows_and_back(url_at_0002: str) ->
         assert not states["u1"]
     finally:
         db.dispose()
+
+
+def test_head_is_read_from_the_files_as_alembic_reads_it() -> None:
+    from alembic.script import ScriptDirectory
+
+    from shared.db.migrate import head_revision
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert head_revision() == script.get_current_head()
+
+
+def test_upgrade_if_behind_runs_only_when_needed(tmp_path: Path) -> None:
+    from shared.db.migrate import upgrade_if_behind
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert upgrade_if_behind(url) is True  # a new database
+    assert upgrade_if_behind(url) is False  # at head: nothing to do
+    command.downgrade(alembic_config(url), "0002")
+    assert upgrade_if_behind(url) is True
+    db = Database(url)
+    try:
+        assert set(Base.metadata.tables) <= set(inspect(db.engine).get_table_names())
+    finally:
+        db.dispose()
