@@ -33,6 +33,11 @@ def fraud_rate(fraud: Float64Array, labelled: Float64Array) -> Float64Array:
     return out
 
 
+def fraud_rate_one(fraud: float, labelled: float) -> float:
+    """`fraud_rate` of one window in plain floats (the online path)."""
+    return fraud / labelled if labelled > 0 else 0.0
+
+
 def segmented_cumsum(values: Float64Array, pos: Int64Array) -> Float64Array:
     """Inclusive prefix sums restarting at each segment (pos = index in segment).
 

@@ -37,6 +37,18 @@ def activity_features(
     }
 
 
+def activity_features_one(
+    t_ns: int, prev_ts_ns: int, n_prev: float
+) -> dict[str, float]:
+    """`activity_features` for one transaction in plain numbers (the online path)."""
+    return {
+        "user_txn_count": float(n_prev),
+        "seconds_since_last_txn": (
+            float(t_ns - prev_ts_ns) / _NS_PER_S if n_prev > 0 else NO_PREVIOUS_SECONDS
+        ),
+    }
+
+
 def compute_behavioral(
     data: PreparedTransactions,
     timeline: Timeline,

@@ -9,8 +9,9 @@ Labels may arrive later through `apply_label`; they are stored with their event
 and used only after the delay, so a label arriving early never leaks.
 
 The per-feature formulas are the batch ones (`amount_features`,
-`activity_features`, `temporal_features`, `fraud_rate`) applied to the sufficient
-statistics read from state. This module does not import pandas; only
+`activity_features`, `temporal_features`, `fraud_rate`), in their one-transaction
+plain-float form (`*_one`, checked against the array form by the tests), applied to
+the sufficient statistics read from state. This module does not import pandas; only
 `backfill_states` loads it, lazily, to read a DataFrame.
 
 State layout (parallel lists sorted by time, pruned to the retention span;
@@ -37,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from ml.features.aggregation_features import EntityIndex, Timeline, fraud_rate
-from ml.features.behavioral_features import UserValueEvents, activity_features
+from ml.features.aggregation_features import EntityIndex, Timeline, fraud_rate_one
+from ml.features.behavioral_features import UserValueEvents, activity_features_one
 from ml.features.config import (
     ROLES,
     FeatureConfig,
@@ -54,8 +55,8 @@ from ml.features.registry import (
     FeatureSpec,
     select_features,
 )
-from ml.features.temporal_features import temporal_features
-from ml.features.transaction_features import amount_features
+from ml.features.temporal_features import temporal_features_one
+from ml.features.transaction_features import amount_features_one
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -303,7 +304,7 @@ class OnlineFeatureEngine:
             if entity == "merchant" and self._fraud:
                 self._fraud_values(p, state, values)
         if "temporal" in self._groups:
-            _put(values, temporal_features(np.array([p.t], dtype=np.int64)))
+            values.update(temporal_features_one(p.t))
         return {name: values.get(name, 0.0) for name in self.feature_names}
 
     def _user_values(self, p: _Txn, state: State | None, out: dict[str, float]) -> None:
@@ -320,13 +321,12 @@ class OnlineFeatureEngine:
                 moments = state["tot"]
                 hi = bisect_left(state["ts"], p.t)
                 prev = state["ts"][hi - 1] if hi else state["prev_ts"] or 0
-        n, s1, s2 = (np.array([v], dtype=np.float64) for v in moments)
+        n, s1, s2 = (float(v) for v in moments)
         if "transaction" in self._groups:
-            amount = np.array([p.amount], dtype=np.float64)
-            _put(out, amount_features(amount, n, s1, s2, np.array([shift or 0.0])))
+            out.update(amount_features_one(p.amount, n, s1, s2, shift or 0.0))
         if "behavioral" not in self._groups:
             return
-        _put(out, activity_features(np.array([p.t]), np.array([prev]), n))
+        out.update(activity_features_one(p.t, prev, n))
         seen = state["seen"] if state is not None else {}
         for role, suffix, _ in NEW_VALUE_ROLES:
             value = p.ids[role]
@@ -361,16 +361,13 @@ class OnlineFeatureEngine:
     def _fraud_values(
         self, p: _Txn, state: State | None, out: dict[str, float]
     ) -> None:
-        labelled = np.zeros(len(self._fraud))
-        fraud = np.zeros(len(self._fraud))
-        if state is not None:
-            for i, (_, width) in enumerate(self._fraud):
-                labelled[i] = self._known_in_window(state["lab_ts"], p.t, width)
-                fraud[i] = self._known_in_window(state["fraud_ts"], p.t, width)
-        rates = fraud_rate(fraud, labelled)
-        for i, (name, _) in enumerate(self._fraud):
-            out[f"merchant_fraud_rate_{name}"] = float(rates[i])
-            out[f"merchant_labelled_count_{name}"] = float(labelled[i])
+        for name, width in self._fraud:
+            labelled = fraud = 0
+            if state is not None:
+                labelled = self._known_in_window(state["lab_ts"], p.t, width)
+                fraud = self._known_in_window(state["fraud_ts"], p.t, width)
+            out[f"merchant_fraud_rate_{name}"] = fraud_rate_one(fraud, labelled)
+            out[f"merchant_labelled_count_{name}"] = float(labelled)
 
     def _known_in_window(self, times: list[int], t: int, width: int) -> int:
         """Events at s in [t - delay - width, t - delay] with s < t."""
@@ -531,11 +528,6 @@ def _prune(state: State, cutoff: int) -> None:
     if cum and base > _REBASE_RATIO * max(cum[-1] - base, 1.0):
         state["cum"] = [value - base for value in cum]
         state["cum0"] = 0.0
-
-
-def _put(out: dict[str, float], values: Mapping[str, np.ndarray[Any, Any]]) -> None:
-    for name, array in values.items():
-        out[name] = float(array[0])
 
 
 # ------------------------------------------------------------------ backfill

@@ -6,6 +6,8 @@ definition and need no datetime library.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ml.features.aggregation_features import Timeline
@@ -33,6 +35,21 @@ def temporal_features(ts_ns: Int64Array) -> dict[str, Float64Array]:
         "is_night": (hour < NIGHT_END_HOUR).astype(np.float64),
         "hour_sin": np.sin(angle),
         "hour_cos": np.cos(angle),
+    }
+
+
+def temporal_features_one(t_ns: int) -> dict[str, float]:
+    """`temporal_features` for one time in plain numbers (the online path)."""
+    hour = (t_ns // _HOUR_NS) % 24
+    day_of_week = (t_ns // _DAY_NS + _EPOCH_WEEKDAY) % 7
+    angle = 2.0 * math.pi * float(hour) / 24.0
+    return {
+        "hour": float(hour),
+        "day_of_week": float(day_of_week),
+        "is_weekend": float(day_of_week >= 5),
+        "is_night": float(hour < NIGHT_END_HOUR),
+        "hour_sin": math.sin(angle),
+        "hour_cos": math.cos(angle),
     }
 
 
