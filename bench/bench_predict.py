@@ -14,7 +14,8 @@ against the server with a small keep-alive asyncio client (``bench/http_load.py`
   server is stopped with SIGINT (it flushes its prediction log), the ``predictions``
   table is counted against the OK answers so far, and the server restarted;
 - batch: ``--batches`` sequential POSTs of ``--batch-size`` transactions;
-- explain_warm: 20 warm-up, then ``--explain`` sequential /predict/explain calls;
+- explain_warm: once the prediction log has written out the batches (``drain_s``),
+  20 warm-up, then ``--explain`` sequential /predict/explain calls;
 - cold_start: 3 x (stop, spawn, poll /predict every 5 ms until the first 200).
 
 Each scenario prints one JSON line: client latencies in ms (p50/p90/p99/max, measured
@@ -229,6 +230,22 @@ def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
 
 
 # -- setup through the API -------------------------------------------------------------
+
+
+def wait_log_drained(port: int, timeout: float = 300.0) -> float:
+    """Seconds until the server's prediction log has nothing pending, so a latency
+    scenario does not share the CPU with writing out the previous scenario's backlog.
+    Each worker answers for its own log: three idle answers in a row count."""
+    t0 = time.perf_counter()
+    idle = 0
+    while time.perf_counter() - t0 < timeout:
+        status, body = http_get(port, f"{API}/health")
+        log = orjson.loads(body)["data"]["worker"].get("prediction_log") or {}
+        idle = idle + 1 if status == 200 and log.get("pending", 0) == 0 else 0
+        if idle >= 3:
+            return round(time.perf_counter() - t0, 2)
+        time.sleep(0.2)
+    raise RuntimeError("the prediction log did not drain")
 
 
 def _wait_job(client: Any, url: str, timeout: float) -> dict[str, Any]:
@@ -790,7 +807,8 @@ def _scenarios(
         }
     )
     show(scenario_batch(server, feed, ledger, args.batches, batch_size))
-    show(scenario_explain(server, feed, ledger, args.explain))
+    drained_s = wait_log_drained(server.port)
+    show({**scenario_explain(server, feed, ledger, args.explain), "drain_s": drained_s})
     show(scenario_cold_start(server, feed, ledger, COLD_REPEATS))
     show(log_check("final", server, count_url, ledger))
 
