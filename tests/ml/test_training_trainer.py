@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +138,9 @@ def test_should_stop_cancels_promptly(
         return calls[0] > 2
 
     params = {**FAST[algorithm], ALGO_ITER[algorithm]: 500}
-    start = time.perf_counter()
     with pytest.raises(TrainingCancelled):
         train_model(algorithm, params, Xtr, ytr, Xva, yva, NAMES, should_stop=stop)
-    assert time.perf_counter() - start < 5.0
+    assert calls[0] == 3  # the first True ended training: not one more round ran
 
 
 ALGO_ITER = {
