@@ -241,6 +241,8 @@ class ModelRegistry:
         reason: str | None,
         override_baselines: bool = False,
         actor: str | None = None,
+        *,
+        online_state: str = "keep",
     ) -> dict[str, Any]:
         stage = (stage or "").upper()
         if stage not in (STAGING, PRODUCTION):
@@ -292,7 +294,9 @@ class ModelRegistry:
             ) from None
         if stage == PRODUCTION:
             self.ctx.model_changed()
-            result["online_backfill_job_id"] = start_backfill(self.ctx, model)
+            result["online_backfill_job_id"] = start_backfill(
+                self.ctx, model, replace_live=online_state == "replace"
+            )
         return result
 
     def _gate(self, s: Session, model: MLModel, override: bool) -> None:
@@ -350,7 +354,12 @@ class ModelRegistry:
         model.status = to
 
     def rollback(
-        self, model_id: str, reason: str | None, actor: str | None = None
+        self,
+        model_id: str,
+        reason: str | None,
+        actor: str | None = None,
+        *,
+        online_state: str = "keep",
     ) -> dict[str, Any]:
         with self.ctx.db.session(write=True) as s:
             model = self._get(s, model_id)
@@ -380,7 +389,9 @@ class ModelRegistry:
             s.flush()
         self.ctx.model_changed()
         return {
-            "online_backfill_job_id": start_backfill(self.ctx, previous),
+            "online_backfill_job_id": start_backfill(
+                self.ctx, previous, replace_live=online_state == "replace"
+            ),
             "rolled_back": model_to_dict(model, full=False),
             "production": model_to_dict(previous, full=False),
         }

@@ -1,5 +1,11 @@
 """Fill the online feature store for a model going into production, so its first scored
-transaction already has the full history of its training data behind it."""
+transaction already has the full history of its training data behind it.
+
+Unless that state is live: a model with the same feature configuration as the one it
+replaces shares its online state, and once transactions have been scored into it,
+rebuilding it from the training data would forget them (velocity counts, the user's
+devices, labels that came back). Then the backfill keeps it and says so, unless the
+promotion asked to replace it (``online_state: "replace"``)."""
 
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ JOB_KIND = "online_backfill"
 ORCHESTRATOR = "promotion_orchestrator"
 
 
-def start_backfill(ctx: AppContext, model: MLModel) -> str | None:
+def start_backfill(
+    ctx: AppContext, model: MLModel, *, replace_live: bool = False
+) -> str | None:
     """Queue the backfill for a model's feature configuration; None without a feature set."""
     if model.feature_set_id is None:
         return None
@@ -27,6 +35,7 @@ def start_backfill(ctx: AppContext, model: MLModel) -> str | None:
         "job_id": str(job_id),
         "model_id": str(model.id),
         "feature_set_id": str(model.feature_set_id),
+        "replace_live": replace_live,
     }
     JobService(ctx).create(JOB_KIND, payload, job_id)
     ctx.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
@@ -58,14 +67,30 @@ def run_backfill(ctx: AppContext, job_id: str) -> dict[str, Any]:
         jobs.fail(job_id, reason)
         return {"status": "FAILED", "error": reason}
     config = fs.feature_config or {}
+    store = OnlineFeatureStore.for_feature_config(ctx.db, config)
+    if not payload.get("replace_live") and store.is_live():
+        kept = {
+            "kept_live_state": True,
+            "namespace": store.namespace,
+            "reason": "transactions were scored into this feature configuration's "
+            "online state since its last backfill; promote with online_state "
+            '"replace" to rebuild it from the training data',
+        }
+        jobs.complete(job_id, kept)
+        log.info("online state kept for model %s: %s", payload["model_id"], kept)
+        return {"status": "COMPLETED", **kept}
     with local_file(ctx.blobs, version.storage_path) as path:
         df = pq.read_table(path).to_pandas()
     jobs.progress(
         job_id, 0.3, f"backfilling online state from {len(df):,} transactions"
     )
-    store = OnlineFeatureStore.for_feature_config(ctx.db, config)
     entities = store.backfill(df, column_mapping=config.get("column_mapping") or None)
-    result = {"entities": entities, "namespace": store.namespace, "rows": len(df)}
+    result = {
+        "kept_live_state": False,
+        "entities": entities,
+        "namespace": store.namespace,
+        "rows": len(df),
+    }
     jobs.complete(job_id, result)
     log.info("online state backfilled for model %s: %s", payload["model_id"], result)
     return {"status": "COMPLETED", **result}

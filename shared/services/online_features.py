@@ -848,6 +848,17 @@ class OnlineFeatureStore:
                     out[key] = loaded[0]
         return out
 
+    def is_live(self) -> bool:
+        """True when transactions were scored into this state since its last backfill
+        (their exactly-once records are cleared by a backfill)."""
+        with self.db.online_engine.connect() as conn:
+            found = conn.execute(
+                select(_TXN.c.transaction_id)
+                .where(_TXN.c.namespace == self.namespace)
+                .limit(1)
+            ).first()
+        return found is not None
+
     @property
     def cached_entities(self) -> int:
         return len(self._cache)

@@ -18,6 +18,7 @@ from ml.explain import generic_reason
 from ml.features import FeatureConfig, compute_features
 from shared.bootstrap import AppContext
 from shared.db.models import OnlineTransaction, Prediction
+from tests.support.jobs import wait_for_job
 from tests.support.serving import API, as_request, generated, promote, serve, train
 
 HISTORY = 4000
@@ -344,3 +345,46 @@ def test_predictions_queued_at_shutdown_are_written(
             assert worker.post(f"{API}/predict", json={"transaction": txn}).is_success
         assert _count(ctx, Prediction) == 0
     assert _count(ctx, Prediction) == len(live)
+
+
+def test_a_promotion_keeps_the_live_online_state_unless_told_to_replace_it(
+    client: Any,
+    ctx: AppContext,
+    runtime: Any,
+    transactions: pd.DataFrame,
+    batch_features: pd.DataFrame,
+) -> None:
+    """A new model of the same feature configuration continues from the state the
+    live transactions built (its features still equal batch over the whole history);
+    online_state "replace" rebuilds it from the training data."""
+    first = serve(client, transactions.iloc[:HISTORY])
+    feature_set_id = client.get(f"{API}/models/{first}").json()["data"][
+        "feature_set_id"
+    ]
+    second = train(client, feature_set_id, "lightgbm")
+    live = _live(transactions, 400)
+    for txn in live[:200]:
+        assert (
+            client.post(f"{API}/predict", json={"transaction": txn}).status_code == 200
+        )
+
+    kept = promote(client, second)["backfill"]["result"]
+    assert kept["kept_live_state"] is True and "replace" in kept["reason"]
+    for txn in live[200:]:
+        resp = client.post(f"{API}/predict", json={"transaction": txn})
+        assert resp.status_code == 200 and resp.json()["data"]["model_id"] == second
+    logged = _logged(ctx)
+    assert len(logged) == len(live)
+    _assert_logged_features_equal_batch(logged, batch_features)
+
+    store = ctx.predictor.models.resolve(second).store
+    assert store.is_live()
+    resp = client.post(
+        f"{API}/models/{second}/rollback",
+        json={"reason": "test", "online_state": "replace"},
+    )
+    assert resp.status_code == 200, resp.text
+    job_id = resp.json()["data"]["online_backfill_job_id"]
+    replaced = wait_for_job(client, f"{API}/jobs/{job_id}")["result"]
+    assert replaced["kept_live_state"] is False and replaced["entities"] > 0
+    assert not store.is_live()

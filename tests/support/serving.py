@@ -63,16 +63,18 @@ def train(
     return str(job["model_id"])
 
 
-def promote(client: Any, model_id: str) -> dict[str, Any]:
+def promote(client: Any, model_id: str, online_state: str = "keep") -> dict[str, Any]:
+    """Promote to production and wait for the online backfill (its job under
+    ``backfill``)."""
     resp = client.post(
         f"{API}/models/{model_id}/promote",
-        json={"stage": "production", "reason": "test"},
+        json={"stage": "production", "reason": "test", "online_state": online_state},
     )
     assert resp.status_code == 200, resp.text
     data: dict[str, Any] = resp.json()["data"]
     backfill = wait_for_job(client, f"{API}/jobs/{data['online_backfill_job_id']}")
     assert backfill["status"] == "COMPLETED", backfill
-    return data
+    return {**data, "backfill": backfill}
 
 
 def serve(client: Any, history: pd.DataFrame, algorithm: str = "xgboost") -> str:

@@ -29,18 +29,30 @@ class BaselinesRequest(BaseModel):
     baselines: list[BaselineIn]
 
 
+OnlineState = Literal["keep", "replace"]
+_ONLINE_STATE = Field(
+    "keep",
+    description="keep: when the online feature state of the model's feature "
+    "configuration is live (transactions scored since its last backfill), the model "
+    "continues from it; replace: rebuild it from the model's training data, "
+    "forgetting what was scored live",
+)
+
+
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stage: Literal["staging", "production"]
     reason: str | None = Field(None, max_length=2000)
     override_baselines: bool = False
     actor: str | None = Field(None, max_length=255, description="Who asks (until SSO)")
+    online_state: OnlineState = _ONLINE_STATE
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(None, max_length=2000)
     actor: str | None = Field(None, max_length=255)
+    online_state: OnlineState = _ONLINE_STATE
 
 
 def _registry(ctx: Ctx) -> ModelRegistry:
@@ -101,11 +113,20 @@ def set_baselines(model_id: str, body: BaselinesRequest, ctx: Ctx) -> JSONRespon
 def promote(model_id: str, body: PromoteRequest, ctx: Ctx) -> JSONResponse:
     return ok(
         _registry(ctx).promote(
-            model_id, body.stage, body.reason, body.override_baselines, body.actor
+            model_id,
+            body.stage,
+            body.reason,
+            body.override_baselines,
+            body.actor,
+            online_state=body.online_state,
         )
     )
 
 
 @router.post("/{model_id}/rollback", summary="Restore the previous production version")
 def rollback(model_id: str, body: RollbackRequest, ctx: Ctx) -> JSONResponse:
-    return ok(_registry(ctx).rollback(model_id, body.reason, body.actor))
+    return ok(
+        _registry(ctx).rollback(
+            model_id, body.reason, body.actor, online_state=body.online_state
+        )
+    )
