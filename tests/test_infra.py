@@ -496,6 +496,11 @@ def test_function_app_setting_values() -> None:
     )
     assert settings["SH_STORAGE_CONTAINER"] == "dataContainerName"
     assert settings["SH_JOBS_QUEUE"] == "jobsQueueName"
+    # one Python worker process per core of the plan's size (scoring holds the GIL)
+    assert (
+        settings["FUNCTIONS_WORKER_PROCESS_COUNT"] == "string(workerProcesses[planSku])"
+    )
+    assert "EP2: 2" in module.code and "EP3: 4" in module.code
     namespace = settings["ServiceBusConnection__fullyQualifiedNamespace"]
     assert namespace == settings["SH_SERVICEBUS_NAMESPACE"] == "serviceBusFqdn"
     # No key-based storage connection anywhere: identity only.

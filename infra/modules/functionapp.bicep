@@ -30,6 +30,12 @@ param databaseName string
 param logLevel string
 param maxUploadMb int
 
+var workerProcesses = {
+  EP1: 1
+  EP2: 2
+  EP3: 4
+}
+
 resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   name: planName
   location: location
@@ -99,6 +105,12 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
         {
           name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID'
           value: 'SystemAssigned'
+        }
+        {
+          // Scoring holds the GIL: one Python worker process per core of the EP size
+          // (EP1 1, EP2 2, EP3 4); each has its own model sessions and state cache.
+          name: 'FUNCTIONS_WORKER_PROCESS_COUNT'
+          value: string(workerProcesses[planSku])
         }
         {
           name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'
