@@ -50,11 +50,12 @@ class DriverSQL:
 
     def row(self, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
         """A row's parameters as the driver must receive them."""
-        procs = self._bind[table.name]
-        return {
-            name: procs[name](value) if name in procs and value is not None else value
-            for name, value in values.items()
-        }
+        out = dict(values)
+        for name, process in self._bind[table.name].items():
+            value = out.get(name)
+            if value is not None:
+                out[name] = process(value)
+        return out
 
     def rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Many rows as the parameters of one multi-row statement (``name{k}``)."""
