@@ -223,6 +223,24 @@ _INSERT_EVENTS = insert_sql(_EVENTS)
 _INSERT_TXN = insert_sql(_TXN)
 
 
+def recorded_namespaces(db: Database, transaction_ids: list[str]) -> set[str]:
+    """The feature configurations (namespaces) whose online state applied any of these
+    transactions."""
+    unique = sorted(set(transaction_ids))
+    found: set[str] = set()
+    with db.online_engine.connect() as conn:
+        for start in range(0, len(unique), _BULK_CHUNK):
+            chunk = unique[start : start + _BULK_CHUNK]
+            found.update(
+                conn.execute(
+                    select(_TXN.c.namespace)
+                    .where(_TXN.c.transaction_id.in_(chunk))
+                    .distinct()
+                ).scalars()
+            )
+    return found
+
+
 class _NothingToLabel(Exception):
     """Rolls back a label transaction whose merchant state no longer exists."""
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from shared.bootstrap import AppContext
@@ -193,13 +193,16 @@ class Predictor:
 
     def label(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Record actual outcomes: ``actual_label`` on the logged predictions (for
-        performance monitoring) and, for transaction ids, the label in the online state,
-        where the merchant fraud-rate features use it once the label delay has passed."""
+        performance monitoring) and, for transaction ids, the label in the online state
+        of every feature configuration that scored the transaction, where the merchant
+        fraud-rate features use it once the label delay has passed."""
+        from shared.services.online_features import recorded_namespaces
         from shared.services.prediction_log import label_predictions
 
         result = label_predictions(self.ctx.db, self.log, items)
         online = 0
-        stores = self._label_stores()
+        tids = [str(i["transaction_id"]) for i in items if i.get("transaction_id")]
+        stores = self.models.stores_for(recorded_namespaces(self.ctx.db, tids))
         for item in items:
             tid = item.get("transaction_id")
             if tid is None:
@@ -214,13 +217,6 @@ class Predictor:
             ],
             "unmatched_transaction_ids": list(result.unmatched_transaction_ids),
         }
-
-    def _label_stores(self) -> list[Any]:
-        try:
-            self.models.production()  # so that its store is among them
-        except Conflict:  # no production model: label the stores already loaded
-            pass
-        return self.models.stores()
 
 
 def _model_fields(model: ServingModel) -> dict[str, Any]:

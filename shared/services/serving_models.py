@@ -245,3 +245,25 @@ class ModelServer:
     def stores(self) -> list[OnlineFeatureStore]:
         with self._lock:
             return list(self._stores.values())
+
+    def stores_for(self, namespaces: set[str]) -> list[OnlineFeatureStore]:
+        """The stores of these namespaces, loading those this worker has not used yet
+        from the feature sets (a label can concern a feature configuration that no
+        model in this worker has scored with)."""
+        from shared.services.online_features import OnlineFeatureStore
+
+        with self._lock:
+            found = {n: s for n, s in self._stores.items() if n in namespaces}
+        if len(found) < len(namespaces):
+            with self.ctx.db.session() as s:
+                configs = [
+                    dict(config or {})
+                    for config in s.scalars(select(FeatureSet.feature_config))
+                ]
+            for config in configs:
+                namespace = OnlineFeatureStore.for_feature_config(
+                    self.ctx.db, config
+                ).namespace
+                if namespace in namespaces and namespace not in found:
+                    found[namespace] = self._store(config)
+        return list(found.values())

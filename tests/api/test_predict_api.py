@@ -4,6 +4,7 @@ add up, the prediction log, labels, batch scoring and bad input."""
 
 from __future__ import annotations
 
+import io
 import math
 import threading
 import time
@@ -18,6 +19,7 @@ from ml.explain import generic_reason
 from ml.features import FeatureConfig, compute_features
 from shared.bootstrap import AppContext
 from shared.db.models import OnlineTransaction, Prediction
+from tests.support.data import upload
 from tests.support.jobs import wait_for_job
 from tests.support.serving import API, as_request, generated, promote, serve, train
 
@@ -388,3 +390,36 @@ def test_a_promotion_keeps_the_live_online_state_unless_told_to_replace_it(
     replaced = wait_for_job(client, f"{API}/jobs/{job_id}")["result"]
     assert replaced["kept_live_state"] is False and replaced["entities"] > 0
     assert not store.is_live()
+
+
+def test_labels_reach_every_feature_configuration_that_scored_the_transaction(
+    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    """Also one that the worker receiving the label has not loaded: a shadow model's
+    with other windows, scored in another worker (here: before a restart)."""
+    history = transactions.iloc[:HISTORY]
+    production = serve(client, history)
+    buf = io.BytesIO()
+    history.to_parquet(buf, index=False)
+    resp = upload(client, name="tx2", content=buf.getvalue(), filename="tx2.parquet")
+    body = {"dataset_id": resp.json()["data"]["id"], "config": {"windows": ["1h"]}}
+    job = client.post(f"{API}/features/compute", json=body).json()["data"]
+    done = wait_for_job(client, f"{API}/features/jobs/{job['job_id']}")
+    shadow = train(client, str(done["feature_set_id"]), name="shadow")
+    txn = _live(transactions, 1)[0]
+    for model_id in (production, shadow):
+        scored = client.post(
+            f"{API}/predict", json={"model_id": model_id, "transaction": txn}
+        )
+        assert scored.status_code == 200, scored.text
+    ctx.close()  # a fresh scoring service: no store loaded
+
+    label = {"transaction_id": txn["transaction_id"], "label": True}
+    resp = client.post(f"{API}/predictions/labels", json={"labels": [label]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"]["online_state_updated"] == 2
+    merchant = ("merchant", txn["merchant_id"])
+    for model_id in (production, shadow):
+        store = ctx.predictor.models.resolve(model_id).store
+        state = store.states([merchant])[merchant]
+        assert state["lab"][state["tid"].index(txn["transaction_id"])] == 1
