@@ -32,7 +32,6 @@ class GcFreezer:
         self.interval = interval
         self.full_every = full_every
         self._last_full = time.monotonic()
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def tick(self, now: float | None = None) -> None:
@@ -55,11 +54,9 @@ class GcFreezer:
             self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:  # a daemon thread: it ends with the process
+            time.sleep(self.interval)
             self.tick()
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 _process_freezer: GcFreezer | None = None

@@ -66,6 +66,7 @@ from shared.db.session import Database
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ml.features.config import FeatureConfig
     from ml.features.online import EntityKey, OnlineFeatureEngine, State
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ _SNAP = cast(Table, FeatureEntitySnapshot.__table__)
 _EVENTS = cast(Table, FeatureEntityEvent.__table__)
 _TXN = cast(Table, OnlineTransaction.__table__)
 _BULK_CHUNK = 2000
-_ADVANCE_CHUNK = 500  # rows per head upsert: 8 parameters each, under SQLite's 32766
+_ADVANCE_CHUNK = 500  # rows per head upsert: 7 parameters each, under SQLite's 32766
 _LOCK_STRIPES = 1024
 COMPACT_MIN_EVENTS = 32
 _LABEL_OP = "label"
@@ -84,6 +85,24 @@ def namespace_for(config: Mapping[str, Any], roles: Iterable[str]) -> str:
     """A stable id of a feature configuration: same windows and roles, same state."""
     key = json.dumps({"config": dict(config), "roles": sorted(roles)}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _config_and_roles(
+    feature_config: Mapping[str, Any],
+) -> tuple[FeatureConfig, tuple[str, ...]]:
+    from ml.features import ROLES, FeatureConfig
+
+    known = FeatureConfig().to_dict()
+    config = FeatureConfig.from_dict(
+        {k: v for k, v in feature_config.items() if k in known}
+    )
+    return config, tuple(feature_config.get("available_roles") or ROLES)
+
+
+def feature_set_namespace(feature_config: Mapping[str, Any]) -> str:
+    """The namespace of the store ``for_feature_config`` builds, without building it."""
+    config, roles = _config_and_roles(feature_config)
+    return namespace_for(config.to_dict(), roles)
 
 
 @dataclass(frozen=True)
@@ -276,7 +295,6 @@ class OnlineFeatureStore:
         self._postgres = db.dialect == "postgresql"
         # the hot statements go to the driver (shared/db/driver.py); the rest is Core
         self._sql = DriverSQL(db.online_engine.dialect, (_STATE, _EVENTS, _TXN))
-        self._dialect = postgresql if self._postgres else sqlite  # for upserts
         self._known_stmt = select(_TXN.c.features).where(
             _TXN.c.namespace == bindparam("ns"),
             _TXN.c.transaction_id == bindparam("tid"),
@@ -295,7 +313,7 @@ class OnlineFeatureStore:
             )
             .values(snapshot_seq=bindparam("s"), updated_at=bindparam("now"))
         )
-        upsert = self._dialect.insert(_SNAP)
+        upsert = (postgresql if self._postgres else sqlite).insert(_SNAP)
         self._snapshot_upsert = upsert.on_conflict_do_update(
             index_elements=["namespace", "entity_type", "entity_id"],
             set_={
@@ -314,13 +332,9 @@ class OnlineFeatureStore:
         cls, db: Database, feature_config: Mapping[str, Any], **options: Any
     ) -> OnlineFeatureStore:
         """The store serving a feature set, from its stored ``feature_config``."""
-        from ml.features import ROLES, FeatureConfig, OnlineFeatureEngine
+        from ml.features import OnlineFeatureEngine
 
-        known = FeatureConfig().to_dict()
-        config = FeatureConfig.from_dict(
-            {k: v for k, v in feature_config.items() if k in known}
-        )
-        roles = tuple(feature_config.get("available_roles") or ROLES)
+        config, roles = _config_and_roles(feature_config)
         return cls(db, OnlineFeatureEngine(config, roles), roles, **options)
 
     # -- database primitives -----------------------------------------------------------
@@ -614,10 +628,8 @@ class OnlineFeatureStore:
             self._compact((k, h, touched[k]) for k, h in heads.items())
         return OnlineFeatures(transaction_id, features, False)
 
-    def _head_row(
-        self, key: EntityKey, seq: int, now: datetime, gen: int | None = None
-    ) -> dict[str, Any]:
-        """A head row: its snapshot at sequence 0, a fresh generation by default."""
+    def _head_row(self, key: EntityKey, seq: int, now: datetime) -> dict[str, Any]:
+        """A head row: its snapshot at sequence 0, a fresh generation."""
         return {
             "namespace": self.namespace,
             "entity_type": key[0],
@@ -625,7 +637,7 @@ class OnlineFeatureStore:
             "updated_at": now,
             "seq": seq,
             "snapshot_seq": 0,
-            "gen": random.getrandbits(62) if gen is None else gen,
+            "gen": random.getrandbits(62),
         }
 
     def _snapshot_row(

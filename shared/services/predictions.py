@@ -201,7 +201,11 @@ class Predictor:
 
         result = label_predictions(self.ctx.db, self.log, items)
         online = 0
-        tids = [str(i["transaction_id"]) for i in items if i.get("transaction_id")]
+        tids = [
+            str(i["transaction_id"])
+            for i in items
+            if i.get("transaction_id") is not None
+        ]
         stores = self.models.stores_for(recorded_namespaces(self.ctx.db, tids))
         for item in items:
             tid = item.get("transaction_id")

@@ -242,15 +242,11 @@ class ModelServer:
         with self._lock:
             return self._stores.setdefault(store.namespace, store)
 
-    def stores(self) -> list[OnlineFeatureStore]:
-        with self._lock:
-            return list(self._stores.values())
-
     def stores_for(self, namespaces: set[str]) -> list[OnlineFeatureStore]:
         """The stores of these namespaces, loading those this worker has not used yet
         from the feature sets (a label can concern a feature configuration that no
         model in this worker has scored with)."""
-        from shared.services.online_features import OnlineFeatureStore
+        from shared.services.online_features import feature_set_namespace
 
         with self._lock:
             found = {n: s for n, s in self._stores.items() if n in namespaces}
@@ -261,9 +257,7 @@ class ModelServer:
                     for config in s.scalars(select(FeatureSet.feature_config))
                 ]
             for config in configs:
-                namespace = OnlineFeatureStore.for_feature_config(
-                    self.ctx.db, config
-                ).namespace
+                namespace = feature_set_namespace(config)
                 if namespace in namespaces and namespace not in found:
                     found[namespace] = self._store(config)
         return list(found.values())
