@@ -56,6 +56,11 @@ class DriverSQL:
         names = tuple(_NAMED_PARAM.findall(text))
         return _NAMED_PARAM.sub(lambda _: self._mark, text), names
 
+    def bind(self, table: Table, column: str) -> Processor:
+        """The bind processing of one column (identity if it has none), for callers
+        that build positional rows themselves."""
+        return self._bind[table.name].get(column, _identity)
+
     def row(self, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
         """A row's parameters as the driver must receive them."""
         out = dict(values)
@@ -64,14 +69,6 @@ class DriverSQL:
             if value is not None:
                 out[name] = process(value)
         return out
-
-    def rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Many rows as the parameters of one multi-row statement (``name{k}``)."""
-        return {
-            f"{name}{k}": value
-            for k, row in enumerate(rows)
-            for name, value in self.row(table, row).items()
-        }
 
 
 class DriverCursor:
@@ -84,15 +81,16 @@ class DriverCursor:
         self.sql = sql
         self.cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
-    def execute(self, text: str, params: Params) -> Any:
+    def execute(self, text: str, params: Params | Sequence[Any]) -> Any:
+        """``params`` by name, or already in placeholder order (a sequence)."""
         statement, names = self.sql.sql(text)
-        self._run(statement, tuple([params[n] for n in names]), many=False)
+        self._run(statement, _positional(params, names), many=False)
         return self.cursor
 
-    def executemany(self, text: str, rows: Sequence[Params]) -> None:
+    def executemany(self, text: str, rows: Sequence[Params | Sequence[Any]]) -> None:
         if rows:
             statement, names = self.sql.sql(text)
-            values = [tuple([row[n] for n in names]) for row in rows]
+            values = [_positional(row, names) for row in rows]
             self._run(statement, values, many=True)
 
     def _run(self, statement: str, params: Any, *, many: bool) -> None:
@@ -120,6 +118,16 @@ class DriverCursor:
 
     def fetchone(self) -> Any:
         return self.cursor.fetchone()
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _positional(params: Params | Sequence[Any], names: Sequence[str]) -> Sequence[Any]:
+    if isinstance(params, Mapping):
+        return tuple([params[n] for n in names])
+    return params
 
 
 def insert_sql(table: Table, columns: Sequence[str] | None = None) -> str:

@@ -184,13 +184,23 @@ class _KeyLocks:
 
 _STATE_COLUMNS = [c.name for c in _STATE.columns]
 _EVENT_COLUMNS = [c.name for c in _EVENTS.columns]
+_TXN_COLUMNS = [c.name for c in _TXN.columns]
+# the positional rows below are built in these orders
+assert _STATE_COLUMNS == [
+    "namespace", "entity_type", "entity_id", "updated_at", "seq", "snapshot_seq", "gen"
+]  # fmt: skip
+assert _EVENT_COLUMNS == ["namespace", "entity_type", "entity_id", "seq", "event"]
+assert _TXN_COLUMNS == [
+    "namespace", "transaction_id", "event_time", "entity_keys", "features", "created_at"
+]  # fmt: skip
 _HEAD = "RETURNING entity_type, entity_id, gen, seq, snapshot_seq"
 
 
 @functools.cache
 def _advance_sql(n: int, unless_known: bool) -> str:
-    """The heads' upsert of n rows (``name{k}`` parameters); with ``unless_known``
-    skipped whole when the transaction id ``:tid`` is known: the exactly-once check
+    """The heads' upsert of n rows (positional parameters, row after row, then
+    ``known_ns`` and ``tid``); with ``unless_known`` skipped whole when the
+    transaction id ``:tid`` is known: the exactly-once check
     and the row locks in one statement (one round trip on PostgreSQL). Written for
     both databases: a VALUES list's columns are column1..N in each, and the WHERE
     clause is what lets SQLite parse ON CONFLICT after a SELECT."""
@@ -199,7 +209,7 @@ def _advance_sql(n: int, unless_known: bool) -> str:
     )
     known = (
         f"WHERE NOT EXISTS (SELECT 1 FROM {_TXN.name} "
-        "WHERE namespace = :namespace0 AND transaction_id = :tid) "
+        "WHERE namespace = :known_ns AND transaction_id = :tid) "
         if unless_known
         else "WHERE true "
     )
@@ -214,7 +224,8 @@ def _advance_sql(n: int, unless_known: bool) -> str:
 
 @functools.cache
 def _record_with_events(n: int) -> str:
-    """PostgreSQL: n event rows and the transaction record in one statement."""
+    """PostgreSQL: n event rows and the transaction record in one statement (positional
+    parameters: the events' rows, then the record's)."""
     rows = ", ".join(
         "(" + ", ".join(f":{c}{k}" for c in _EVENT_COLUMNS) + ")" for k in range(n)
     )
@@ -222,7 +233,7 @@ def _record_with_events(n: int) -> str:
     return (
         f"WITH appended AS (INSERT INTO {_EVENTS.name} ({', '.join(_EVENT_COLUMNS)}) "
         f"VALUES {rows}) INSERT INTO {_TXN.name} ({', '.join(record_cols)}) "
-        f"VALUES ({', '.join(':' + c for c in record_cols)})"
+        f"VALUES ({', '.join(':r_' + c for c in record_cols)})"
     )
 
 
@@ -385,22 +396,22 @@ class OnlineFeatureStore:
 
         With ``unless_known``: None, and nothing changed, when that transaction id was
         applied before (on PostgreSQL checked inside the same statement)."""
-        now = datetime.now(UTC)
-        # a new row: no snapshot, and the events being appended now
-        rows = [
-            self._head_row(key, 1 if counts is None else counts[key], now)
-            for key in keys
-        ]
+        now = self._sql.bind(_STATE, "updated_at")(datetime.now(UTC))
+        ns = self.namespace
+        # a new row: no snapshot, the events being appended now, a fresh generation
+        proposed = {key: random.getrandbits(62) for key in keys}
         result: list[Any] = []
-        for begin in range(0, len(rows), _ADVANCE_CHUNK):
-            chunk = rows[begin : begin + _ADVANCE_CHUNK]
-            params = self._sql.rows(_STATE, chunk)
+        for begin in range(0, len(keys), _ADVANCE_CHUNK):
+            chunk = keys[begin : begin + _ADVANCE_CHUNK]
+            params: list[Any] = []
+            for key in chunk:
+                seq = 1 if counts is None else counts[key]
+                params += (ns, key[0], key[1], now, seq, 0, proposed[key])
             if unless_known is not None:
-                params["tid"] = unless_known
+                params += (ns, unless_known)
             sql = _advance_sql(len(chunk), unless_known is not None)
             result += tx.execute(sql, params).fetchall()
         # a row that carries the generation this statement proposed was created by it
-        proposed = {(r["entity_type"], r["entity_id"]): r["gen"] for r in rows}
         heads = {
             (entity_type, entity_id): _Head(
                 gen, seq, snapshot_seq, gen == proposed[(entity_type, entity_id)]
@@ -611,7 +622,7 @@ class OnlineFeatureStore:
                         return OnlineFeatures(transaction_id, known, True)
                     states = {k: self._current(tx, k, heads[k]) for k in keys}
                     features, touched = self.engine.process(event, states)
-                    record = self._record(event, keys, features, datetime.now(UTC))
+                    record = self._record(event, keys, features, self._now())
                     self._append(tx, heads, payload, record)
             except IntegrityError:
                 # the same transaction id, applied concurrently by another worker
@@ -652,39 +663,39 @@ class OnlineFeatureStore:
             "state": state,
         }
 
-    def _event_row(self, key: EntityKey, seq: int, payload: bytes) -> dict[str, Any]:
-        return {
-            "namespace": self.namespace,
-            "entity_type": key[0],
-            "entity_id": key[1],
-            "seq": seq,
-            "event": payload,
-        }
+    def _event_row(self, key: EntityKey, seq: int, payload: bytes) -> tuple[Any, ...]:
+        """An event row, positional (``_EVENT_COLUMNS``)."""
+        return (self.namespace, key[0], key[1], seq, payload)
 
     def _record(
         self,
         event: Mapping[str, Any],
         keys: list[EntityKey],
         features: dict[str, float],
-        now: datetime,
-    ) -> dict[str, Any]:
+        now: Any,
+    ) -> tuple[Any, ...]:
         """The exactly-once record of an applied transaction (its features are what a
-        retry gets back)."""
-        return {
-            "namespace": self.namespace,
-            "transaction_id": str(event["transaction_id"]),
-            "event_time": _event_time(event),
-            "entity_keys": [list(k) for k in keys],
-            "features": features,
-            "created_at": now,
-        }
+        retry gets back), positional (``_TXN_COLUMNS``); ``now`` bound already."""
+        sql, table = self._sql, _TXN
+        return (
+            self.namespace,
+            str(event["transaction_id"]),
+            sql.bind(table, "event_time")(_event_time(event)),
+            sql.bind(table, "entity_keys")([list(k) for k in keys]),
+            sql.bind(table, "features")(features),
+            now,
+        )
+
+    def _now(self) -> Any:
+        """The records' ``created_at``, bound for the driver."""
+        return self._sql.bind(_TXN, "created_at")(datetime.now(UTC))
 
     def _append(
         self,
         tx: DriverCursor,
         heads: Mapping[EntityKey, _Head],
         payload: bytes,
-        record: dict[str, Any] | None = None,
+        record: tuple[Any, ...] | None = None,
     ) -> None:
         """Append the event to each entity's log, plus the exactly-once record of a
         transaction (on PostgreSQL in one statement: one round trip fewer)."""
@@ -692,19 +703,12 @@ class OnlineFeatureStore:
             self._event_row(key, head.seq, payload) for key, head in heads.items()
         ]
         if self._postgres and events and record is not None:
-            params = self._sql.rows(_EVENTS, events)
-            params.update(self._sql.row(_TXN, record))
-            tx.execute(_record_with_events(len(events)), params)
+            params = [value for row in events for value in row]
+            tx.execute(_record_with_events(len(events)), [*params, *record])
             return
-        self._insert_events(tx, events)
+        tx.executemany(_INSERT_EVENTS, events)
         if record is not None:
-            self._insert_records(tx, [record])
-
-    def _insert_events(self, tx: DriverCursor, rows: list[dict[str, Any]]) -> None:
-        tx.executemany(_INSERT_EVENTS, [self._sql.row(_EVENTS, r) for r in rows])
-
-    def _insert_records(self, tx: DriverCursor, rows: list[dict[str, Any]]) -> None:
-        tx.executemany(_INSERT_TXN, [self._sql.row(_TXN, r) for r in rows])
+            tx.executemany(_INSERT_TXN, [record])
 
     def process_many(self, txns: list[Mapping[str, Any]]) -> list[OnlineFeatures]:
         """``process`` for many transactions, in the given order, in one database
@@ -773,9 +777,9 @@ class OnlineFeatureStore:
                         },
                     )
                     computed: dict[str, dict[str, float]] = {}
-                    event_rows: list[dict[str, Any]] = []
-                    records: list[dict[str, Any]] = []
-                    now = datetime.now(UTC)
+                    event_rows: list[tuple[Any, ...]] = []
+                    records: list[tuple[Any, ...]] = []
+                    now = self._now()
                     for i in fresh:
                         event = events[i]
                         features, touched = self.engine.process(
@@ -790,8 +794,8 @@ class OnlineFeatureStore:
                             next_seq[key] += 1
                         computed[tids[i]] = features
                         records.append(self._record(event, keys_of[i], features, now))
-                    self._insert_events(tx, event_rows)
-                    self._insert_records(tx, records)
+                    tx.executemany(_INSERT_EVENTS, event_rows)
+                    tx.executemany(_INSERT_TXN, records)
             except BaseException:
                 self._cache.evict(every_key)
                 raise
