@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Table, event, select
 from sqlalchemy.exc import IntegrityError
 
-from shared.db.driver import DriverCursor, DriverSQL, insert_sql
+from shared.db.driver import ROWS_PER_INSERT, DriverCursor, DriverSQL, insert_sql
 from shared.db.models import OnlineTransaction
 from shared.db.session import Database
 
@@ -58,3 +58,42 @@ def test_errors_come_out_as_core_exceptions_and_roll_back(db: Database) -> None:
         cursor.execute(insert_sql(T), sql.row(T, _row("x")))  # same key
     with db.engine.connect() as conn:
         assert conn.execute(select(T.c.transaction_id)).all() == []
+
+
+def test_insert_many_writes_every_row_across_statements(db: Database) -> None:
+    """Multi-row statements: more rows than one statement takes, all bound values read
+    back as Core reads them, and a suffix (ON CONFLICT) applied to each statement."""
+    sql = DriverSQL(db.engine.dialect, [T])
+    columns = [c.name for c in T.columns]
+    n = ROWS_PER_INSERT * 2 + 7
+
+    def rows(tids: list[str]) -> list[tuple[Any, ...]]:
+        return [tuple(sql.row(T, _row(t))[c] for c in columns) for t in tids]
+
+    with db.engine.begin() as conn:
+        DriverCursor(conn, sql).insert_many(
+            T, columns, rows([f"t{i}" for i in range(n)])
+        )
+    with db.engine.begin() as conn:  # the same keys again, and one new
+        DriverCursor(conn, sql).insert_many(
+            T, columns, rows(["t0", "t1", "new"]), " ON CONFLICT DO NOTHING"
+        )
+    with db.engine.connect() as conn:
+        got = conn.execute(select(T)).mappings().all()
+    assert len(got) == n + 1
+    last = next(r for r in got if r["transaction_id"] == f"t{n - 1}")
+    assert last["features"] == _row("x")["features"]
+    assert last["event_time"] == _row("x")["event_time"]
+
+
+def test_named_parameters_reach_the_driver_in_placeholder_order(db: Database) -> None:
+    sql = DriverSQL(db.engine.dialect, [T])
+    statement, names = sql.sql("SELECT :b AS b, :a AS a, :b AS again")
+    assert names == ("b", "a", "b")
+    assert ":" not in statement
+    with db.engine.connect() as conn:
+        cursor = DriverCursor(conn, sql)
+        row = cursor.execute(
+            "SELECT :b AS b, :a AS a, :b AS again", {"a": 1, "b": 2}
+        ).fetchone()
+    assert tuple(row) == (2, 1, 2)

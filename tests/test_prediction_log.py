@@ -92,10 +92,13 @@ class Outage:
             self.remaining -= 1
             self.failures += 1
             raise conn.dialect.loaded_dbapi.OperationalError("simulated outage")
-        rows = params if many else [params]  # dicts (psycopg) or tuples (sqlite3)
-        self.inserted_ids += [
-            uuid.UUID(str(r["id"] if isinstance(r, dict) else r[0])) for r in rows
+        # multi-row statements: the values of all rows, one after another
+        columns = [
+            c.strip()
+            for c in statement[statement.index("(") + 1 :].split(")")[0].split(",")
         ]
+        ids = params[columns.index("id") :: len(columns)]
+        self.inserted_ids += [uuid.UUID(str(i)) for i in ids]
 
     def remove(self) -> None:
         event.remove(self.engine, "before_cursor_execute", self._hook)
@@ -125,8 +128,9 @@ def test_batched_writes_land_with_their_values(
 
     @event.listens_for(db.engine, "before_cursor_execute")
     def count(_c: Any, _k: Any, stmt: str, params: Any, _x: Any, many: bool) -> None:
-        if stmt.startswith("INSERT INTO predictions"):
-            statements.append(len(params) if many else 1)
+        if stmt.startswith("INSERT INTO predictions"):  # rows: values / columns
+            columns = stmt[stmt.index("(") + 1 : stmt.index(")")].count(",") + 1
+            statements.append(len(params) // columns)
 
     plog = make_log(db, batch_size=1000)
     rows = [rec(i) for i in range(2500)]
@@ -135,7 +139,8 @@ def test_batched_writes_land_with_their_values(
     assert plog.flush(10)
     event.remove(db.engine, "before_cursor_execute", count)
 
-    assert statements == [1000, 1000, 500]
+    # batches of 1000, 1000 and 500 rows, each in multi-row statements of up to 500
+    assert statements == [500, 500, 500, 500, 500]
     assert count_predictions(db) == 2500
     assert plog.pending == 0 and plog.written == 2500
     with db.engine.connect() as conn:

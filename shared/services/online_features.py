@@ -54,7 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared.db.driver import DriverCursor, DriverSQL, insert_sql
+from shared.db.driver import DriverCursor, DriverSQL
 from shared.db.models import (
     FeatureEntityEvent,
     FeatureEntitySnapshot,
@@ -249,8 +249,6 @@ _EVENTS_SQL = (
     f"SELECT seq, event FROM {_EVENTS.name} WHERE {_ENTITY} "
     "AND seq > :after AND seq <= :upto ORDER BY seq"
 )
-_INSERT_EVENTS = insert_sql(_EVENTS)
-_INSERT_TXN = insert_sql(_TXN)
 
 
 def recorded_namespaces(db: Database, transaction_ids: list[str]) -> set[str]:
@@ -706,9 +704,9 @@ class OnlineFeatureStore:
             params = [value for row in events for value in row]
             tx.execute(_record_with_events(len(events)), [*params, *record])
             return
-        tx.executemany(_INSERT_EVENTS, events)
+        tx.insert_many(_EVENTS, _EVENT_COLUMNS, events)
         if record is not None:
-            tx.executemany(_INSERT_TXN, [record])
+            tx.insert_many(_TXN, _TXN_COLUMNS, [record])
 
     def process_many(self, txns: list[Mapping[str, Any]]) -> list[OnlineFeatures]:
         """``process`` for many transactions, in the given order, in one database
@@ -794,8 +792,8 @@ class OnlineFeatureStore:
                             next_seq[key] += 1
                         computed[tids[i]] = features
                         records.append(self._record(event, keys_of[i], features, now))
-                    tx.executemany(_INSERT_EVENTS, event_rows)
-                    tx.executemany(_INSERT_TXN, records)
+                    tx.insert_many(_EVENTS, _EVENT_COLUMNS, event_rows)
+                    tx.insert_many(_TXN, _TXN_COLUMNS, records)
             except BaseException:
                 self._cache.evict(every_key)
                 raise

@@ -34,7 +34,6 @@ starts serving and ``close()`` when it stops; nothing is registered at import.
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import random
 import threading
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
-from shared.db.driver import DriverCursor, DriverSQL, insert_sql
+from shared.db.driver import DriverCursor, DriverSQL
 from shared.db.models import Prediction
 from shared.db.session import Database
 from shared.errors import ValidationFailed
@@ -171,11 +170,6 @@ _Job = _Batch | _SpoolFile
 
 class _Transient(Exception):
     """An insert failed for a reason that can pass: keep the rows and retry."""
-
-
-@functools.cache
-def _insert_sql(columns: tuple[str, ...]) -> str:
-    return insert_sql(_TABLE, columns) + " ON CONFLICT DO NOTHING"
 
 
 def _is_poison(exc: BaseException) -> bool:
@@ -618,7 +612,12 @@ class PredictionLog:
             with self.db.writing(), self._engine.begin() as conn:
                 cursor = DriverCursor(conn, self._sql)
                 for columns, group in by_columns.items():
-                    cursor.executemany(_insert_sql(columns), group)
+                    cursor.insert_many(
+                        _TABLE,
+                        columns,
+                        [tuple([row[c] for c in columns]) for row in group],
+                        " ON CONFLICT DO NOTHING",
+                    )
         except Exception as exc:
             if not _is_poison(exc):
                 raise _Transient(f"{type(exc).__name__}: {exc}"[:500]) from exc
