@@ -600,11 +600,8 @@ class PredictionLog:
     def _write(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert ``rows`` in one transaction; rows refused on their own merit are set
         aside (found by halving the batch). Raises _Transient for passing failures."""
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         try:
-            for row in rows:
-                params = self._sql.row(_TABLE, row)
-                by_columns.setdefault(tuple(params), []).append(params)
+            by_columns = self._bound(rows)
         except Exception as exc:  # noqa: BLE001 - a value its column cannot take
             self._set_aside(rows, exc)
             return
@@ -613,10 +610,7 @@ class PredictionLog:
                 cursor = DriverCursor(conn, self._sql)
                 for columns, group in by_columns.items():
                     cursor.insert_many(
-                        _TABLE,
-                        columns,
-                        [tuple([row[c] for c in columns]) for row in group],
-                        " ON CONFLICT DO NOTHING",
+                        _TABLE, columns, group, " ON CONFLICT DO NOTHING"
                     )
         except Exception as exc:
             if not _is_poison(exc):
@@ -625,6 +619,34 @@ class PredictionLog:
             return
         with self._lock:
             self._written += len(rows)
+
+    def _bound(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
+        """The rows as the driver takes them, grouped by their columns (replayed spool
+        rows may lack some). A value repeated from the row before (a batch's
+        ``created_at`` and model) is bound once."""
+        out: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        binds: dict[str, Any] = {}
+        last: dict[str, tuple[Any, Any]] = {}
+        for row in rows:
+            values: list[Any] = []
+            for name, value in row.items():
+                if value is None:
+                    values.append(None)
+                    continue
+                seen = last.get(name)
+                if seen is not None and seen[0] is value:
+                    values.append(seen[1])
+                    continue
+                bind = binds.get(name)
+                if bind is None:
+                    bind = binds[name] = self._sql.bind(_TABLE, name)
+                bound = bind(value)
+                last[name] = (value, bound)
+                values.append(bound)
+            out.setdefault(tuple(row), []).append(tuple(values))
+        return out
 
     def _set_aside(self, rows: Sequence[dict[str, Any]], exc: BaseException) -> None:
         """The rows at fault, found by halving, to the rejected file; the rest in."""

@@ -31,6 +31,10 @@ _PART = ".part"
 STALE_PART_SECONDS = 60.0
 
 
+_FLOAT = {float}
+_STR = {str}
+
+
 def clean_json(value: Any) -> Any:
     """A JSON-safe copy: NaN and ±inf become null (PostgreSQL's JSONB has no NaN),
     numpy scalars and arrays become Python values, anything else unknown its text."""
@@ -40,10 +44,11 @@ def clean_json(value: Any) -> Any:
         return value
     if isinstance(value, dict):
         values = value.values()
-        if (  # the common case, a flat dict of finite floats, without a call per value
-            all(type(v) is float for v in values)
-            and all(map(math.isfinite, values))
-            and all(type(k) is str for k in value)
+        if (  # the common case, a flat dict of finite floats, checked in C: a NaN or
+            # an infinity makes the sum one (as can an overflow: the slow path then)
+            set(map(type, values)) <= _FLOAT
+            and math.isfinite(sum(values))
+            and set(map(type, value)) <= _STR
         ):
             return dict(value)
         return {str(k): clean_json(v) for k, v in value.items()}
