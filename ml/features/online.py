@@ -31,7 +31,7 @@ from __future__ import annotations
 import gc
 import math
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -415,6 +415,30 @@ class OnlineFeatureEngine:
         """compute then update: the scoring path's one call (parses `txn` once)."""
         p = _Txn(txn)
         return self._compute(p, states), self._update(p, states)
+
+    def process_batch(
+        self,
+        txns: Sequence[Mapping[str, Any]],
+        states: dict[EntityKey, State | None],
+    ) -> list[dict[str, float]]:
+        """``process`` for many transactions in order: each one's features as if they
+        were processed one by one, and ``states`` (every key the transactions touch,
+        None for no history) updated in place, new entities added. Vectorised where
+        the batch allows it (``online_batch``), one by one otherwise."""
+        from ml.features.online_batch import batch_features
+
+        parsed = [_Txn(txn) for txn in txns]
+        matrix = batch_features(self, parsed, states) if parsed else None
+        if matrix is None:
+            rows = []
+            for p in parsed:
+                rows.append(self._compute(p, states))
+                states.update(self._update(p, states))
+            return rows
+        for p in parsed:
+            states.update(self._update(p, states))
+        names = self.feature_names
+        return [dict(zip(names, row, strict=True)) for row in matrix.tolist()]
 
     def _apply(self, entity: str, state: State, p: _Txn) -> None:
         ts = state["ts"]

@@ -778,12 +778,11 @@ class OnlineFeatureStore:
                     event_rows: list[tuple[Any, ...]] = []
                     records: list[tuple[Any, ...]] = []
                     now = self._now()
-                    for i in fresh:
+                    feature_rows = self.engine.process_batch(
+                        [events[i] for i in fresh], states
+                    )
+                    for i, features in zip(fresh, feature_rows, strict=True):
                         event = events[i]
-                        features, touched = self.engine.process(
-                            event, {k: states[k] for k in keys_of[i]}
-                        )
-                        states.update(touched)
                         payload = orjson.dumps(event)
                         for key in keys_of[i]:
                             event_rows.append(
