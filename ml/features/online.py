@@ -435,10 +435,65 @@ class OnlineFeatureEngine:
                 rows.append(self._compute(p, states))
                 states.update(self._update(p, states))
             return rows
+        runs: dict[EntityKey, list[_Txn]] = {}
         for p in parsed:
-            states.update(self._update(p, states))
+            for key in self._keys(p):
+                runs.setdefault(key, []).append(p)
+        for key, run in runs.items():
+            state = states.get(key)
+            if state is None:
+                state = states[key] = new_state(key[0], self.seen_roles)
+            self._apply_run(key[0], state, run)
         names = self.feature_names
         return [dict(zip(names, row, strict=True)) for row in matrix.tolist()]
+
+    def _apply_run(self, entity: str, state: State, run: Sequence[_Txn]) -> None:
+        """``_apply`` of each transaction of ``run`` in turn, for a run in time order,
+        none before the state's last time, without labels (what ``batch_features``
+        checked): the same state, value for value, with each list extended and
+        pruned once. Pruning is tracked per transaction (a running total re-based
+        midway changes the sums after it), only carried out at the end."""
+        ts, cum = state["ts"], state["cum"]
+        retention = self.retention_ns[entity]
+        last = state["last_ts"]
+        cum0 = state["cum0"]
+        dropped = 0  # events pruned so far (still in the lists)
+        pruned_at: int | None = None  # the cutoff of the last pruning that cut events
+        for p in run:
+            cum.append((cum[-1] if len(cum) > dropped else cum0) + p.amount)
+            ts.append(p.t)
+            if last is None or p.t > last:
+                last = p.t
+            cutoff = last - retention
+            cut = bisect_left(ts, cutoff, dropped)
+            if cut > dropped:
+                cum0 = cum[cut - 1]
+                dropped = cut
+                pruned_at = cutoff
+            if len(cum) > dropped and cum0 > _REBASE_RATIO * max(cum[-1] - cum0, 1.0):
+                for j in range(dropped, len(cum)):
+                    cum[j] -= cum0
+                cum0 = 0.0
+        if entity == "user":
+            state["dev"].extend(p.ids["device_id"] for p in run)
+            state["loc"].extend(p.ids["location"] for p in run)
+            for p in run:  # _apply_user reads the last time before the transaction
+                self._apply_user(state, p)
+                if state["last_ts"] is None or p.t > state["last_ts"]:
+                    state["last_ts"] = p.t
+        elif entity == "merchant":
+            state["tid"].extend(p.tid for p in run)
+            state["lab"].extend(p.label for p in run)
+        state["last_ts"] = last
+        state["cum0"] = cum0
+        if dropped:
+            for column in _EVENT_FIELDS:
+                if column in state:
+                    del state[column][:dropped]
+        if pruned_at is not None:
+            for column in ("lab_ts", "fraud_ts"):
+                if column in state:
+                    del state[column][: bisect_left(state[column], pruned_at)]
 
     def _apply(self, entity: str, state: State, p: _Txn) -> None:
         ts = state["ts"]

@@ -188,3 +188,31 @@ def test_search_by_entity_and_time_matches_brute_force_across_key_slices() -> No
             for c, t in zip(q_codes.tolist(), q.tolist(), strict=True)
         ]  # fmt: skip
         assert result.tolist() == expected
+
+
+def test_run_that_prunes_and_rebases_midway_leaves_the_same_state() -> None:
+    """Large old amounts, then a batch of small ones a month later: the entities'
+    windows are pruned and their running totals re-based partway through the batch,
+    which changes the floating-point sums after that point."""
+    engine = OnlineFeatureEngine(CONFIG)
+    t0 = pd.Timestamp("2026-01-01T00:00:00Z")
+
+    def txn(tid: str, when: pd.Timestamp, amount: float) -> dict[str, Any]:
+        return {
+            "transaction_id": tid, "user_id": "u", "merchant_id": "m",
+            "device_id": "d", "location": "IN", "amount": amount, "timestamp": when,
+        }  # fmt: skip
+
+    old = [txn(f"o{i}", t0 + pd.Timedelta(hours=12 * i), 1000.0 + i) for i in range(60)]
+    new = [
+        txn(f"n{i}", t0 + pd.Timedelta(days=45, hours=7 * i), 0.37 * (i + 1))
+        for i in range(80)
+    ]
+    one: dict[EntityKey, State | None] = {}
+    _one_by_one(engine, old, one)
+    many = copy.deepcopy(one)
+    expected = _one_by_one(engine, new, one)
+    # re-based: the running totals no longer carry the 60,000 of the old amounts
+    assert all(s is not None and s["cum"][-1] < 10_000 for s in one.values())
+    np.testing.assert_allclose(_at_once(engine, new, many), expected, rtol=1e-9)
+    assert one == many
