@@ -373,8 +373,10 @@ class FeatureEntitySnapshot(Base):
 
 class FeatureEntityEvent(Base):
     """Events applied to an entity's state since its snapshot, in order: a transaction
-    (its normalised fields) or a late label. Replaying them onto the snapshot rebuilds
-    the state, so each scored transaction writes one small row instead of the state."""
+    (its normalised fields), a batch's transactions of the entity (a JSON array of
+    them, one row per entity and batch) or a late label. Replaying them onto the
+    snapshot rebuilds the state, so each scored transaction writes small rows instead
+    of the state."""
 
     __tablename__ = "feature_entity_events"
     namespace: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -439,6 +439,10 @@ class OnlineFeatureStore:
         self, key: EntityKey, state: State | None, payload: bytes
     ) -> State | None:
         event = orjson.loads(payload)
+        if isinstance(event, list):  # a batch's transactions of this entity, in order
+            for item in event:
+                state = self.engine.update_entity(key, item, state)
+            return state
         if event.get("op") == _LABEL_OP:
             if state is not None:
                 self.engine.apply_label(state, event["transaction_id"], event["label"])
@@ -710,8 +714,10 @@ class OnlineFeatureStore:
 
     def process_many(self, txns: list[Mapping[str, Any]]) -> list[OnlineFeatures]:
         """``process`` for many transactions, in the given order, in one database
-        transaction: each entity's head moves once by its number of events, and the
-        events and records are written in bulk. A transaction id seen before (or earlier
+        transaction: each entity's head moves once, its transactions of the batch go
+        into one event row, and the records are written in bulk. The features are
+        computed for the whole batch at once where it is in time order
+        (``OnlineFeatureEngine.process_batch``). A transaction id seen before (or earlier
         in the same list) is a replay, as in ``process``. Invalid input raises
         FeatureInputError naming the item (``transactions[i].field``) before anything
         is written."""
@@ -753,10 +759,12 @@ class OnlineFeatureStore:
                         if tid not in known and tid not in first:
                             first[tid] = i
                             fresh.append(i)
-                    counts: dict[EntityKey, int] = {}
+                    # one event row per entity: its transactions of the batch
+                    runs: dict[EntityKey, list[int]] = {}
                     for i in fresh:
                         for key in keys_of[i]:
-                            counts[key] = counts.get(key, 0) + 1
+                            runs.setdefault(key, []).append(i)
+                    counts = dict.fromkeys(runs, 1)
                     heads = (
                         self._advance(tx, sorted(counts), counts=counts)
                         if counts
@@ -781,16 +789,19 @@ class OnlineFeatureStore:
                     feature_rows = self.engine.process_batch(
                         [events[i] for i in fresh], states
                     )
+                    payloads: dict[int, bytes] = {}
                     for i, features in zip(fresh, feature_rows, strict=True):
                         event = events[i]
-                        payload = orjson.dumps(event)
-                        for key in keys_of[i]:
-                            event_rows.append(
-                                self._event_row(key, next_seq[key], payload)
-                            )
-                            next_seq[key] += 1
+                        payloads[i] = orjson.dumps(event)
                         computed[tids[i]] = features
                         records.append(self._record(event, keys_of[i], features, now))
+                    for key, run in runs.items():
+                        payload = (
+                            payloads[run[0]]
+                            if len(run) == 1
+                            else b"[" + b",".join(payloads[i] for i in run) + b"]"
+                        )
+                        event_rows.append(self._event_row(key, next_seq[key], payload))
                     tx.insert_many(_EVENTS, _EVENT_COLUMNS, event_rows)
                     tx.insert_many(_TXN, _TXN_COLUMNS, records)
             except BaseException:
