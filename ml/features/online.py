@@ -150,6 +150,15 @@ class _Txn:
         self.tid = _clean_id(txn.get("transaction_id"))
         self.label = clean_label(txn.get("is_fraud"))
 
+    @classmethod
+    def normalized(cls, event: Mapping[str, Any]) -> _Txn:
+        """From ``normalize_transaction``'s output, which is valid already."""
+        p = cls.__new__(cls)
+        p.t, p.amount = event["timestamp"], event["amount"]
+        p.ids = {role: event.get(role) for role in _ID_FIELDS}
+        p.tid, p.label = event["transaction_id"], event["is_fraud"]
+        return p
+
 
 _ID_FIELDS = tuple(r for r in ROLES if r not in ("amount", "timestamp", "is_fraud"))
 
@@ -420,14 +429,18 @@ class OnlineFeatureEngine:
         self,
         txns: Sequence[Mapping[str, Any]],
         states: dict[EntityKey, State | None],
+        *,
+        normalized: bool = False,
     ) -> list[dict[str, float]]:
         """``process`` for many transactions in order: each one's features as if they
         were processed one by one, and ``states`` (every key the transactions touch,
         None for no history) updated in place, new entities added. Vectorised where
-        the batch allows it (``online_batch``), one by one otherwise."""
+        the batch allows it (``online_batch``), one by one otherwise. ``normalized``:
+        the transactions come from ``normalize_transaction`` (not checked again)."""
         from ml.features.online_batch import batch_features
 
-        parsed = [_Txn(txn) for txn in txns]
+        parse = _Txn.normalized if normalized else _Txn
+        parsed = [parse(txn) for txn in txns]
         matrix = batch_features(self, parsed, states) if parsed else None
         if matrix is None:
             rows = []

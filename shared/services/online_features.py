@@ -787,7 +787,7 @@ class OnlineFeatureStore:
                     records: list[tuple[Any, ...]] = []
                     now = self._now()
                     feature_rows = self.engine.process_batch(
-                        [events[i] for i in fresh], states
+                        [events[i] for i in fresh], states, normalized=True
                     )
                     payloads: dict[int, bytes] = {}
                     for i, features in zip(fresh, feature_rows, strict=True):

@@ -9,6 +9,7 @@ derived from the model and the transaction id for that reason.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,8 +39,20 @@ def confidence(score: float, threshold: float) -> float:
 
 
 def prediction_id(model_id: uuid.UUID, transaction_id: str) -> uuid.UUID:
-    """Stable per (model, transaction): a retried request gets the same id back."""
-    return uuid.uuid5(model_id, transaction_id)
+    """Stable per (model, transaction): a retried request gets the same id back.
+
+    ``uuid.uuid5(model_id, transaction_id)``, built from the SHA-1 digest's integer
+    (half the time of ``uuid5``, which a batch of 10,000 calls 10,000 times)."""
+    digest = hashlib.sha1(
+        model_id.bytes + transaction_id.encode(), usedforsecurity=False
+    ).digest()
+    value = int.from_bytes(digest[:16], "big")
+    value = (value & ~_VERSION_MASK) | _VERSION_5
+    return uuid.UUID(int=(value & ~_VARIANT_MASK) | _RFC_4122)
+
+
+_VERSION_MASK, _VERSION_5 = 0xF000 << 64, 5 << 76
+_VARIANT_MASK, _RFC_4122 = 0xC000 << 48, 0x8000 << 48
 
 
 def _feature_error(exc: Exception, prefix: str) -> ValidationFailed:
@@ -81,8 +94,9 @@ class Predictor:
         row = model.scorer.matrix([online.features])
         score = float(model.scorer.score(row)[0])
         explanation = self._explain(model, row, top_k) if explain else None
+        pid = prediction_id(model.id, online.transaction_id)
         result = {
-            **self._decision(model, online, score),
+            **self._decision(model, online, score, pid),
             **_model_fields(model),
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             "explanation": explanation,
@@ -91,7 +105,7 @@ class Predictor:
             now = datetime.now(UTC)
             latency = result["latency_ms"]
             self.log.record(
-                self._record(model, online, result, explanation, now, latency)
+                self._record(model, online, pid, result, explanation, now, latency)
             )
         return result
 
@@ -111,11 +125,11 @@ class Predictor:
 
     @staticmethod
     def _decision(
-        model: ServingModel, online: OnlineFeatures, score: float
+        model: ServingModel, online: OnlineFeatures, score: float, pid: uuid.UUID
     ) -> dict[str, Any]:
         """What a prediction says about one transaction, single or in a batch."""
         return {
-            "prediction_id": str(prediction_id(model.id, online.transaction_id)),
+            "prediction_id": str(pid),
             "transaction_id": online.transaction_id,
             "fraud_score": score,
             "is_fraud": score >= model.threshold,
@@ -127,6 +141,7 @@ class Predictor:
     def _record(
         model: ServingModel,
         online: OnlineFeatures,
+        pid: uuid.UUID,
         decision: Mapping[str, Any],
         explanation: dict[str, Any] | None,
         now: datetime,
@@ -136,7 +151,7 @@ class Predictor:
         from shared.services.prediction_log import PredictionRecord
 
         return PredictionRecord(
-            id=uuid.UUID(decision["prediction_id"]),
+            id=pid,
             created_at=now,
             model_id=model.id,
             transaction_id=online.transaction_id,
@@ -171,14 +186,15 @@ class Predictor:
         )
         latency = round((time.perf_counter() - started) * 1000, 3)
         per_item = latency / max(len(online), 1)
+        pids = [prediction_id(model.id, item.transaction_id) for item in online]
         results = [
-            self._decision(model, item, score)
-            for item, score in zip(online, scores.tolist(), strict=True)
+            self._decision(model, item, score, pid)
+            for item, score, pid in zip(online, scores.tolist(), pids, strict=True)
         ]
         now = datetime.now(UTC)
         self.log.record_many(
-            self._record(model, item, decision, None, now, per_item)
-            for item, decision in zip(online, results, strict=True)
+            self._record(model, item, pid, decision, None, now, per_item)
+            for item, decision, pid in zip(online, results, pids, strict=True)
             if not item.replayed
         )
         return {
