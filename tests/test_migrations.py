@@ -3,10 +3,12 @@ PostgreSQL, and the one-production-model-per-name rule."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -180,5 +182,73 @@ def test_upgrade_if_behind_runs_only_when_needed(tmp_path: Path) -> None:
     db = Database(url)
     try:
         assert set(Base.metadata.tables) <= set(inspect(db.engine).get_table_names())
+    finally:
+        db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        upgrade(url, "0003")
+        yield url
+        return
+    with services.postgres_database("0003") as url:
+        yield url
+
+
+def test_0004_keeps_online_records_and_their_json_both_ways(url_at_0003: str) -> None:
+    """Records written as JSONB read back the same as plain JSON after 0004, and after
+    a downgrade (SQLite: text both ways)."""
+    features = {"amount": 12.5, "hour": 15.0, "user_txn_count": 3.0}
+    db = Database(url_at_0003)
+
+    def column_types() -> set[str]:
+        if db.dialect != "postgresql":
+            return set()
+        with db.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    text(
+                        "SELECT data_type FROM information_schema.columns WHERE "
+                        "table_name = 'online_transactions' "
+                        "AND column_name IN ('features', 'entity_keys')"
+                    )
+                ).scalars()
+            )
+
+    def stored() -> tuple[Any, Any]:
+        with db.engine.connect() as conn:
+            keys, found = conn.execute(
+                text("SELECT entity_keys, features FROM online_transactions")
+            ).one()
+        decode = json.loads
+        return (
+            decode(keys) if isinstance(keys, str) else keys,
+            decode(found) if isinstance(found, str) else found,
+        )
+
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO online_transactions (namespace, transaction_id, "
+                    "event_time, entity_keys, features, created_at) VALUES "
+                    "('ns', 't1', :now, :keys, :features, :now)"
+                ),
+                {
+                    "now": datetime.now(UTC),
+                    "keys": json.dumps([["user", "u1"]]),
+                    "features": json.dumps(features),
+                },
+            )
+        before = column_types()
+        upgrade(url_at_0003)
+        assert stored() == ([["user", "u1"]], features)
+        after = column_types()
+        command.downgrade(alembic_config(url_at_0003), "0003")
+        assert stored() == ([["user", "u1"]], features)
+        if db.dialect == "postgresql":
+            assert (before, after, column_types()) == ({"jsonb"}, {"json"}, {"jsonb"})
     finally:
         db.dispose()

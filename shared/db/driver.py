@@ -94,6 +94,26 @@ class DriverCursor:
             self._run(statement, values, many=True)
 
     def _run(self, statement: str, params: Any, *, many: bool) -> None:
+        self._call(statement, params, many, self._execute)
+
+    def _execute(self, statement: str, params: Any, many: bool) -> None:
+        if many:
+            self.cursor.executemany(statement, params)
+        else:
+            self.cursor.execute(statement, params)
+
+    def _copy(self, statement: str, rows: Any, _many: bool) -> None:
+        with self.cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _call(
+        self,
+        statement: str,
+        params: Any,
+        many: bool,
+        run: Callable[[str, Any, bool], None],
+    ) -> None:
         conn = self.conn
         try:
             # Core's cursor events still fire (tracing, tests that simulate outages)
@@ -102,10 +122,7 @@ class DriverCursor:
                     statement, params = fn(
                         conn, self.cursor, statement, params, None, many
                     )
-            if many:
-                self.cursor.executemany(statement, params)
-            else:
-                self.cursor.execute(statement, params)
+            run(statement, params, many)
             if conn._has_events or conn.engine._has_events:
                 conn.dispatch.after_cursor_execute(
                     conn, self.cursor, statement, params, None, many
@@ -120,12 +137,30 @@ class DriverCursor:
         rows: Sequence[Sequence[Any]],
         suffix: str = "",
     ) -> None:
-        """Insert positional rows (values in ``columns`` order, bound already) in
-        multi-row ``INSERT … VALUES`` statements, not ``executemany``: sqlite3 lets go
-        of the GIL around every row's step, and with another thread busy each row then
-        waits for the GIL to come back (measured: 30,000 event rows took 83 ms alone and
-        7.3 s beside one busy thread with ``executemany``; 228 ms in 500-row
-        statements)."""
+        """Insert positional rows (values in ``columns`` order, bound already), the
+        fastest way each driver has (measured here):
+
+        - SQLite: multi-row ``INSERT … VALUES`` statements. ``executemany`` lets go of
+          the GIL around every row's step, and with another thread busy each row then
+          waits for it to come back: 30,000 event rows took 83 ms alone and 7.3 s
+          beside one busy thread that way, 228 ms in 500-row statements.
+        - PostgreSQL: ``COPY`` (16,000 event rows in 55 ms, against 110 ms with
+          psycopg's pipelined ``executemany`` and 220 ms in multi-row statements), or
+          ``executemany`` where a ``suffix`` (ON CONFLICT) rules COPY out."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.sql.mark == "%s":  # psycopg
+            if suffix:
+                marks = ", ".join(["%s"] * len(columns))
+                statement = (
+                    f"INSERT INTO {table.name} ({names}) VALUES ({marks}){suffix}"
+                )
+                self._call(statement, rows, True, self._execute)
+            else:
+                statement = f"COPY {table.name} ({names}) FROM STDIN"
+                self._call(statement, rows, True, self._copy)
+            return
         width = len(columns)
         per = max(1, min(ROWS_PER_INSERT, MAX_PARAMS // width))
         for start in range(0, len(rows), per):

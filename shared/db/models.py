@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Float,
@@ -393,6 +394,8 @@ class OnlineTransaction(Base):
     namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
     transaction_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
-    entity_keys: Mapped[list[Any]] = mapped_column(JSONType)
-    features: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # plain JSON also on PostgreSQL: written once per scored transaction, read back
+    # only for a retry, never queried inside (JSONB's parsing cost the most there)
+    entity_keys: Mapped[list[Any]] = mapped_column(JSON)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = _created()
