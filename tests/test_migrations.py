@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -100,14 +101,21 @@ def test_predictions_are_partitioned_ahead_on_postgres(pg_db: Database) -> None:
         assert where == "predictions_y2032m01"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url_at_0002(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
+@contextmanager
+def _database_at(kind: str, revision: str, tmp_path: Path) -> Iterator[str]:
+    """A new database of ``kind`` migrated up to ``revision`` only."""
+    if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'old.db'}"
-        upgrade(url, "0002")
+        upgrade(url, revision)
         yield url
         return
-    with services.postgres_database("0002") as url:
+    with services.postgres_database(revision) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url_at_0002(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with _database_at(request.param, "0002", tmp_path) as url:
         yield url
 
 
@@ -188,12 +196,7 @@ def test_upgrade_if_behind_runs_only_when_needed(tmp_path: Path) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        upgrade(url, "0003")
-        yield url
-        return
-    with services.postgres_database("0003") as url:
+    with _database_at(request.param, "0003", tmp_path) as url:
         yield url
 
 

@@ -94,6 +94,33 @@ def test_backfill_then_online_equals_batch(
     assert _max_abs_diff(online, batch) <= 1e-6
 
 
+def test_cold_states_are_read_by_key_right_after_a_backfill(
+    pg_db: Database, transactions: pd.DataFrame
+) -> None:
+    """The backfill leaves planner statistics behind: reading a batch's cold states by
+    ``entity_id IN (...)`` uses the primary key for the ids too, instead of scanning
+    every user and filtering (which it did until autovacuum analyzed the tables)."""
+    from sqlalchemy import text
+
+    store = _store(pg_db)
+    store.backfill(transactions.iloc[:15_000])
+    users = sorted({str(u) for u in transactions["user_id"].iloc[:15_000]})[:200]
+    marks = ", ".join(f":u{i}" for i in range(len(users)))
+    with pg_db.engine.connect() as conn:
+        plan = "\n".join(
+            conn.execute(
+                text(
+                    "EXPLAIN SELECT entity_id, gen, snapshot_seq, state "
+                    "FROM feature_entity_snapshots WHERE namespace = :ns "
+                    f"AND entity_type = 'user' AND entity_id IN ({marks})"
+                ),
+                {"ns": store.namespace, **{f"u{i}": u for i, u in enumerate(users)}},
+            ).scalars()
+        )
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert any("entity_id" in line for line in conditions), plan
+
+
 def test_late_label_is_stored_and_used_only_after_the_delay(
     db: Database, transactions: pd.DataFrame
 ) -> None:
