@@ -56,7 +56,10 @@ class AppContext:
                         ModelServer(self, self.settings.model_refresh_seconds),
                         log,
                     )
-                    start_gc_freezer(self.settings.gc_freeze_seconds)
+                    start_gc_freezer(
+                        self.settings.gc_freeze_seconds,
+                        self.settings.gc_full_collect_seconds,
+                    )
         return self._predictor
 
     @property

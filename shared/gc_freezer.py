@@ -12,7 +12,8 @@ the last interval's objects. Frozen objects are still freed by reference countin
 dropped (the states have no cycles); a reference cycle frozen while young, or alive at
 a freeze and dead later, escapes until the full pass: once every ``full_every`` seconds
 everything is unfrozen and collected (one long pause an hour instead of several a
-minute).
+minute; 0: never). That pause is measured: 180 ms with 126,000 entity states cached
+(834,000 tracked objects) on the fastest machine this project has run on.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class GcFreezer:
         collection walks every element of the states cached since the last round,
         tens of milliseconds); a full collection of everything when it is due."""
         now = time.monotonic() if now is None else now
-        if now - self._last_full >= self.full_every:
+        if self.full_every > 0 and now - self._last_full >= self.full_every:
             self._last_full = now
             gc.unfreeze()
             found = gc.collect()
@@ -63,10 +64,10 @@ _process_freezer: GcFreezer | None = None
 _lock = threading.Lock()
 
 
-def start_gc_freezer(interval: float) -> None:
+def start_gc_freezer(interval: float, full_every: float = FULL_EVERY_S) -> None:
     """Start this process's freezer once (the collector is per process); 0: off."""
     global _process_freezer
     with _lock:
         if _process_freezer is None and interval > 0:
-            _process_freezer = GcFreezer(interval)
+            _process_freezer = GcFreezer(interval, full_every)
             _process_freezer.start()

@@ -43,3 +43,17 @@ def test_the_full_pass_reclaims_a_cycle_that_died_while_frozen() -> None:
     freezer.tick(now=150.0)  # the full pass
     assert ref() is None
     assert gc.get_freeze_count() > 0  # and what is alive is frozen again
+
+
+def test_no_full_pass_when_it_is_turned_off() -> None:
+    freezer = GcFreezer(interval=1, full_every=0)
+    freezer._last_full = 0.0
+    node = _Node()
+    ref = weakref.ref(node)
+    gc.freeze()
+    del node
+    freezer.tick(now=10**9)  # any time later: still only freezing
+    assert ref() is not None
+    gc.unfreeze()
+    gc.collect()
+    assert ref() is None
