@@ -61,15 +61,6 @@ class DriverSQL:
         that build positional rows themselves."""
         return self._bind[table.name].get(column, _identity)
 
-    def row(self, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
-        """A row's parameters as the driver must receive them."""
-        out = dict(values)
-        for name, process in self._bind[table.name].items():
-            value = out.get(name)
-            if value is not None:
-                out[name] = process(value)
-        return out
-
 
 class DriverCursor:
     """The DBAPI cursor of ``conn``'s current transaction; errors go through Core's
@@ -86,12 +77,6 @@ class DriverCursor:
         statement, names = self.sql.sql(text)
         self._run(statement, _positional(params, names), many=False)
         return self.cursor
-
-    def executemany(self, text: str, rows: Sequence[Params | Sequence[Any]]) -> None:
-        if rows:
-            statement, names = self.sql.sql(text)
-            values = [_positional(row, names) for row in rows]
-            self._run(statement, values, many=True)
 
     def _run(self, statement: str, params: Any, *, many: bool) -> None:
         self._call(statement, params, many, self._execute)
@@ -150,7 +135,7 @@ class DriverCursor:
         if not rows:
             return
         names = ", ".join(columns)
-        if self.sql.mark == "%s":  # psycopg
+        if self.sql.dialect.name == "postgresql":
             if suffix:
                 marks = ", ".join(["%s"] * len(columns))
                 statement = (
@@ -201,12 +186,3 @@ def _positional(params: Params | Sequence[Any], names: Sequence[str]) -> Sequenc
     if isinstance(params, Mapping):
         return tuple([params[n] for n in names])
     return params
-
-
-def insert_sql(table: Table, columns: Sequence[str] | None = None) -> str:
-    """``INSERT INTO table (...) VALUES (:col, ...)`` for ``executemany``."""
-    names = list(columns) if columns is not None else [c.name for c in table.columns]
-    return (
-        f"INSERT INTO {table.name} ({', '.join(names)}) "
-        f"VALUES ({', '.join(':' + n for n in names)})"
-    )
