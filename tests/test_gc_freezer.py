@@ -31,13 +31,20 @@ def test_a_round_freezes_what_is_alive() -> None:
     assert not any(x is kept for x in gc.get_objects())  # out of every generation
 
 
-def test_the_full_pass_reclaims_a_cycle_that_died_while_frozen() -> None:
-    freezer = GcFreezer(interval=1, full_every=100)
+def _dead_frozen_cycle(full_every: float) -> tuple[GcFreezer, weakref.ref[_Node]]:
+    """A freezer whose last full pass was at time 0, and a reference cycle frozen
+    while alive and dropped since (only a full pass can free it)."""
+    freezer = GcFreezer(interval=1, full_every=full_every)
     freezer._last_full = 0.0
     node = _Node()
     ref = weakref.ref(node)
     gc.freeze()
     del node
+    return freezer, ref
+
+
+def test_the_full_pass_reclaims_a_cycle_that_died_while_frozen() -> None:
+    freezer, ref = _dead_frozen_cycle(full_every=100)
     freezer.tick(now=50.0)  # a normal round: the frozen cycle stays
     assert ref() is not None
     freezer.tick(now=150.0)  # the full pass
@@ -46,12 +53,7 @@ def test_the_full_pass_reclaims_a_cycle_that_died_while_frozen() -> None:
 
 
 def test_no_full_pass_when_it_is_turned_off() -> None:
-    freezer = GcFreezer(interval=1, full_every=0)
-    freezer._last_full = 0.0
-    node = _Node()
-    ref = weakref.ref(node)
-    gc.freeze()
-    del node
+    freezer, ref = _dead_frozen_cycle(full_every=0)
     freezer.tick(now=10**9)  # any time later: still only freezing
     assert ref() is not None
     gc.unfreeze()
