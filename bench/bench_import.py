@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.fresh_process import run_fresh  # noqa: E402  (the project on the path first)
+
 HEAVY = ("pandas", "sklearn", "xgboost", "lightgbm", "shap", "pyarrow", "sqlalchemy")
 PROBE = f"""
 import json, sys, time
@@ -33,14 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = []
     for _ in range(args.runs):
-        out = subprocess.run(
-            [sys.executable, "-c", PROBE],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        runs.append(run_fresh(PROBE))
     print(
         json.dumps(
             {

@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import azure.functions as func
 
+from tests.support.fresh_process import loaded_after
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "sklearn", "xgboost", "lightgbm", "shap", "pyarrow", "sqlalchemy")
-
-_PROBE = f"""
-import json, sys
-import function_app
-print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
-"""
 
 
 def test_import_is_light() -> None:
     """Cold start indexes the whole app: it must not drag in the ML stack (how long the
     import takes is measured by bench/bench_import.py, not asserted here)."""
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert loaded_after("import function_app", HEAVY) == []
 
 
 def test_declared_functions_are_what_the_host_indexes() -> None:

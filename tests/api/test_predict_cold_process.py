@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.bootstrap import AppContext
+from tests.support.fresh_process import run_fresh
 from tests.support.serving import as_request, generated, serve
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAINING_STACK = (
     "pandas",
     "pyarrow",
@@ -59,15 +56,7 @@ def test_first_predict_in_a_fresh_process_loads_no_training_stack(
         "SH_DATABASE_URL": ctx.db.url,
         "SH_LOG_LEVEL": "WARNING",
     }
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE % (TRAINING_STACK,), json.dumps(txn)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_fresh(_PROBE % (TRAINING_STACK,), json.dumps(txn), env=env)
     assert result["status"] == 200, result["body"]
     assert result["body"]["data"]["transaction_id"] == txn["transaction_id"]
     assert result["replayed"] is True

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import subprocess
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -293,17 +291,9 @@ def test_engine_serves_the_training_feature_set() -> None:
 
 
 def test_online_path_does_not_import_pandas() -> None:
-    code = (
-        "import sys; import ml.features; import ml.features.online; "
-        "assert 'pandas' not in sys.modules, 'pandas imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=_root())
+    from tests.support.fresh_process import loaded_after
 
-
-def _root() -> str:
-    import pathlib
-
-    return str(pathlib.Path(__file__).resolve().parents[2])
+    assert loaded_after("import ml.features, ml.features.online", ["pandas"]) == []
 
 
 def test_timestamps_convert_like_batch() -> None:

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from ml.scoring import OnnxScorer, apply_score_transform
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.fresh_process import loaded_after
 
 
 def test_import_does_not_load_heavy_libraries() -> None:
-    code = (
-        "import sys, json; import ml.scoring; from ml.scoring.onnx_scorer import OnnxScorer;"
-        "print(json.dumps(sorted(m for m in ('pandas','sklearn','xgboost','lightgbm','shap',"
-        "'scipy','onnx','skl2onnx','onnxmltools') if m in sys.modules)))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(out.stdout) == []
+    heavy = ("pandas", "sklearn", "xgboost", "lightgbm", "shap", "scipy", "onnx")
+    heavy += ("skl2onnx", "onnxmltools")
+    imports = "import ml.scoring\nfrom ml.scoring.onnx_scorer import OnnxScorer"
+    assert loaded_after(imports, heavy) == []
 
 
 def test_transforms() -> None:
