@@ -212,7 +212,6 @@ class Predictor:
         performance monitoring) and, for transaction ids, the label in the online state
         of every feature configuration that scored the transaction, where the merchant
         fraud-rate features use it once the label delay has passed."""
-        from shared.services.online_features import recorded_namespaces
         from shared.services.prediction_log import label_predictions
 
         result = label_predictions(self.ctx.db, self.log, items)
@@ -222,7 +221,7 @@ class Predictor:
             for i in items
             if i.get("transaction_id") is not None
         ]
-        stores = self.models.stores_for(recorded_namespaces(self.ctx.db, tids))
+        stores = self.models.stores_recording(tids)
         for item in items:
             tid = item.get("transaction_id")
             if tid is None:

@@ -242,22 +242,27 @@ class ModelServer:
         with self._lock:
             return self._stores.setdefault(store.namespace, store)
 
-    def stores_for(self, namespaces: set[str]) -> list[OnlineFeatureStore]:
-        """The stores of these namespaces, loading those this worker has not used yet
-        from the feature sets (a label can concern a feature configuration that no
-        model in this worker has scored with)."""
-        from shared.services.online_features import feature_set_namespace
+    def stores_recording(self, transaction_ids: list[str]) -> list[OnlineFeatureStore]:
+        """The stores of every feature configuration whose online state applied any of
+        these transactions, loading those this worker has not used yet (a label can
+        concern a configuration that no model in this worker has scored with). The
+        configurations come from the feature sets, so the records are looked up by
+        their whole key (namespace, transaction id)."""
+        from shared.services.online_features import (
+            feature_set_namespace,
+            recorded_namespaces,
+        )
 
+        with self.ctx.db.session() as s:
+            configs = {
+                feature_set_namespace(config): config
+                for config in (
+                    dict(c or {}) for c in s.scalars(select(FeatureSet.feature_config))
+                )
+            }
+        namespaces = recorded_namespaces(self.ctx.db, transaction_ids, set(configs))
         with self._lock:
             found = {n: s for n, s in self._stores.items() if n in namespaces}
-        if len(found) < len(namespaces):
-            with self.ctx.db.session() as s:
-                configs = [
-                    dict(config or {})
-                    for config in s.scalars(select(FeatureSet.feature_config))
-                ]
-            for config in configs:
-                namespace = feature_set_namespace(config)
-                if namespace in namespaces and namespace not in found:
-                    found[namespace] = self._store(config)
+        for namespace in namespaces - found.keys():
+            found[namespace] = self._store(configs[namespace])
         return list(found.values())
