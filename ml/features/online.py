@@ -483,7 +483,7 @@ class OnlineFeatureEngine:
                 cum0 = cum[cut - 1]
                 dropped = cut
                 pruned_at = cutoff
-            if len(cum) > dropped and cum0 > _REBASE_RATIO * max(cum[-1] - cum0, 1.0):
+            if len(cum) > dropped and _rebase_due(cum0, cum[-1]):
                 for j in range(dropped, len(cum)):
                     cum[j] -= cum0
                 cum0 = 0.0
@@ -605,6 +605,12 @@ def _remove_label_time(state: State, t: int, label: int) -> None:
 _REBASE_RATIO = 4.0
 
 
+def _rebase_due(base: float, last_total: float) -> bool:
+    """Whether running totals ending at ``last_total`` above ``base`` (the total before
+    the first retained event) should be re-based to 0."""
+    return base > _REBASE_RATIO * max(last_total - base, 1.0)
+
+
 def _prune(state: State, cutoff: int) -> None:
     ts = state["ts"]
     cut = bisect_left(ts, cutoff)
@@ -617,7 +623,7 @@ def _prune(state: State, cutoff: int) -> None:
             if column in state:
                 del state[column][: bisect_left(state[column], cutoff)]
     cum, base = state["cum"], state["cum0"]
-    if cum and base > _REBASE_RATIO * max(cum[-1] - base, 1.0):
+    if cum and _rebase_due(base, cum[-1]):
         state["cum"] = [value - base for value in cum]
         state["cum0"] = 0.0
 

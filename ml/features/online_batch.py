@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ml.features.aggregation_features import fraud_rate
 from ml.features.behavioral_features import activity_features
 from ml.features.config import Float64Array, Int64Array
+from ml.features.online import _add_moment
 from ml.features.registry import AGG_ENTITIES, NEW_VALUE_ROLES
 from ml.features.temporal_features import temporal_features
 from ml.features.transaction_features import amount_features
@@ -231,7 +233,7 @@ def _user_features(
             base = tot
             prev_ts = last
             last = tr
-        tot = [tot[0] + 1, tot[1] + x, tot[2] + x * x]
+        tot = _add_moment(tot, x)
     out: dict[str, Float64Array] = {}
     if "transaction" in engine._groups:
         found_amount = amount_features(
@@ -392,8 +394,7 @@ def _fraud_features(
             fraud[name][r] = engine._known_in_window(state["fraud_ts"], tr, width)
     out: dict[str, Float64Array] = {}
     for name, _ in engine._fraud:
-        rate = np.zeros(size)
-        np.divide(fraud[name], labelled[name], out=rate, where=labelled[name] > 0)
+        rate = fraud_rate(fraud[name], labelled[name])
         out[f"merchant_fraud_rate_{name}"] = merchants.scatter(rate, n)
         out[f"merchant_labelled_count_{name}"] = merchants.scatter(labelled[name], n)
     return out
