@@ -185,11 +185,15 @@ class _KeyLocks:
 _STATE_COLUMNS = [c.name for c in _STATE.columns]
 _EVENT_COLUMNS = [c.name for c in _EVENTS.columns]
 _TXN_COLUMNS = [c.name for c in _TXN.columns]
+_SNAP_COLUMNS = [c.name for c in _SNAP.columns]
 # the positional rows below are built in these orders
 assert _STATE_COLUMNS == [
     "namespace", "entity_type", "entity_id", "updated_at", "seq", "snapshot_seq", "gen"
 ]  # fmt: skip
 assert _EVENT_COLUMNS == ["namespace", "entity_type", "entity_id", "seq", "event"]
+assert _SNAP_COLUMNS == [  # also the order of _snapshot_row's keys
+    "namespace", "entity_type", "entity_id", "gen", "snapshot_seq", "state"
+]  # fmt: skip
 assert _TXN_COLUMNS == [
     "namespace", "transaction_id", "event_time", "entity_keys", "features", "created_at"
 ]  # fmt: skip
@@ -200,10 +204,10 @@ _HEAD = "RETURNING entity_type, entity_id, gen, seq, snapshot_seq"
 def _advance_sql(n: int, unless_known: bool) -> str:
     """The heads' upsert of n rows (positional parameters, row after row, then
     ``known_ns`` and ``tid``); with ``unless_known`` skipped whole when the
-    transaction id ``:tid`` is known: the exactly-once check
-    and the row locks in one statement (one round trip on PostgreSQL). Written for
-    both databases: a VALUES list's columns are column1..N in each, and the WHERE
-    clause is what lets SQLite parse ON CONFLICT after a SELECT."""
+    transaction id ``:tid`` is known: the exactly-once check and the row locks in one
+    statement (one round trip on PostgreSQL). Written for both databases: a VALUES
+    list's columns are column1..N in each, and the WHERE clause is what lets SQLite
+    parse ON CONFLICT after a SELECT."""
     rows = ", ".join(
         "(" + ", ".join(f":{c}{k}" for c in _STATE_COLUMNS) + ")" for k in range(n)
     )
@@ -229,11 +233,10 @@ def _record_with_events(n: int) -> str:
     rows = ", ".join(
         "(" + ", ".join(f":{c}{k}" for c in _EVENT_COLUMNS) + ")" for k in range(n)
     )
-    record_cols = [c.name for c in _TXN.columns]
     return (
         f"WITH appended AS (INSERT INTO {_EVENTS.name} ({', '.join(_EVENT_COLUMNS)}) "
-        f"VALUES {rows}) INSERT INTO {_TXN.name} ({', '.join(record_cols)}) "
-        f"VALUES ({', '.join(':r_' + c for c in record_cols)})"
+        f"VALUES {rows}) INSERT INTO {_TXN.name} ({', '.join(_TXN_COLUMNS)}) "
+        f"VALUES ({', '.join(':r_' + c for c in _TXN_COLUMNS)})"
     )
 
 
@@ -427,8 +430,7 @@ class OnlineFeatureStore:
 
         With ``unless_known``: None, and nothing changed, when that transaction id was
         applied before (on PostgreSQL checked inside the same statement)."""
-        now = self._sql.bind(_STATE, "updated_at")(datetime.now(UTC))
-        ns = self.namespace
+        now = self._bound_now()
         # a new row: no snapshot, the events being appended now, a fresh generation
         proposed = {key: random.getrandbits(62) for key in keys}
         result: list[Any] = []
@@ -437,9 +439,9 @@ class OnlineFeatureStore:
             params: list[Any] = []
             for key in chunk:
                 seq = 1 if counts is None else counts[key]
-                params += (ns, key[0], key[1], now, seq, 0, proposed[key])
+                params += self._head_values(key, seq, now, proposed[key])
             if unless_known is not None:
-                params += (ns, unless_known)
+                params += (self.namespace, unless_known)
             sql = _advance_sql(len(chunk), unless_known is not None)
             result += tx.execute(sql, params).fetchall()
         # a row that carries the generation this statement proposed was created by it
@@ -652,17 +654,16 @@ class OnlineFeatureStore:
             self._compact((k, h, touched[k]) for k, h in heads.items())
         return OnlineFeatures(transaction_id, features, False)
 
-    def _head_row(self, key: EntityKey, seq: int, now: datetime) -> dict[str, Any]:
-        """A head row: its snapshot at sequence 0, a fresh generation."""
-        return {
-            "namespace": self.namespace,
-            "entity_type": key[0],
-            "entity_id": key[1],
-            "updated_at": now,
-            "seq": seq,
-            "snapshot_seq": 0,
-            "gen": random.getrandbits(62),
-        }
+    def _bound_now(self) -> Any:
+        """Now, as a head row's ``updated_at`` goes to the driver."""
+        return self._sql.bind(_STATE, "updated_at")(datetime.now(UTC))
+
+    def _head_values(
+        self, key: EntityKey, seq: int, now: Any, gen: int
+    ) -> tuple[Any, ...]:
+        """A head row, positional (``_STATE_COLUMNS``): its snapshot at sequence 0,
+        ``now`` as ``_bound_now`` gives it, ``gen`` a fresh generation."""
+        return (self.namespace, key[0], key[1], now, seq, 0, gen)
 
     def _snapshot_row(
         self, key: EntityKey, gen: int, snapshot_seq: int, state: bytes
@@ -974,23 +975,32 @@ class OnlineFeatureStore:
             column_mapping=column_mapping,
             available_roles=self.roles,
         )
-        now = datetime.now(UTC)
+        now = self._bound_now()
         with self.db.writing(), self.db.online_engine.begin() as conn:
             self._clear(conn)
+            tx = DriverCursor(conn, self._sql)
             items = list(states.items())
             for start in range(0, len(items), _BULK_CHUNK):
-                heads = [
-                    self._head_row(key, 0, now)
-                    for key, _ in items[start : start + _BULK_CHUNK]
-                ]
-                conn.execute(_STATE.insert(), heads)
-                conn.execute(
-                    _SNAP.insert(),
+                chunk = items[start : start + _BULK_CHUNK]
+                gens = [random.getrandbits(62) for _ in chunk]
+                tx.insert_many(
+                    _STATE,
+                    _STATE_COLUMNS,
                     [
-                        self._snapshot_row(key, head["gen"], 0, state_to_json(state))
-                        for (key, state), head in zip(
-                            items[start : start + _BULK_CHUNK], heads, strict=True
+                        self._head_values(key, 0, now, gen)
+                        for (key, _), gen in zip(chunk, gens, strict=True)
+                    ],
+                )
+                tx.insert_many(
+                    _SNAP,
+                    _SNAP_COLUMNS,
+                    [
+                        tuple(
+                            self._snapshot_row(
+                                key, gen, 0, state_to_json(state)
+                            ).values()
                         )
+                        for (key, state), gen in zip(chunk, gens, strict=True)
                     ],
                 )
         self._cache.clear()
