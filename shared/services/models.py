@@ -8,7 +8,7 @@ racing promotions cannot both win: the loser gets 409.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -73,6 +73,11 @@ def _uuid(value: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise NotFound(f"Model {value!r} not found.") from None
+
+
+OnlineState = Literal["keep", "replace"]
+"""What a promotion or rollback does with a live online feature state: keep it (the
+model continues from what was scored live) or replace it from the training data."""
 
 
 class ModelRegistry:
@@ -242,7 +247,7 @@ class ModelRegistry:
         override_baselines: bool = False,
         actor: str | None = None,
         *,
-        online_state: str = "keep",
+        online_state: OnlineState = "keep",
     ) -> dict[str, Any]:
         stage = (stage or "").upper()
         if stage not in (STAGING, PRODUCTION):
@@ -359,7 +364,7 @@ class ModelRegistry:
         reason: str | None,
         actor: str | None = None,
         *,
-        online_state: str = "keep",
+        online_state: OnlineState = "keep",
     ) -> dict[str, Any]:
         with self.ctx.db.session(write=True) as s:
             model = self._get(s, model_id)

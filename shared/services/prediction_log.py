@@ -3,8 +3,9 @@
 ``/predict`` calls :meth:`PredictionLog.record`, which only appends to an in-memory
 queue (well under a microsecond; no database work on the caller's thread). One writer
 thread drains the queue in batches (``batch_size`` rows, or whatever arrived within
-``max_delay``) and inserts each batch in one transaction with the driver's executemany
-(rows converted before SQLite's write turn is taken, so scoring waits less for it).
+``max_delay``) and inserts each batch in one transaction, straight through the driver
+(``DriverCursor.insert_many``; rows converted before SQLite's write turn is taken, so
+scoring waits less for it).
 
 Nothing is dropped:
 
@@ -212,7 +213,7 @@ class PredictionLog:
 
         self._engine = db.engine.execution_options(sqlite_begin="immediate")
         # rows are converted for the driver before the write turn is taken and go in
-        # with the driver's executemany: on SQLite the turn is what scoring waits for
+        # through DriverCursor.insert_many: on SQLite the turn is what scoring waits for
         self._sql = DriverSQL(db.engine.dialect, [_TABLE])
 
         self._lock = threading.Lock()

@@ -29,7 +29,7 @@ class BaselinesRequest(BaseModel):
     baselines: list[BaselineIn]
 
 
-OnlineState = Literal["keep", "replace"]
+OnlineState = Literal["keep", "replace"]  # as shared.services.models (kept light here)
 _ONLINE_STATE = Field(
     "keep",
     description="keep: when the online feature state of the model's feature "
