@@ -34,9 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    runs = []
-    for _ in range(args.runs):
-        runs.append(run_fresh(PROBE))
+    runs = [run_fresh(PROBE) for _ in range(args.runs)]
     print(
         json.dumps(
             {
