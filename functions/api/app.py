@@ -18,6 +18,7 @@ from functions.api.routes import (
     predict,
     training,
 )
+from functions.api.scoring_path import ScoringPath
 from shared.bootstrap import current_context
 
 API_PREFIX = "/api/v1"
@@ -65,5 +66,6 @@ def create_app() -> FastAPI:
 
 def create_asgi_app(app: FastAPI | None = None) -> RequestIdMiddleware:
     """The app as served: the request-id layer sits outermost so that even the log of an
-    unhandled error carries the id the client got back."""
-    return RequestIdMiddleware(app or create_app())
+    unhandled error carries the id the client got back; inside it, /predict is answered
+    ahead of the framework (``ScoringPath``)."""
+    return RequestIdMiddleware(ScoringPath(app or create_app(), API_PREFIX))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,25 +88,31 @@ def _loc_to_field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[-1] if loc else "request")
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+def _app_error(exc: AppError) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, exc.details)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    details = [
-        {
-            "field": _loc_to_field(tuple(e.get("loc", ()))),
-            "message": e.get("msg", "invalid"),
-        }
-        for e in exc.errors()
-    ]
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    details = [_validation_detail(e) for e in exc.errors()]
     return error_response(422, "VALIDATION_ERROR", "The request is not valid.", details)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+def _validation_detail(error: dict[str, Any]) -> dict[str, str]:
+    if error.get("type") == "json_invalid":
+        # FastAPI locates a JSON syntax error at ("body", character); pydantic at ()
+        reason = (error.get("ctx") or {}).get("error")
+        message = error.get("msg", "JSON decode error")
+        return {
+            "field": "body",
+            "message": f"{message}: {reason}" if reason else message,
+        }
+    return {
+        "field": _loc_to_field(tuple(error.get("loc", ()))),
+        "message": error.get("msg", "invalid"),
+    }
+
+
+def _http_error(exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     message = str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
@@ -115,7 +122,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
-async def _storage_error(_: Request, exc: Exception) -> JSONResponse:
+def _storage_error(exc: StorageError) -> JSONResponse:
     log.error("storage error: %s", exc)
     return error_response(
         503,
@@ -124,7 +131,7 @@ async def _storage_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+def _unhandled(exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(
         500,
@@ -133,12 +140,32 @@ async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# most specific first: the first whose type matches answers
+_ERROR_ANSWERS: list[tuple[type[Exception], Callable[[Any], JSONResponse]]] = [
+    (AppError, _app_error),
+    (RequestValidationError, _validation_error),
+    (StarletteHTTPException, _http_error),
+    (StorageError, _storage_error),
+    (Exception, _unhandled),
+]
+
+
+def error_answer(exc: Exception) -> JSONResponse:
+    """The envelope for an exception, as the app's handlers give it (also used where a
+    request is answered outside FastAPI, see ``functions.api.scoring_path``)."""
+    for kind, answer in _ERROR_ANSWERS:
+        if isinstance(exc, kind):
+            return answer(exc)
+    raise AssertionError("Exception matches every exception")  # pragma: no cover
+
+
+async def _handle(_: Request, exc: Exception) -> JSONResponse:
+    return error_answer(exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(StorageError, _storage_error)
-    app.add_exception_handler(Exception, _unhandled)
+    for kind, _answer in _ERROR_ANSWERS:
+        app.add_exception_handler(kind, _handle)
 
 
 class RequestIdMiddleware:

@@ -16,6 +16,7 @@ from typing_extensions import TypedDict
 
 from functions.api.deps import Ctx
 from functions.api.envelope import ok_json
+from shared.bootstrap import AppContext
 from shared.errors import PayloadTooLarge, ValidationFailed
 from shared.services.predictions import DEFAULT_TOP_K, MAX_BATCH
 
@@ -107,12 +108,21 @@ def _transaction(txn: TransactionIn) -> dict[str, Any]:
     return {k: v for k, v in txn.items() if v is not None}
 
 
-@router.post("/predict", summary="Score one transaction")
+PREDICT_PATH = "/predict"
+
+
+def predict_answer(body: PredictRequest, ctx: AppContext) -> Response:
+    """/predict's answer, from this route or from ``functions.api.scoring_path``, which
+    serves it ahead of the framework."""
+    return ok_json(ctx.predictor.predict(_transaction(body.transaction), body.model_id))
+
+
+@router.post(PREDICT_PATH, summary="Score one transaction")
 async def predict(body: PredictRequest, ctx: Ctx) -> Response:
     # Runs on the event loop, not in the thread pool: scoring is about a millisecond of
     # CPU with short database calls, and the pool's hand-off cost more than it saved
     # (bench/bench_predict.py). Explain and batch, which can take longer, use the pool.
-    return ok_json(ctx.predictor.predict(_transaction(body.transaction), body.model_id))
+    return predict_answer(body, ctx)
 
 
 @router.post("/predict/explain", summary="Score one transaction and explain the score")
