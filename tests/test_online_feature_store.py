@@ -233,7 +233,8 @@ def test_a_failed_transaction_leaves_no_trace_in_state_or_cache(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame, monkeypatch: Any
 ) -> None:
     """The engine changes cached states in place before the write; when the write fails
-    the transaction is rolled back and the cached states must not be trusted."""
+    the transaction is rolled back and the cached states must not be trusted. (The
+    record is made after the features and before the write, on every path.)"""
     store = _store(db)
     rows = _records(transactions.head(600))
     for txn in rows[:500]:
@@ -243,7 +244,7 @@ def test_a_failed_transaction_leaves_no_trace_in_state_or_cache(
     def broken(*_: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store, "_append", broken)
+    monkeypatch.setattr(store, "_record", broken)
     with pytest.raises(RuntimeError):
         store.process(failing)
     monkeypatch.undo()
@@ -371,3 +372,59 @@ def test_process_many_refuses_bad_input_before_writing(
         store.process_many(rows)
     assert info.value.field == "transactions[7].amount"
     assert _stored_count(db, store) == 0
+
+
+def test_postgresql_applies_a_cached_transaction_in_one_statement(
+    pg_db: Database, transactions: pd.DataFrame
+) -> None:
+    """With every entity cached, a transaction is one call of online_apply_if_current
+    (two statements when the states are read first); when another worker moved a head
+    on meanwhile, nothing of that call stays and the locked path applies it instead; a
+    retry is answered by the same one call."""
+    from sqlalchemy import event
+
+    def store() -> OnlineFeatureStore:
+        engine = OnlineFeatureEngine(FeatureConfig(), ROLES)
+        return OnlineFeatureStore(pg_db, engine, ROLES, compact_min_events=10**9)
+
+    a, b = store(), store()
+    first = _records(transactions.head(1))[0]
+    merchant = ("merchant", str(first["merchant_id"]))
+
+    def same_entities(n: int) -> dict[str, Any]:
+        stamp = first["timestamp"] + pd.Timedelta(seconds=n)
+        return {**first, "transaction_id": f"again-{n}", "timestamp": stamp}
+
+    statements: list[str] = []
+
+    def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(pg_db.online_engine, "before_cursor_execute", seen)
+    try:
+        a.process(first)  # cold: the locked path, which fills the cache
+        statements.clear()
+        warm = a.process(same_entities(1))
+        assert len(statements) == 1 and "online_apply_if_current" in statements[0]
+        statements.clear()
+        b.process(same_entities(2))  # another worker moves the heads on
+        # b had none of them cached: their states are read in one statement first
+        assert len(statements) == 2 and "online_apply_if_current" in statements[1]
+        statements.clear()
+        moved = a.process(same_entities(3))
+        assert len(statements) > 1 and "online_apply_if_current" in statements[0]
+        assert not moved.replayed
+        statements.clear()
+        retried = a.process(same_entities(1))
+        assert len(statements) == 1
+    finally:
+        event.remove(pg_db.online_engine, "before_cursor_execute", seen)
+    assert retried.replayed and retried.features == warm.features
+    tids = [first["transaction_id"], *(f"again-{n}" for n in (1, 2, 3))]
+    for worker in (a, b, store()):
+        state = worker.states([merchant])[merchant]
+        assert state["tid"] == tids  # in order, each once, from any worker
+    # one event row per entity and transaction: the call that found a head moved on
+    # left none behind
+    events = _count(pg_db, "feature_entity_events", a.namespace)
+    assert events == 4 * len(a.engine.entity_keys(first))

@@ -278,6 +278,35 @@ _PG_KNOWN = (
 )
 
 
+# PostgreSQL: one scored transaction whose entities are all cached, in one round trip
+# (migration 0005 says how). Positional: namespace, transaction id, the keys' types,
+# ids, cached generations and sequences, the event, then the record's event time,
+# entity keys, features and now.
+_APPLY_IF_CURRENT = (
+    "SELECT entity_type, entity_id, gen, seq, snapshot_seq, known "
+    "FROM online_apply_if_current(:ns, :tid, CAST(:types AS varchar[]), "
+    "CAST(:ids AS varchar[]), CAST(:gens AS bigint[]), CAST(:seqs AS bigint[]), "
+    ":event, :event_time, CAST(:keys AS json), CAST(:features AS json), :now)"
+)
+_MOVED_ON = "40001"  # serialization_failure: a head was not where the cache had it
+# PostgreSQL: the current states of a transaction's entities that the cache lacks, in
+# one round trip and one snapshot of the database: each head (none for a new entity),
+# its snapshot and the events after it (as the primary key orders them).
+_PG_CURRENT_STATES = (
+    "SELECT k.n, h.gen, h.seq, p.state, e.events "
+    "FROM unnest(CAST(:types AS varchar[]), CAST(:ids AS varchar[])) "
+    "WITH ORDINALITY AS k(et, eid, n) "
+    f"CROSS JOIN LATERAL (SELECT gen, seq, snapshot_seq FROM {_STATE.name} "
+    "WHERE namespace = :ns AND entity_type = k.et AND entity_id = k.eid OFFSET 0) h "
+    f"LEFT JOIN LATERAL (SELECT state FROM {_SNAP.name} "
+    "WHERE namespace = :ns AND entity_type = k.et AND entity_id = k.eid "
+    "AND gen = h.gen AND snapshot_seq = h.snapshot_seq OFFSET 0) p ON true "
+    f"LEFT JOIN LATERAL (SELECT array_agg(event ORDER BY seq) AS events "
+    f"FROM {_EVENTS.name} WHERE namespace = :ns AND entity_type = k.et "
+    "AND entity_id = k.eid AND seq > h.snapshot_seq AND seq <= h.seq) e ON true"
+)
+
+
 def recorded_namespaces(
     db: Database, transaction_ids: list[str], among: set[str]
 ) -> set[str]:
@@ -626,6 +655,10 @@ class OnlineFeatureStore:
         keys = sorted(self.engine.entity_keys(event))
         payload = orjson.dumps(event)
         with self._locks.hold(keys):
+            if self._postgres:
+                applied = self._apply_if_current(event, transaction_id, keys, payload)
+                if applied is not None:
+                    return applied
             try:
                 with self._write() as tx:
                     heads = self._advance(tx, keys, unless_known=transaction_id)
@@ -653,6 +686,103 @@ class OnlineFeatureStore:
                 self._cache.put(key, head.gen, head.seq, touched[key])
             self._compact((k, h, touched[k]) for k, h in heads.items())
         return OnlineFeatures(transaction_id, features, False)
+
+    def _apply_if_current(
+        self,
+        event: dict[str, Any],
+        transaction_id: str,
+        keys: list[EntityKey],
+        payload: bytes,
+    ) -> OnlineFeatures | None:
+        """PostgreSQL, for entities that exist already: the states the cache lacks read
+        in one statement, features from the cache, then one call of
+        ``online_apply_if_current`` (migration 0005), all in autocommit: two round trips
+        at most, against four and more on the locked path. None when an entity is new
+        (the locked path creates its row) or a head moved on since it was cached
+        (another worker): the caller then takes the locked path."""
+        try:
+            with self.db.online_engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            ) as conn:
+                cursor = DriverCursor(conn, self._sql)
+                heads = self._cached_or_read(cursor, keys)
+                if heads is None:
+                    return None
+                # computing the features moves the cached states on: on any outcome
+                # but success they are dropped from the cache below
+                features, touched = self.engine.process(
+                    event, {key: c.state for key, c in zip(keys, heads, strict=True)}
+                )
+                _, _, event_time, entity_keys, features_json, now = self._record(
+                    event, keys, features, self._now()
+                )
+                params = (
+                    self.namespace,
+                    transaction_id,
+                    [key[0] for key in keys],
+                    [key[1] for key in keys],
+                    [c.gen for c in heads],
+                    [c.seq for c in heads],
+                    payload,
+                    event_time,
+                    entity_keys,
+                    features_json,
+                    now,
+                )
+                rows = cursor.execute(_APPLY_IF_CURRENT, params).fetchall()
+        except IntegrityError:
+            # the same transaction id, applied concurrently by another worker
+            self._cache.evict(keys)
+            return self._stored(transaction_id)
+        except DBAPIError as exc:
+            self._cache.evict(keys)
+            if getattr(exc.orig, "sqlstate", None) == _MOVED_ON:
+                return None
+            raise
+        except BaseException:
+            self._cache.evict(keys)
+            raise
+        known = rows[0][5]
+        if known is not None:
+            self._cache.evict(keys)
+            return OnlineFeatures(transaction_id, known, True)
+        moved = {
+            (entity_type, entity_id): _Head(gen, seq, snapshot_seq, False)
+            for entity_type, entity_id, gen, seq, snapshot_seq, _ in rows
+        }
+        for key, head in moved.items():
+            self._cache.put(key, head.gen, head.seq, touched[key])
+        self._compact((key, head, touched[key]) for key, head in moved.items())
+        return OnlineFeatures(transaction_id, features, False)
+
+    def _cached_or_read(
+        self, cursor: DriverCursor, keys: list[EntityKey]
+    ) -> list[_Cached] | None:
+        """Each entity's current state with its head, from the cache or else read (in
+        one statement, ``_PG_CURRENT_STATES``) and cached; None if one has no row."""
+        from ml.features.online import state_from_json
+
+        found = {key: c for key in keys if (c := self._cache.get(key)) is not None}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            params = {
+                "types": [key[0] for key in missing],
+                "ids": [key[1] for key in missing],
+                "ns": self.namespace,
+            }
+            rows = cursor.execute(_PG_CURRENT_STATES, params).fetchall()
+            if len(rows) < len(missing):
+                return None  # a new entity
+            for n, gen, seq, snapshot, events in rows:
+                key = missing[n - 1]
+                state = state_from_json(snapshot) if snapshot else None
+                for payload in events or ():
+                    state = self._apply_event(key, state, payload)
+                if state is None:
+                    return None  # a head with no events yet: the locked path's case
+                found[key] = _Cached(gen, seq, state)
+                self._cache.put(key, gen, seq, state)
+        return [found[key] for key in keys]
 
     def _bound_now(self) -> Any:
         """Now, as a head row's ``updated_at`` goes to the driver."""
