@@ -378,9 +378,9 @@ def test_postgresql_applies_a_cached_transaction_in_one_statement(
     pg_db: Database, transactions: pd.DataFrame
 ) -> None:
     """With every entity cached, a transaction is one call of online_apply_if_current
-    (two statements when the states are read first); when another worker moved a head
-    on meanwhile, nothing of that call stays and the locked path applies it instead; a
-    retry is answered by the same one call."""
+    (two statements when the states are read first, or found new); when another worker
+    moved a head on meanwhile, nothing of that call stays and the locked path applies
+    it instead; a retry is answered by the same one call."""
     from sqlalchemy import event
 
     def store() -> OnlineFeatureStore:
@@ -402,7 +402,8 @@ def test_postgresql_applies_a_cached_transaction_in_one_statement(
 
     event.listen(pg_db.online_engine, "before_cursor_execute", seen)
     try:
-        a.process(first)  # cold: the locked path, which fills the cache
+        a.process(first)  # new entities: looked for, then created by the call
+        assert len(statements) == 2 and "online_apply_if_current" in statements[1]
         statements.clear()
         warm = a.process(same_entities(1))
         assert len(statements) == 1 and "online_apply_if_current" in statements[0]
@@ -428,3 +429,31 @@ def test_postgresql_applies_a_cached_transaction_in_one_statement(
     # left none behind
     events = _count(pg_db, "feature_entity_events", a.namespace)
     assert events == 4 * len(a.engine.entity_keys(first))
+
+
+def test_postgresql_scores_after_a_backfill_in_two_statements(
+    pg_db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
+) -> None:
+    """Heads written by a backfill (at sequence 0, state in the snapshot) are read and
+    moved on by the one call, not sent down the locked path."""
+    from sqlalchemy import event
+
+    store = _store(pg_db)
+    store.backfill(transactions.iloc[:3000])
+    statements: list[str] = []
+
+    def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    online = {}
+    event.listen(pg_db.online_engine, "before_cursor_execute", seen)
+    try:
+        for txn in _records(transactions.iloc[3000:3050]):
+            statements.clear()
+            result = store.process(txn)
+            online[result.transaction_id] = result.features
+            assert len(statements) <= 2, statements
+            assert "online_apply_if_current" in statements[-1]
+    finally:
+        event.remove(pg_db.online_engine, "before_cursor_execute", seen)
+    assert _max_abs_diff(online, batch) <= 1e-6

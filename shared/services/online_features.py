@@ -694,24 +694,21 @@ class OnlineFeatureStore:
         keys: list[EntityKey],
         payload: bytes,
     ) -> OnlineFeatures | None:
-        """PostgreSQL, for entities that exist already: the states the cache lacks read
-        in one statement, features from the cache, then one call of
-        ``online_apply_if_current`` (migration 0005), all in autocommit: two round trips
-        at most, against four and more on the locked path. None when an entity is new
-        (the locked path creates its row) or a head moved on since it was cached
-        (another worker): the caller then takes the locked path."""
+        """PostgreSQL: the states the cache lacks read in one statement, the features
+        computed, then one call of ``online_apply_if_current`` (migration 0005), all in
+        autocommit: two round trips at most, against four and more on the locked path.
+        None when a head moved on since it was read or cached (another worker): the
+        caller then takes the locked path."""
         try:
             with self.db.online_engine.connect().execution_options(
                 isolation_level="AUTOCOMMIT"
             ) as conn:
                 cursor = DriverCursor(conn, self._sql)
                 heads = self._cached_or_read(cursor, keys)
-                if heads is None:
-                    return None
                 # computing the features moves the cached states on: on any outcome
                 # but success they are dropped from the cache below
                 features, touched = self.engine.process(
-                    event, {key: c.state for key, c in zip(keys, heads, strict=True)}
+                    event, {key: h[2] for key, h in zip(keys, heads, strict=True)}
                 )
                 _, _, event_time, entity_keys, features_json, now = self._record(
                     event, keys, features, self._now()
@@ -721,8 +718,8 @@ class OnlineFeatureStore:
                     transaction_id,
                     [key[0] for key in keys],
                     [key[1] for key in keys],
-                    [c.gen for c in heads],
-                    [c.seq for c in heads],
+                    [h[0] for h in heads],
+                    [h[1] for h in heads],
                     payload,
                     event_time,
                     entity_keys,
@@ -757,32 +754,36 @@ class OnlineFeatureStore:
 
     def _cached_or_read(
         self, cursor: DriverCursor, keys: list[EntityKey]
-    ) -> list[_Cached] | None:
-        """Each entity's current state with its head, from the cache or else read (in
-        one statement, ``_PG_CURRENT_STATES``) and cached; None if one has no row."""
+    ) -> list[tuple[int, int, State | None]]:
+        """Each entity's ``(gen, seq, state)`` at its head, from the cache or else read
+        in one statement (``_PG_CURRENT_STATES``) and cached; a new entity's is a fresh
+        generation at sequence -1 (no row) with no state."""
         from ml.features.online import state_from_json
 
-        found = {key: c for key in keys if (c := self._cache.get(key)) is not None}
-        missing = [key for key in keys if key not in found]
+        found: dict[EntityKey, tuple[int, int, State | None]] = {}
+        missing: list[EntityKey] = []
+        for key in keys:
+            if (cached := self._cache.get(key)) is not None:
+                found[key] = (cached.gen, cached.seq, cached.state)
+            else:
+                missing.append(key)
         if missing:
             params = {
                 "types": [key[0] for key in missing],
                 "ids": [key[1] for key in missing],
                 "ns": self.namespace,
             }
-            rows = cursor.execute(_PG_CURRENT_STATES, params).fetchall()
-            if len(rows) < len(missing):
-                return None  # a new entity
-            for n, gen, seq, snapshot, events in rows:
+            for n, gen, seq, snapshot, events in cursor.execute(
+                _PG_CURRENT_STATES, params
+            ).fetchall():
                 key = missing[n - 1]
                 state = state_from_json(snapshot) if snapshot else None
                 for payload in events or ():
                     state = self._apply_event(key, state, payload)
-                if state is None:
-                    return None  # a head with no events yet: the locked path's case
-                found[key] = _Cached(gen, seq, state)
-                self._cache.put(key, gen, seq, state)
-        return [found[key] for key in keys]
+                found[key] = (gen, seq, state)
+                if state is not None:
+                    self._cache.put(key, gen, seq, state)
+        return [found.get(key) or (random.getrandbits(62), -1, None) for key in keys]
 
     def _bound_now(self) -> Any:
         """Now, as a head row's ``updated_at`` goes to the driver."""
