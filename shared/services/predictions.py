@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ValidationFailed
+from shared.gc_freezer import collector_paused
 
 if TYPE_CHECKING:
     from shared.bootstrap import AppContext
@@ -169,12 +170,21 @@ class Predictor:
     ) -> dict[str, Any]:
         """All or nothing: a bad item refuses the whole batch (422 naming each bad
         index) before any state is written; otherwise every item is scored, in order."""
+        started = time.perf_counter()
+        model = self.models.resolve(model_id)
+        with collector_paused():
+            return self._predict_batch(model, transactions, started)
+
+    def _predict_batch(
+        self,
+        model: ServingModel,
+        transactions: Sequence[Mapping[str, Any]],
+        started: float,
+    ) -> dict[str, Any]:
         import numpy as np
 
         from ml.features import FeatureInputError
 
-        started = time.perf_counter()
-        model = self.models.resolve(model_id)
         try:
             online = model.store.process_many(list(transactions))
         except FeatureInputError as exc:
