@@ -16,6 +16,7 @@ import json
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from functions.api.envelope import error_answer
@@ -33,7 +34,7 @@ class ScoringPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
-            or scope["path"] != self.path
+            or _route_path(scope) != self.path
             or scope["method"] != "POST"
             or not _declares_json(scope)
         ):
@@ -42,6 +43,7 @@ class ScoringPath:
         body = await _read_body(receive)
         if body is None:  # the client went away
             return
+        response: Response
         try:
             request = _parse(body)
         except RequestValidationError as exc:
@@ -83,10 +85,20 @@ def _parse(body: bytes) -> PredictRequest:
         ) from None
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the app's router matches: behind a ``root_path`` (a proxy's prefix),
+    Starlette strips it first, and so does this."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
 def _declares_json(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"content-type":
-            media = value.split(b";", 1)[0].strip().lower()
+            media: bytes = value.split(b";", 1)[0].strip().lower()
             return media == b"application/json"
     return False
 
