@@ -11,7 +11,11 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from ml.scoring.matrix import feature_matrix
-from ml.scoring.transform import Float64Array, apply_score_transform
+from ml.scoring.transform import (
+    Float64Array,
+    apply_score_transform,
+    score_transform_one,
+)
 
 
 class OnnxScorer:
@@ -47,6 +51,7 @@ class OnnxScorer:
         ].name
         self.feature_names = list(feature_names)
         self.score_transform = dict(score_transform)
+        self._column = int(self.score_transform.get("column", 0))
         self.missing_value = float(missing_value)
 
     @property
@@ -63,6 +68,13 @@ class OnnxScorer:
         (raw,) = self._session.run([self._output], {self._input: matrix})
         return apply_score_transform(np.asarray(raw), self.score_transform)
 
+    def score_single(self, X: npt.NDArray[np.float32]) -> float:
+        """``score(X)[0]`` for a one-row float32 matrix (``matrix``'s output), with the
+        transform in plain floats: the single-transaction path."""
+        (raw,) = self._session.run([self._output], {self._input: X})
+        value = raw[0, self._column] if raw.ndim == 2 else raw[0]
+        return score_transform_one(float(value), self.score_transform)
+
     def matrix(
         self, rows: Sequence[Mapping[str, float | None]]
     ) -> npt.NDArray[np.float32]:
@@ -71,4 +83,4 @@ class OnnxScorer:
 
     def score_one(self, features: Mapping[str, float | None]) -> float:
         """Score one transaction given by feature name; unknown names are ignored."""
-        return float(self.score(self.matrix([features]))[0])
+        return self.score_single(self.matrix([features]))

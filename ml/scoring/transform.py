@@ -16,6 +16,7 @@ A transform is a JSON-ready dict:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,4 +45,18 @@ def apply_score_transform(
         z = (sign * values - center) / scale
         out: Float64Array = 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
         return out
+    raise ValueError(f"unknown score transform kind {kind!r}")
+
+
+def score_transform_one(raw: float, transform: Mapping[str, Any]) -> float:
+    """``apply_score_transform`` of one raw value, in plain floats: the scoring path's
+    form (numpy on a one-element array cost more than the formula). Equal to the array
+    form (tested; the logistic's tanh may differ from numpy's in the last bit)."""
+    kind = transform.get("kind", "probability")
+    if kind == "probability":
+        return min(max(raw, 0.0), 1.0)
+    if kind == "logistic":
+        sign = float(transform.get("sign", 1.0))
+        z = (sign * raw - float(transform["center"])) / float(transform["scale"])
+        return 0.5 * (1.0 + math.tanh(0.5 * z))
     raise ValueError(f"unknown score transform kind {kind!r}")

@@ -93,7 +93,7 @@ class Predictor:
         except FeatureInputError as exc:
             raise _feature_error(exc, "transaction") from None
         row = model.scorer.matrix([online.features])
-        score = float(model.scorer.score(row)[0])
+        score = model.scorer.score_single(row)
         explanation = self._explain(model, row, top_k) if explain else None
         pid = prediction_id(model.id, online.transaction_id)
         result = {

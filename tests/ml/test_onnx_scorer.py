@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ml.scoring import OnnxScorer, apply_score_transform
+from ml.scoring.transform import score_transform_one
 from tests.support.fresh_process import loaded_after
 
 
@@ -41,3 +42,31 @@ def test_scorer_rejects_wrong_width() -> None:
     with pytest.raises(ValueError):
         scorer.score(X[:, :3])
     assert 0.0 <= scorer.score_one({"a": 1.0, "zzz": 3.0}) <= 1.0
+    # the single-row path gives what the matrix path gives, row by row
+    singles = [
+        scorer.score_single(scorer.matrix([dict(zip("abcd", r, strict=True))]))
+        for r in X
+    ]
+    assert singles == scorer.score(X).tolist()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_the_one_value_transform_equals_the_array_form() -> None:
+    rng = np.random.default_rng(0)
+    raw = np.concatenate(
+        [rng.normal(0, 3, 2000), [0.0, 1.0, -0.0, 1e308, -1e308, np.inf, -np.inf]]
+    )
+    transforms = [
+        {"kind": "probability", "column": 0},
+        {"kind": "logistic", "column": 0, "sign": -1.0, "center": 0.3, "scale": 0.5},
+        {"kind": "logistic", "column": 0, "sign": 1.0, "center": -2.0, "scale": 7.0},
+    ]
+    for t in transforms:
+        arrays = apply_score_transform(raw, t)
+        ones = np.array([score_transform_one(float(v), t) for v in raw])
+        if t["kind"] == "probability":
+            assert ones.tolist() == arrays.tolist()
+        else:  # numpy's vectorised tanh and math.tanh may differ in the last bit
+            assert np.abs(ones - arrays).max() <= 4e-16, t
+    with pytest.raises(ValueError):
+        score_transform_one(0.5, {"kind": "magic"})
