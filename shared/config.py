@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         "(about +1 ms per scored transaction); off, a database crash can forget the "
         "last moments of state updates",
     )
+    online_warm_entities: int = Field(
+        50_000,
+        ge=0,
+        description="How many of the most recently updated entity states a scoring "
+        "worker loads into its cache, in the background, when it loads a model's "
+        "feature configuration (0: none; at most half the cache)",
+    )
     model_refresh_seconds: float = Field(
         1.0,
         ge=0,

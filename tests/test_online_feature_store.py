@@ -457,3 +457,32 @@ def test_postgresql_scores_after_a_backfill_in_two_statements(
     finally:
         event.remove(pg_db.online_engine, "before_cursor_execute", seen)
     assert _max_abs_diff(online, batch) <= 1e-6
+
+
+def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
+    db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
+) -> None:
+    """warm() caches what the database holds at each head (after a backfill and live
+    transactions, so snapshots plus events), never replaces a state scoring cached
+    since, and scoring from the warmed cache stays equal to batch."""
+    a, b = _store(db), _store(db)
+    a.backfill(transactions.iloc[:3000])
+    live = _records(transactions.iloc[3000:3600])
+    for txn in live[:300]:
+        a.process(txn)
+    first = b.process(live[300])  # b caches these entities before warming
+    touched = sorted(b.engine.entity_keys(live[300]))
+    before = {key: b._cache.get(key) for key in touched}
+    warmed = b.warm(10**6)
+    assert warmed > 100 and b.cached_entities == warmed + len(touched)
+    assert all(b._cache.get(key) is before[key] for key in touched)
+    sample = [key for key in b._cache._items if key not in before][:200]
+    stored = b.states(sample)
+    for key in sample:
+        cached = b._cache.get(key)
+        assert cached is not None and cached.state == stored[key], key
+    online = {first.transaction_id: first.features}
+    for txn in live[301:]:
+        result = b.process(txn)
+        online[result.transaction_id] = result.features
+    assert _max_abs_diff(online, batch) <= 1e-6

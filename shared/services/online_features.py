@@ -149,6 +149,20 @@ class _StateCache:
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
 
+    def add(self, key: EntityKey, gen: int, seq: int, state: State) -> bool:
+        """``put`` unless the key is cached already (what scoring cached is newer), or
+        the cache is full; True if added."""
+        with self._lock:
+            if key in self._items or len(self._items) >= self._max:
+                return False
+            self._items[key] = _Cached(gen, seq, state)
+            self._items.move_to_end(key, last=False)  # first to go, after the used
+            return True
+
+    @property
+    def capacity(self) -> int:
+        return self._max
+
     def evict(self, keys: Iterable[EntityKey]) -> None:
         with self._lock:
             for key in keys:
@@ -561,9 +575,7 @@ class OnlineFeatureStore:
         self, tx: DriverCursor, heads: Mapping[EntityKey, _Head]
     ) -> dict[EntityKey, State | None]:
         """``_current`` for many entities; those the cache cannot serve are read in bulk
-        (one query per entity type for snapshots, one for their events)."""
-        from ml.features.online import state_from_json
-
+        (``_read_states``)."""
         out: dict[EntityKey, State | None] = {}
         cold: dict[EntityKey, _Head] = {}
         for key, head in heads.items():
@@ -572,8 +584,20 @@ class OnlineFeatureStore:
                 out[key] = state
             else:
                 cold[key] = head
+        out.update(self._read_states(tx, cold))
+        return out
+
+    def _read_states(
+        self, tx: DriverCursor, heads: Mapping[EntityKey, _Head]
+    ) -> dict[EntityKey, State | None]:
+        """The states before each head's ``seq``, from the database alone (one query per
+        entity type and chunk for snapshots, one for their events); the cache is
+        neither read nor changed."""
+        from ml.features.online import state_from_json
+
+        out: dict[EntityKey, State | None] = {}
         by_type: dict[str, list[str]] = {}
-        for entity_type, entity_id in cold:
+        for entity_type, entity_id in heads:
             by_type.setdefault(entity_type, []).append(entity_id)
         for entity_type, ids in by_type.items():
             for start in range(0, len(ids), _BULK_CHUNK):
@@ -581,17 +605,61 @@ class OnlineFeatureStore:
                 snapshots, events = self._cold_rows(tx, entity_type, chunk)
                 for entity_id, gen, snapshot_seq, blob in snapshots:
                     key = (entity_type, entity_id)
-                    head = cold[key]
+                    head = heads[key]
                     if (gen, snapshot_seq) == (head.gen, head.snapshot_seq):
                         out[key] = state_from_json(blob)
                 for entity_id, seq, payload in events:  # in order per entity
                     key = (entity_type, entity_id)
-                    head = cold[key]
+                    head = heads[key]
                     if head.snapshot_seq < seq < head.seq:
                         out[key] = self._apply_event(key, out.get(key), payload)
-        for key in cold:
+        for key in heads:
             out.setdefault(key, None)
         return out
+
+    def warm(self, limit: int) -> int:
+        """Cache the states of the ``limit`` entities updated most recently (at most
+        half the cache), read in one consistent snapshot of the database, without
+        replacing what scoring cached meanwhile. A worker that starts, or loads a
+        model, then serves its active entities from memory instead of reading each on
+        its first transaction (on PostgreSQL: one round trip instead of two). Run off
+        the request path (``ModelServer`` starts it in a thread). Returns how many
+        states it cached."""
+        limit = min(limit, self._cache.capacity // 2)
+        if limit <= 0:
+            return 0
+        # SQLite: a transaction's reads see one snapshot already (WAL)
+        options = {"isolation_level": "REPEATABLE READ"} if self._postgres else {}
+        with (
+            self.db.online_engine.connect().execution_options(**options) as conn,
+            conn.begin(),
+        ):
+            rows = conn.execute(
+                select(
+                    _STATE.c.entity_type,
+                    _STATE.c.entity_id,
+                    _STATE.c.gen,
+                    _STATE.c.seq,
+                    _STATE.c.snapshot_seq,
+                )
+                .where(_STATE.c.namespace == self.namespace)
+                .order_by(_STATE.c.updated_at.desc())
+                .limit(limit)
+            ).all()
+            # the state at each head: before the event after it
+            heads = {
+                (entity_type, entity_id): _Head(gen, seq + 1, snapshot_seq)
+                for entity_type, entity_id, gen, seq, snapshot_seq in rows
+            }
+            states = self._read_states(DriverCursor(conn, self._sql), heads)
+        cached = 0
+        for key, state in states.items():
+            head = heads[key]
+            if state is not None and self._cache.add(
+                key, head.gen, head.seq - 1, state
+            ):
+                cached += 1
+        return cached
 
     def _compact(self, entities: Iterable[tuple[EntityKey, _Head, State]]) -> None:
         """Write new snapshots of the entities whose events since the last one are many

@@ -240,7 +240,15 @@ class ModelServer:
 
         store = OnlineFeatureStore.for_feature_config(self.ctx.db, feature_config)
         with self._lock:
-            return self._stores.setdefault(store.namespace, store)
+            if store.namespace in self._stores:
+                return self._stores[store.namespace]
+            self._stores[store.namespace] = store
+        warm = self.ctx.settings.online_warm_entities
+        if warm > 0:
+            threading.Thread(
+                target=_warm, args=(store, warm), name="online-cache-warm", daemon=True
+            ).start()
+        return store
 
     def stores_recording(self, transaction_ids: list[str]) -> list[OnlineFeatureStore]:
         """The stores of every feature configuration whose online state applied any of
@@ -266,3 +274,13 @@ class ModelServer:
         for namespace in namespaces - found.keys():
             found[namespace] = self._store(configs[namespace])
         return list(found.values())
+
+
+def _warm(store: OnlineFeatureStore, limit: int) -> None:
+    """A new store's cache filled in the background (``OnlineFeatureStore.warm``)."""
+    try:
+        cached = store.warm(limit)
+    except Exception:  # noqa: BLE001 - an optimisation: scoring reads what it needs
+        log.warning("online cache warm-up failed", exc_info=True)
+        return
+    log.info("online cache: %d entity states loaded for %s", cached, store.namespace)
