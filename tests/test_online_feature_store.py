@@ -460,7 +460,7 @@ def test_postgresql_scores_after_a_backfill_in_two_statements(
 
 
 def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
-    db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
+    db: Database, transactions: pd.DataFrame, batch: pd.DataFrame, monkeypatch: Any
 ) -> None:
     """warm() caches what the database holds at each head (after a backfill and live
     transactions, so snapshots plus events), never replaces a state scoring cached
@@ -481,6 +481,12 @@ def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
     for key in sample:
         cached = b._cache.get(key)
         assert cached is not None and cached.state == stored[key], key
+    # states whose snapshot is over the size limit are left to scoring
+    from shared.services import online_features
+
+    monkeypatch.setattr(online_features, "WARM_MAX_SNAPSHOT_BYTES", 2_000)
+    small = _store(db)
+    assert 0 < small.warm(10**6) < warmed
     online = {first.transaction_id: first.features}
     for txn in live[301:]:
         result = b.process(txn)

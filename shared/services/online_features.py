@@ -35,6 +35,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    func,
     select,
     update,
 )
@@ -79,6 +81,9 @@ _ADVANCE_CHUNK = 500  # rows per head upsert: 7 parameters each, under SQLite's 
 _LOCK_STRIPES = 1024
 COMPACT_MIN_EVENTS = 32
 _LABEL_OP = "label"
+WARM_MAX_SNAPSHOT_BYTES = 64 * 1024
+_WARM_CHUNK = 250
+_WARM_PAUSE_S = 0.002
 
 
 def namespace_for(config: Mapping[str, Any], roles: Iterable[str]) -> str:
@@ -623,42 +628,68 @@ class OnlineFeatureStore:
         replacing what scoring cached meanwhile. A worker that starts, or loads a
         model, then serves its active entities from memory instead of reading each on
         its first transaction (on PostgreSQL: one round trip instead of two). Run off
-        the request path (``ModelServer`` starts it in a thread). Returns how many
-        states it cached."""
+        the request path (``ModelServer`` starts it in a thread), and gently: states
+        with a snapshot over ``WARM_MAX_SNAPSHOT_BYTES`` are left to scoring (decoding
+        a busy merchant's takes milliseconds with the GIL held), the rest go in chunks
+        with a pause between, and the collector waits until it is done. Returns how
+        many states it cached."""
+        from shared.gc_freezer import collector_paused
+
         limit = min(limit, self._cache.capacity // 2)
         if limit <= 0:
             return 0
+        snap = _SNAP.c
+        size = func.coalesce(func.length(snap.state), 0)
+        heads_stmt = (
+            select(
+                _STATE.c.entity_type,
+                _STATE.c.entity_id,
+                _STATE.c.gen,
+                _STATE.c.seq,
+                _STATE.c.snapshot_seq,
+            )
+            .outerjoin(
+                _SNAP,
+                and_(
+                    snap.namespace == _STATE.c.namespace,
+                    snap.entity_type == _STATE.c.entity_type,
+                    snap.entity_id == _STATE.c.entity_id,
+                    snap.gen == _STATE.c.gen,
+                    snap.snapshot_seq == _STATE.c.snapshot_seq,
+                ),
+            )
+            .where(
+                _STATE.c.namespace == self.namespace,
+                size <= WARM_MAX_SNAPSHOT_BYTES,
+            )
+            .order_by(_STATE.c.updated_at.desc())
+            .limit(limit)
+        )
         # SQLite: a transaction's reads see one snapshot already (WAL)
         options = {"isolation_level": "REPEATABLE READ"} if self._postgres else {}
+        cached = 0
         with (
+            collector_paused(),
             self.db.online_engine.connect().execution_options(**options) as conn,
             conn.begin(),
         ):
-            rows = conn.execute(
-                select(
-                    _STATE.c.entity_type,
-                    _STATE.c.entity_id,
-                    _STATE.c.gen,
-                    _STATE.c.seq,
-                    _STATE.c.snapshot_seq,
-                )
-                .where(_STATE.c.namespace == self.namespace)
-                .order_by(_STATE.c.updated_at.desc())
-                .limit(limit)
-            ).all()
+            tx = DriverCursor(conn, self._sql)
             # the state at each head: before the event after it
-            heads = {
-                (entity_type, entity_id): _Head(gen, seq + 1, snapshot_seq)
-                for entity_type, entity_id, gen, seq, snapshot_seq in rows
-            }
-            states = self._read_states(DriverCursor(conn, self._sql), heads)
-        cached = 0
-        for key, state in states.items():
-            head = heads[key]
-            if state is not None and self._cache.add(
-                key, head.gen, head.seq - 1, state
-            ):
-                cached += 1
+            heads = [
+                ((entity_type, entity_id), _Head(gen, seq + 1, snapshot_seq))
+                for entity_type, entity_id, gen, seq, snapshot_seq in conn.execute(
+                    heads_stmt
+                )
+            ]
+            for start in range(0, len(heads), _WARM_CHUNK):
+                part = dict(heads[start : start + _WARM_CHUNK])
+                for key, state in self._read_states(tx, part).items():
+                    head = part[key]
+                    if state is not None and self._cache.add(
+                        key, head.gen, head.seq - 1, state
+                    ):
+                        cached += 1
+                time.sleep(_WARM_PAUSE_S)  # requests first
         return cached
 
     def _compact(self, entities: Iterable[tuple[EntityKey, _Head, State]]) -> None:
