@@ -82,8 +82,7 @@ _LOCK_STRIPES = 1024
 COMPACT_MIN_EVENTS = 32
 _LABEL_OP = "label"
 WARM_MAX_SNAPSHOT_BYTES = 64 * 1024
-_WARM_CHUNK = 250
-_WARM_PAUSE_S = 0.002
+_WARM_CHUNK = 100
 
 
 def namespace_for(config: Mapping[str, Any], roles: Iterable[str]) -> str:
@@ -630,8 +629,9 @@ class OnlineFeatureStore:
         its first transaction (on PostgreSQL: one round trip instead of two). Run off
         the request path (``ModelServer`` starts it in a thread), and gently: states
         with a snapshot over ``WARM_MAX_SNAPSHOT_BYTES`` are left to scoring (decoding
-        a busy merchant's takes milliseconds with the GIL held), the rest go in chunks
-        with a pause between, and the collector waits until it is done. Returns how
+        a busy merchant's takes milliseconds with the GIL held), the rest go in small
+        chunks with pauses that keep it to a quarter of a core, and the collector
+        waits until it is done. Returns how
         many states it cached."""
         from shared.gc_freezer import collector_paused
 
@@ -682,6 +682,7 @@ class OnlineFeatureStore:
                 )
             ]
             for start in range(0, len(heads), _WARM_CHUNK):
+                began = time.perf_counter()
                 part = dict(heads[start : start + _WARM_CHUNK])
                 for key, state in self._read_states(tx, part).items():
                     head = part[key]
@@ -689,7 +690,8 @@ class OnlineFeatureStore:
                         key, head.gen, head.seq - 1, state
                     ):
                         cached += 1
-                time.sleep(_WARM_PAUSE_S)  # requests first
+                # at most a quarter of a core: requests (and other workers) first
+                time.sleep(3 * (time.perf_counter() - began))
         return cached
 
     def _compact(self, entities: Iterable[tuple[EntityKey, _Head, State]]) -> None:
