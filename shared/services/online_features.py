@@ -300,7 +300,7 @@ _PG_KNOWN = (
 # ids, cached generations and sequences, the event, then the record's event time,
 # entity keys, features and now.
 _APPLY_IF_CURRENT = (
-    "SELECT entity_type, entity_id, gen, seq, snapshot_seq, known "
+    "SELECT outcome, entity_type, entity_id, gen, seq, snapshot_seq, known "
     "FROM online_apply_if_current(:ns, :tid, CAST(:types AS varchar[]), "
     "CAST(:ids AS varchar[]), CAST(:gens AS bigint[]), CAST(:seqs AS bigint[]), "
     ":event, :event_time, CAST(:keys AS json), CAST(:features AS json), :now)"
@@ -842,13 +842,15 @@ class OnlineFeatureStore:
         except BaseException:
             self._cache.evict(keys)
             raise
-        known = rows[0][5]
-        if known is not None:
+        outcome, known = rows[0][0], rows[0][6]
+        if outcome != "applied":
             self._cache.evict(keys)
-            return OnlineFeatures(transaction_id, known, True)
+            if outcome == "known":
+                return OnlineFeatures(transaction_id, known, True)
+            return None  # a head moved on: the locked path reads what was missed
         moved = {
             (entity_type, entity_id): _Head(gen, seq, snapshot_seq, False)
-            for entity_type, entity_id, gen, seq, snapshot_seq, _ in rows
+            for _, entity_type, entity_id, gen, seq, snapshot_seq, _ in rows
         }
         for key, head in moved.items():
             self._cache.put(key, head.gen, head.seq, touched[key])
