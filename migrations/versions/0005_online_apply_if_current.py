@@ -1,4 +1,4 @@
-"""PostgreSQL: apply a scored transaction in one round trip when the cache is current
+"""PostgreSQL: apply a scored transaction in one call from the heads the worker saw
 
 Revision ID: 0005
 Revises: 0004
@@ -15,11 +15,11 @@ creates it, if it still does not exist). If one moved on (another worker got the
 first) it changes nothing and answers ``moved`` (an error would cost both sides far
 more: two workers sharing entities meet this often); the caller then takes the locked
 path. A new entity created by another worker between the check and the insert raises
-``serialization_failure``, to the same effect. A transaction id
-applied before returns its stored features and changes nothing. Keys are locked in the
-order given (sorted by the caller, as the locked path locks them). Each statement is
-an equality on the whole primary key, so its plan does not depend on the tables'
-statistics. SQLite: nothing (no round trips).
+``serialization_failure``, to the same effect. A transaction id applied before returns
+its stored features and changes nothing. Keys are locked in the order given (sorted by
+the caller, as the locked path locks them). Each statement is an equality on the whole
+primary key, so its plan does not depend on the tables' statistics. SQLite: nothing
+(no round trips).
 """
 
 from collections.abc import Sequence

@@ -295,17 +295,17 @@ _PG_KNOWN = (
 )
 
 
-# PostgreSQL: one scored transaction whose entities are all cached, in one round trip
-# (migration 0005 says how). Positional: namespace, transaction id, the keys' types,
-# ids, cached generations and sequences, the event, then the record's event time,
-# entity keys, features and now.
+# PostgreSQL: one scored transaction in one call, from the heads the worker saw (cached
+# or just read; migration 0005 says how). Positional: namespace, transaction id, the
+# keys' types, ids, generations and sequences (-1: new), the event, then the record's
+# event time, entity keys, features and now.
 _APPLY_IF_CURRENT = (
     "SELECT outcome, entity_type, entity_id, gen, seq, snapshot_seq, known "
     "FROM online_apply_if_current(:ns, :tid, CAST(:types AS varchar[]), "
     "CAST(:ids AS varchar[]), CAST(:gens AS bigint[]), CAST(:seqs AS bigint[]), "
     ":event, :event_time, CAST(:keys AS json), CAST(:features AS json), :now)"
 )
-_MOVED_ON = "40001"  # serialization_failure: a head was not where the cache had it
+_MOVED_ON = "40001"  # serialization_failure: another worker created a new entity first
 # PostgreSQL: the current states of a transaction's entities that the cache lacks, in
 # one round trip and one snapshot of the database: each head (none for a new entity),
 # its snapshot and the events after it (as the primary key orders them).
@@ -631,8 +631,7 @@ class OnlineFeatureStore:
         with a snapshot over ``WARM_MAX_SNAPSHOT_BYTES`` are left to scoring (decoding
         a busy merchant's takes milliseconds with the GIL held), the rest go in small
         chunks with pauses that keep it to a quarter of a core, and the collector
-        waits until it is done. Returns how
-        many states it cached."""
+        waits until it is done. Returns how many states it cached."""
         from shared.gc_freezer import collector_paused
 
         limit = min(limit, self._cache.capacity // 2)

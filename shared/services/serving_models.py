@@ -235,7 +235,9 @@ class ModelServer:
             store=store,
         )
 
-    def _store(self, feature_config: dict[str, Any]) -> OnlineFeatureStore:
+    def _store(
+        self, feature_config: dict[str, Any], *, warm: bool = True
+    ) -> OnlineFeatureStore:
         from shared.services.online_features import OnlineFeatureStore
 
         store = OnlineFeatureStore.for_feature_config(self.ctx.db, feature_config)
@@ -243,10 +245,10 @@ class ModelServer:
             if store.namespace in self._stores:
                 return self._stores[store.namespace]
             self._stores[store.namespace] = store
-        warm = self.ctx.settings.online_warm_entities
-        if warm > 0:
+        limit = self.ctx.settings.online_warm_entities
+        if warm and limit > 0:  # a store that will score, not only take labels
             threading.Thread(
-                target=_warm, args=(store, warm), name="online-cache-warm", daemon=True
+                target=_warm, args=(store, limit), name="online-cache-warm", daemon=True
             ).start()
         return store
 
@@ -272,7 +274,7 @@ class ModelServer:
         with self._lock:
             found = {n: s for n, s in self._stores.items() if n in namespaces}
         for namespace in namespaces - found.keys():
-            found[namespace] = self._store(configs[namespace])
+            found[namespace] = self._store(configs[namespace], warm=False)
         return list(found.values())
 
 
