@@ -51,6 +51,40 @@ def test_entra_token_becomes_the_connection_password(
     assert scopes == ["https://ossrdbms-aad.database.windows.net/.default"]
 
 
+@pytest.mark.parametrize("durable", [False, True])
+def test_postgresql_online_engines_plan_once_and_stay_in_autocommit(
+    pg_url: str, durable: bool
+) -> None:
+    """The scoring path's engines: generic plans, asynchronous commits unless durable
+    ones are asked for, and the one-call engine in autocommit for good (nothing to
+    reset when a connection goes back to the pool)."""
+    db = Database(pg_url, online_durable_commit=durable)
+    commit = "on" if durable else "off"
+    engine = db.online_autocommit_engine
+    try:
+        for online in (db.online_engine, engine):
+            with online.connect() as conn:
+                assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == (
+                    "force_generic_plan"
+                )
+                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == (
+                    commit
+                )
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "auto"
+        pooled = []
+        for _ in range(3):
+            with engine.connect() as conn:
+                pooled.append(conn.connection.driver_connection)
+                conn.exec_driver_sql("SELECT 1")
+            # back in the pool, still in autocommit: nothing was set, nor reset
+            assert pooled[-1].autocommit  # type: ignore[union-attr]
+        assert len({id(c) for c in pooled}) == 1
+        assert db.online_autocommit_engine is engine
+    finally:
+        db.dispose()
+
+
 def test_sqlite_immediate_transactions_take_the_write_lock_first(
     sqlite_db: Database,
 ) -> None:

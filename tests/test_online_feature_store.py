@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import Engine
 
 from ml.datagen import GeneratorConfig, generate_transactions
 from ml.features import FeatureConfig, OnlineFeatureEngine, compute_features
@@ -36,6 +37,11 @@ def batch(transactions: pd.DataFrame) -> pd.DataFrame:
 
 def _store(db: Database) -> OnlineFeatureStore:
     return OnlineFeatureStore(db, OnlineFeatureEngine(FeatureConfig(), ROLES), ROLES)
+
+
+def _online_engines(db: Database) -> tuple[Engine, Engine]:
+    """The engines of the scoring path: the locked path's and the one-call path's."""
+    return db.online_engine, db.online_autocommit_engine
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -290,7 +296,7 @@ def test_a_connection_dropped_by_the_server_is_retried_once(
     online = {}
     for n, txn in enumerate(rows):
         if n % 100 == 50:  # the server drops the scoring engine's pooled connection
-            with pg_db.online_engine.connect() as pooled:
+            with pg_db.online_autocommit_engine.connect() as pooled:
                 pid = pooled.execute(text("SELECT pg_backend_pid()")).scalar_one()
             with pg_db.engine.connect() as admin:
                 admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
@@ -400,7 +406,8 @@ def test_postgresql_applies_a_cached_transaction_in_one_statement(
     def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         statements.append(statement)
 
-    event.listen(pg_db.online_engine, "before_cursor_execute", seen)
+    for engine in _online_engines(pg_db):
+        event.listen(engine, "before_cursor_execute", seen)
     try:
         a.process(first)  # new entities: looked for, then created by the call
         assert len(statements) == 2 and "online_apply_if_current" in statements[1]
@@ -419,7 +426,8 @@ def test_postgresql_applies_a_cached_transaction_in_one_statement(
         retried = a.process(same_entities(1))
         assert len(statements) == 1
     finally:
-        event.remove(pg_db.online_engine, "before_cursor_execute", seen)
+        for engine in _online_engines(pg_db):
+            event.remove(engine, "before_cursor_execute", seen)
     assert retried.replayed and retried.features == warm.features
     tids = [first["transaction_id"], *(f"again-{n}" for n in (1, 2, 3))]
     for worker in (a, b, store()):
@@ -446,7 +454,8 @@ def test_postgresql_scores_after_a_backfill_in_two_statements(
         statements.append(statement)
 
     online = {}
-    event.listen(pg_db.online_engine, "before_cursor_execute", seen)
+    for engine in _online_engines(pg_db):
+        event.listen(engine, "before_cursor_execute", seen)
     try:
         for txn in _records(transactions.iloc[3000:3050]):
             statements.clear()
@@ -455,7 +464,8 @@ def test_postgresql_scores_after_a_backfill_in_two_statements(
             assert len(statements) <= 2, statements
             assert "online_apply_if_current" in statements[-1]
     finally:
-        event.remove(pg_db.online_engine, "before_cursor_execute", seen)
+        for engine in _online_engines(pg_db):
+            event.remove(engine, "before_cursor_execute", seen)
     assert _max_abs_diff(online, batch) <= 1e-6
 
 

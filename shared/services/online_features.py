@@ -388,9 +388,7 @@ class OnlineFeatureStore:
         self._write_engine = db.online_engine.execution_options(
             sqlite_begin="immediate"
         )
-        self._autocommit_engine = db.online_engine.execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
+        self._autocommit_engine = db.online_autocommit_engine
         # the hot statements go to the driver (shared/db/driver.py); the rest is Core
         self._sql = DriverSQL(db.online_engine.dialect, (_STATE, _EVENTS, _TXN))
         self._known_stmt = select(_TXN.c.features).where(
