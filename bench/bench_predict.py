@@ -8,13 +8,16 @@ uploads all but the last ``--live`` rows, computes features, trains XGBoost
 through the API. Then plays the live rows, in time order and each transaction id once,
 against the server with a small keep-alive asyncio client (``bench/http_load.py``):
 
+- the timed scenarios start once the server has settled: its prediction log written
+  out and its online cache warm-up over (``settle_s``; ``/health`` reports both);
 - predict_200rps: open loop, constant arrival at ``--rate``/s for ``--seconds``;
-  latency from each request's scheduled send time (queueing counts);
+  latency from each request's scheduled send time, or from its send when the client
+  sent it early (queueing counts; ``send_late_ms``: how late requests went out);
 - predict_max: closed loop, ``--concurrency`` connections for ``--seconds``; then the
   server is stopped with SIGINT (it flushes its prediction log), the ``predictions``
   table is counted against the OK answers so far, and the server restarted;
 - batch: ``--batches`` sequential POSTs of ``--batch-size`` transactions;
-- explain_warm: once the prediction log has written out the batches (``drain_s``),
+- explain_warm: once the server has settled again after the batches (``drain_s``),
   20 warm-up, then ``--explain`` sequential /predict/explain calls;
 - cold_start: 3 x (stop, spawn, poll /predict every 5 ms until the first 200).
 
@@ -232,20 +235,25 @@ def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
 # -- setup through the API -------------------------------------------------------------
 
 
-def wait_log_drained(port: int, timeout: float = 300.0) -> float:
-    """Seconds until the server's prediction log has nothing pending, so a latency
-    scenario does not share the CPU with writing out the previous scenario's backlog.
-    Each worker answers for its own log: three idle answers in a row count."""
+def wait_settled(port: int, timeout: float = 300.0) -> float:
+    """Seconds until the server is in its steady state: its prediction log has nothing
+    pending (a latency scenario does not share the CPU with writing out the previous
+    scenario's backlog) and no online cache is warming (a deployed worker warms once,
+    after it loads a model; the cold-start scenario measures a worker that has not).
+    Each worker answers for itself: three settled answers in a row count."""
     t0 = time.perf_counter()
-    idle = 0
+    settled = 0
     while time.perf_counter() - t0 < timeout:
         status, body = http_get(port, f"{API}/health")
-        log = orjson.loads(body)["data"]["worker"].get("prediction_log") or {}
-        idle = idle + 1 if status == 200 and log.get("pending", 0) == 0 else 0
-        if idle >= 3:
+        worker = orjson.loads(body)["data"]["worker"]
+        log = worker.get("prediction_log") or {}
+        warming = any(c["warming"] for c in worker.get("online_cache") or ())
+        quiet = status == 200 and log.get("pending", 0) == 0 and not warming
+        settled = settled + 1 if quiet else 0
+        if settled >= 3:
             return round(time.perf_counter() - t0, 2)
         time.sleep(0.2)
-    raise RuntimeError("the prediction log did not drain")
+    raise RuntimeError("the server did not settle (prediction log or cache warm-up)")
 
 
 def _wait_job(client: Any, url: str, timeout: float) -> dict[str, Any]:
@@ -558,6 +566,7 @@ def scenario_open_loop(
     res = http_load.open_loop(server.port, reqs, rate, keep=_keep_ok)
     out = _figures("predict_200rps", res, meter.done())
     out["offered_rps"] = rate
+    out["send_late_ms"] = http_load.percentiles_ms(res.send_late)
     out["server_latency_ms"] = _server_ms(ledger.singles(res.bodies))
     return out
 
@@ -790,7 +799,8 @@ def _scenarios(
     def show(record: dict[str, Any]) -> None:
         emit({"db": kind, **record})
 
-    show({"scenario": "warmup", **warm_up(server, feed, ledger)})
+    warmed = warm_up(server, feed, ledger)
+    show({"scenario": "warmup", **warmed, "settle_s": wait_settled(server.port)})
     show(scenario_open_loop(server, feed, ledger, args.rate, args.seconds))
     show(
         scenario_closed_loop(
@@ -804,10 +814,11 @@ def _scenarios(
             "scenario": "restart",
             "restart_to_healthy_s": round(restart_s, 2),
             **warm_up(server, feed, ledger),
+            "settle_s": wait_settled(server.port),
         }
     )
     show(scenario_batch(server, feed, ledger, args.batches, batch_size))
-    drained_s = wait_log_drained(server.port)
+    drained_s = wait_settled(server.port)
     show({**scenario_explain(server, feed, ledger, args.explain), "drain_s": drained_s})
     show(scenario_cold_start(server, feed, ledger, COLD_REPEATS))
     show(log_check("final", server, count_url, ledger))

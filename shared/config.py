@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         "last moments of state updates",
     )
     online_warm_entities: int = Field(
-        20_000,
+        50_000,
         ge=0,
         description="How many of the most recently updated entity states a scoring "
         "worker loads into its cache, in the background, when it loads a model's "

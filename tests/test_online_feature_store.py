@@ -469,6 +469,45 @@ def test_postgresql_scores_after_a_backfill_in_two_statements(
     assert _max_abs_diff(online, batch) <= 1e-6
 
 
+def test_a_background_warm_up_says_when_it_runs_and_survives_a_failure(
+    sqlite_db: Database,
+    transactions: pd.DataFrame,
+    monkeypatch: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """cache_stats says ``warming`` from the moment warm_in_background returns until
+    the warm-up ends, then how many states it loaded; a failed warm-up is logged and
+    reported as over."""
+    import threading
+
+    store = _store(sqlite_db)
+    store.backfill(transactions.iloc[:2000])
+    assert store.cache_stats()["warming"] is False
+    gate = threading.Event()
+    warm = store.warm
+
+    def held(limit: int) -> int:  # the thread has not begun warming yet
+        gate.wait(10)
+        return warm(limit)
+
+    monkeypatch.setattr(store, "warm", held)
+    thread = store.warm_in_background(500)
+    assert store.cache_stats()["warming"] is True
+    gate.set()
+    thread.join(10)
+    stats = store.cache_stats()
+    assert stats["warming"] is False and stats["warmed"] == 500
+    assert stats["entities"] == 500 and stats["namespace"] == store.namespace
+
+    def broken(_limit: int) -> int:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(store, "warm", broken)
+    store.warm_in_background(500).join(10)
+    assert store.cache_stats()["warming"] is False
+    assert "online cache warm-up failed" in caplog.text
+
+
 def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame, monkeypatch: Any
 ) -> None:

@@ -1,4 +1,5 @@
-"""Reachability of the database and the blob store, for the health endpoint."""
+"""Reachability of the database and the blob store, and the state of this worker's
+prediction log and online caches, for the health endpoint."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def check_health(ctx: AppContext) -> dict[str, Any]:
     predictor = ctx.started_predictor
     if predictor is not None:  # queued, written and spilled predictions of this worker
         worker["prediction_log"] = dataclasses.asdict(predictor.log.stats())
+        worker["online_cache"] = predictor.models.cache_stats()
     return {
         "status": "ok" if healthy else "degraded",
         "runtime": ctx.settings.backend,

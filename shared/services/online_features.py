@@ -82,7 +82,7 @@ _LOCK_STRIPES = 1024
 COMPACT_MIN_EVENTS = 32
 _LABEL_OP = "label"
 WARM_MAX_SNAPSHOT_BYTES = 64 * 1024
-_WARM_CHUNK = 100
+_WARM_CHUNK = 25  # states decoded per GIL hold: about a millisecond here
 
 
 def namespace_for(config: Mapping[str, Any], roles: Iterable[str]) -> str:
@@ -382,6 +382,8 @@ class OnlineFeatureStore:
         self.namespace = namespace_for(engine.config.to_dict(), self.roles)
         self.compact_min_events = compact_min_events
         self._cache = _StateCache(cache_entities)
+        self._warming = False
+        self._warmed = 0
         self._locks = _KeyLocks()
         self._postgres = db.dialect == "postgresql"
         # options set once: per connection they cost a scored transaction measurably
@@ -629,12 +631,42 @@ class OnlineFeatureStore:
         with a snapshot over ``WARM_MAX_SNAPSHOT_BYTES`` are left to scoring (decoding
         a busy merchant's takes milliseconds with the GIL held), the rest go in small
         chunks with pauses that keep it to a quarter of a core, and the collector
-        waits until it is done. Returns how many states it cached."""
-        from shared.gc_freezer import collector_paused
-
+        waits until it is done. Returns how many states it cached; ``cache_stats``
+        tells whether it is still running."""
         limit = min(limit, self._cache.capacity // 2)
         if limit <= 0:
             return 0
+        self._warming = True
+        try:
+            self._warmed = self._warm_up(limit)
+        finally:
+            self._warming = False
+        return self._warmed
+
+    def warm_in_background(self, limit: int) -> threading.Thread:
+        """``warm`` in a daemon thread; ``cache_stats`` says ``warming`` from now on
+        until it ends. A failure is logged: warming is an optimisation, scoring reads
+        what it needs."""
+        self._warming = limit > 0
+
+        def run() -> None:
+            try:
+                cached = self.warm(limit)
+            except Exception:  # noqa: BLE001 - see the docstring
+                self._warming = False
+                log.warning("online cache warm-up failed", exc_info=True)
+                return
+            log.info(
+                "online cache: %d entity states loaded for %s", cached, self.namespace
+            )
+
+        thread = threading.Thread(target=run, name="online-cache-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def _warm_up(self, limit: int) -> int:
+        from shared.gc_freezer import collector_paused
+
         snap = _SNAP.c
         size = func.coalesce(func.length(snap.state), 0)
         heads_stmt = (
@@ -1187,6 +1219,17 @@ class OnlineFeatureStore:
     @property
     def cached_entities(self) -> int:
         return len(self._cache)
+
+    def cache_stats(self) -> dict[str, Any]:
+        """This worker's cache of the namespace, for the health endpoint: a worker
+        still warming serves its first transactions of cold entities more slowly."""
+        return {
+            "namespace": self.namespace,
+            "entities": len(self._cache),
+            "capacity": self._cache.capacity,
+            "warming": self._warming,
+            "warmed": self._warmed,
+        }
 
     # -- bulk ---------------------------------------------------------------------------
 

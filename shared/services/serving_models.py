@@ -247,10 +247,14 @@ class ModelServer:
             self._stores[store.namespace] = store
         limit = self.ctx.settings.online_warm_entities
         if warm and limit > 0:  # a store that will score, not only take labels
-            threading.Thread(
-                target=_warm, args=(store, limit), name="online-cache-warm", daemon=True
-            ).start()
+            store.warm_in_background(limit)
         return store
+
+    def cache_stats(self) -> list[dict[str, Any]]:
+        """The online state caches of this worker (``OnlineFeatureStore.cache_stats``)."""
+        with self._lock:
+            stores = list(self._stores.values())
+        return [store.cache_stats() for store in stores]
 
     def stores_recording(self, transaction_ids: list[str]) -> list[OnlineFeatureStore]:
         """The stores of every feature configuration whose online state applied any of
@@ -276,13 +280,3 @@ class ModelServer:
         for namespace in namespaces - found.keys():
             found[namespace] = self._store(configs[namespace], warm=False)
         return list(found.values())
-
-
-def _warm(store: OnlineFeatureStore, limit: int) -> None:
-    """A new store's cache filled in the background (``OnlineFeatureStore.warm``)."""
-    try:
-        cached = store.warm(limit)
-    except Exception:  # noqa: BLE001 - an optimisation: scoring reads what it needs
-        log.warning("online cache warm-up failed", exc_info=True)
-        return
-    log.info("online cache: %d entity states loaded for %s", cached, store.namespace)

@@ -126,6 +126,13 @@ def test_predict_uses_online_features_equal_to_batch_and_logs_each_once(
     assert store.states(keys) == before
     assert len(_logged(ctx)) == len(live)
 
+    # health shows this worker's online cache: the scored entities, warmed or not
+    worker = client.get(f"{API}/health").json()["data"]["worker"]
+    (cache,) = worker["online_cache"]
+    assert cache["namespace"] == store.namespace
+    assert cache["entities"] == store.cached_entities >= len(keys)
+    assert cache["capacity"] == 100_000 and cache["warming"] in (True, False)
+
 
 def test_explanations_add_up_to_the_raw_score_and_read_well(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
