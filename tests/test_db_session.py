@@ -85,6 +85,35 @@ def test_postgresql_online_engines_plan_once_and_stay_in_autocommit(
         db.dispose()
 
 
+def test_sqlite_bulk_pages_last_for_the_bulk_transactions_only(
+    sqlite_db: Database,
+) -> None:
+    """A larger page cache for a batch's transaction, the connection's own size back
+    afterwards (a large cache on every connection slowed single transactions)."""
+    from sqlalchemy import text
+
+    from shared.db.session import SQLITE_BULK_CACHE_KIB, sqlite_bulk_pages
+
+    def cache_size(conn: Any) -> int:
+        return int(
+            conn.connection.driver_connection.execute("PRAGMA cache_size").fetchone()[0]
+        )
+
+    with sqlite_db.engine.connect() as conn:
+        before = cache_size(conn)
+        assert before != -SQLITE_BULK_CACHE_KIB
+        with sqlite_bulk_pages(conn):
+            with conn.begin():
+                assert cache_size(conn) == -SQLITE_BULK_CACHE_KIB
+                conn.execute(text("CREATE TABLE bulk_probe (x INTEGER)"))
+            assert cache_size(conn) == -SQLITE_BULK_CACHE_KIB
+        assert cache_size(conn) == before
+        with pytest.raises(RuntimeError), sqlite_bulk_pages(conn):
+            raise RuntimeError("a failed batch")
+        assert cache_size(conn) == before
+        assert conn.execute(text("SELECT count(*) FROM bulk_probe")).scalar_one() == 0
+
+
 def test_sqlite_immediate_transactions_take_the_write_lock_first(
     sqlite_db: Database,
 ) -> None:

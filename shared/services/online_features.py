@@ -38,7 +38,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast, overload
@@ -63,7 +63,7 @@ from shared.db.models import (
     FeatureEntityState,
     OnlineTransaction,
 )
-from shared.db.session import Database
+from shared.db.session import Database, sqlite_bulk_pages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -438,12 +438,14 @@ class OnlineFeatureStore:
     # -- database primitives -----------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[DriverCursor]:
+    def _write(self, *, bulk: bool = False) -> Iterator[DriverCursor]:
         # SQLite: BEGIN IMMEDIATE takes the write lock before the first read, so two
         # writers of one entity never both read the old head (PostgreSQL: row locks).
+        # ``bulk``: a batch's transaction, with a larger page cache on SQLite.
         with (
             self.db.writing(),
             self._write_engine.connect() as conn,
+            sqlite_bulk_pages(conn) if bulk else nullcontext(),
             conn.begin(),
         ):
             yield DriverCursor(conn, self._sql)
@@ -1028,7 +1030,7 @@ class OnlineFeatureStore:
         every_key = sorted({k for keys in keys_of for k in keys})
         with self._locks.hold(every_key):
             try:
-                with self._write() as tx:
+                with self._write(bulk=True) as tx:
                     known = self._known_many(tx, tids)
                     fresh: list[int] = []
                     first: dict[str, int] = {}
