@@ -228,6 +228,7 @@ class Database:
         self._online_durable_commit = online_durable_commit
         self._online_engine: Engine | None = None
         self._online_autocommit_engine: Engine | None = None
+        self._engines_lock = threading.Lock()  # each scoring engine built once
         self._checkpointer = (
             WalCheckpointer(self.engine)
             if self.dialect == "sqlite" and ":memory:" not in url
@@ -295,12 +296,9 @@ class Database:
         if self.dialect != "postgresql":
             return self.engine
         if self._online_engine is None:
-            self._online_engine = make_engine(
-                self.url,
-                self._entra_auth,
-                synchronous_commit=self._online_durable_commit,
-                generic_plans=True,
-            )
+            with self._engines_lock:
+                if self._online_engine is None:
+                    self._online_engine = self._scoring_engine(autocommit=False)
         return self._online_engine
 
     @property
@@ -311,14 +309,22 @@ class Database:
         if self.dialect != "postgresql":
             return self.online_engine.execution_options(isolation_level="AUTOCOMMIT")
         if self._online_autocommit_engine is None:
-            self._online_autocommit_engine = make_engine(
-                self.url,
-                self._entra_auth,
-                synchronous_commit=self._online_durable_commit,
-                generic_plans=True,
-                autocommit=True,
-            )
+            with self._engines_lock:
+                if self._online_autocommit_engine is None:
+                    self._online_autocommit_engine = self._scoring_engine(
+                        autocommit=True
+                    )
         return self._online_autocommit_engine
+
+    def _scoring_engine(self, *, autocommit: bool) -> Engine:
+        """PostgreSQL: an engine of the scoring path (``make_engine``'s options)."""
+        return make_engine(
+            self.url,
+            self._entra_auth,
+            synchronous_commit=self._online_durable_commit,
+            generic_plans=True,
+            autocommit=autocommit,
+        )
 
     def dispose(self) -> None:
         """Close every pooled connection. On SQLite, first fold the WAL back into the
