@@ -235,22 +235,26 @@ def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
 # -- setup through the API -------------------------------------------------------------
 
 
-def wait_settled(port: int, timeout: float = 300.0) -> float:
+def wait_settled(port: int, workers: int = 1, timeout: float = 300.0) -> float:
     """Seconds until the server is in its steady state: its prediction log has nothing
     pending (a latency scenario does not share the CPU with writing out the previous
     scenario's backlog) and no online cache is warming (a deployed worker warms once,
     after it loads a model; the cold-start scenario measures a worker that has not).
-    Each worker answers for itself: three settled answers in a row count."""
+    Each worker answers for itself (a new connection per poll reaches any of them):
+    settled when the last answer of each of ``workers`` workers says so, three
+    settled answers in a row."""
     t0 = time.perf_counter()
     settled = 0
+    quiet_by_pid: dict[int, bool] = {}
     while time.perf_counter() - t0 < timeout:
         status, body = http_get(port, f"{API}/health")
         worker = orjson.loads(body)["data"]["worker"]
         log = worker.get("prediction_log") or {}
         warming = any(c["warming"] for c in worker.get("online_cache") or ())
         quiet = status == 200 and log.get("pending", 0) == 0 and not warming
+        quiet_by_pid[worker["pid"]] = quiet
         settled = settled + 1 if quiet else 0
-        if settled >= 3:
+        if settled >= 3 and len(quiet_by_pid) >= workers and all(quiet_by_pid.values()):
             return round(time.perf_counter() - t0, 2)
         time.sleep(0.2)
     raise RuntimeError("the server did not settle (prediction log or cache warm-up)")
@@ -546,14 +550,22 @@ def _keep_ok(status: int, _body: bytes) -> bool:
 
 
 def warm_up(server: Server, feed: Feed, ledger: Ledger) -> dict[str, Any]:
-    res = http_load.sequential(
-        server.port, predict_requests(feed.take(WARMUP)), keep=_keep_ok
-    )
-    server_ms = ledger.singles(res.bodies)
+    """``WARMUP`` requests, on four connections per worker so that every worker (the
+    kernel spreads connections) loads the model and starts warming its cache."""
+    reqs = predict_requests(feed.take(WARMUP))
+    parts = max(1, min(len(reqs), 4 * server.workers)) if server.workers > 1 else 1
+    results = [
+        http_load.sequential(server.port, reqs[i::parts], keep=_keep_ok)
+        for i in range(parts)
+    ]
+    first = results[0]
+    server_ms = [ms for res in results for ms in ledger.singles(res.bodies)]
     return {
-        "warmup_requests": res.sent,
-        "warmup_errors": res.errors,
-        "warmup_first_ms": round(res.latencies[0] * 1000, 1) if res.latencies else None,
+        "warmup_requests": sum(res.sent for res in results),
+        "warmup_errors": sum(res.errors for res in results),
+        "warmup_first_ms": (
+            round(first.latencies[0] * 1000, 1) if first.latencies else None
+        ),
         "warmup_first_server_ms": server_ms[0] if server_ms else None,
     }
 
@@ -800,7 +812,8 @@ def _scenarios(
         emit({"db": kind, **record})
 
     warmed = warm_up(server, feed, ledger)
-    show({"scenario": "warmup", **warmed, "settle_s": wait_settled(server.port)})
+    settle_s = wait_settled(server.port, server.workers)
+    show({"scenario": "warmup", **warmed, "settle_s": settle_s})
     show(scenario_open_loop(server, feed, ledger, args.rate, args.seconds))
     show(
         scenario_closed_loop(
@@ -814,11 +827,11 @@ def _scenarios(
             "scenario": "restart",
             "restart_to_healthy_s": round(restart_s, 2),
             **warm_up(server, feed, ledger),
-            "settle_s": wait_settled(server.port),
+            "settle_s": wait_settled(server.port, server.workers),
         }
     )
     show(scenario_batch(server, feed, ledger, args.batches, batch_size))
-    drained_s = wait_settled(server.port)
+    drained_s = wait_settled(server.port, server.workers)
     show({**scenario_explain(server, feed, ledger, args.explain), "drain_s": drained_s})
     show(scenario_cold_start(server, feed, ledger, COLD_REPEATS))
     show(log_check("final", server, count_url, ledger))

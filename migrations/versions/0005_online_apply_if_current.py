@@ -13,8 +13,9 @@ cache (the states it lacks read first, in one statement) and calls
 head first and moves them only if each is still where the caller saw it (sequence -1:
 creates it, if it still does not exist). If one moved on (another worker got there
 first) it changes nothing and answers ``moved`` (an error would cost both sides far
-more: two workers sharing entities meet this often); the caller then takes the locked
-path. A new entity created by another worker between the check and the insert raises
+more: two workers sharing entities meet this often); the caller then reads the
+states again and calls once more, and after a second ``moved`` takes the locked path.
+A new entity created by another worker between the check and the insert raises
 ``serialization_failure``, to the same effect. A transaction id applied before returns
 its stored features and changes nothing. Keys are locked in the order given (sorted by
 the caller, as the locked path locks them). Each statement is an equality on the whole

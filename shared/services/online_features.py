@@ -791,7 +791,10 @@ class OnlineFeatureStore:
         keys = sorted(self.engine.entity_keys(event))
         payload = orjson.dumps(event)
         with self._locks.hold(keys):
-            if self._postgres:
+            # PostgreSQL: when a head moved on (another worker), its state is read
+            # again and the call tried once more (three round trips), before the
+            # locked path (five and more): two workers with warm caches meet this often
+            for _ in range(2 if self._postgres else 0):
                 applied = self._apply_if_current(event, transaction_id, keys, payload)
                 if applied is not None:
                     return applied
@@ -834,7 +837,8 @@ class OnlineFeatureStore:
         computed, then one call of ``online_apply_if_current`` (migration 0005), all in
         autocommit: two round trips at most, against four and more on the locked path.
         None when a head moved on since it was read or cached (another worker): the
-        caller then takes the locked path."""
+        caller then tries once more (the moved states are read again), then takes the
+        locked path."""
         try:
             with self._autocommit_engine.connect() as conn:
                 cursor = DriverCursor(conn, self._sql)
@@ -878,7 +882,7 @@ class OnlineFeatureStore:
             self._cache.evict(keys)
             if outcome == "known":
                 return OnlineFeatures(transaction_id, known, True)
-            return None  # a head moved on: the locked path reads what was missed
+            return None  # a head moved on: the caller reads what was missed
         moved = {
             (entity_type, entity_id): _Head(gen, seq, snapshot_seq, False)
             for _, entity_type, entity_id, gen, seq, snapshot_seq, _ in rows
