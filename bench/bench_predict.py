@@ -553,7 +553,7 @@ def warm_up(server: Server, feed: Feed, ledger: Ledger) -> dict[str, Any]:
     """``WARMUP`` requests, on four connections per worker so that every worker (the
     kernel spreads connections) loads the model and starts warming its cache."""
     reqs = predict_requests(feed.take(WARMUP))
-    parts = max(1, min(len(reqs), 4 * server.workers)) if server.workers > 1 else 1
+    parts = min(len(reqs), 4 * server.workers) if server.workers > 1 else 1
     results = [
         http_load.sequential(server.port, reqs[i::parts], keep=_keep_ok)
         for i in range(parts)

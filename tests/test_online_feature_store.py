@@ -512,6 +512,17 @@ def test_a_background_warm_up_says_when_it_runs_and_survives_a_failure(
     assert store.cache_stats()["warming"] is False
     assert "online cache warm-up failed" in caplog.text
 
+    # a cache too small to warm any of it: nothing loaded, and not left "warming"
+    tiny = OnlineFeatureStore(sqlite_db, store.engine, store.roles, cache_entities=1)
+    tiny.warm_in_background(500).join(10)
+    assert tiny.cache_stats() | {"namespace": None} == {
+        "namespace": None,
+        "entities": 0,
+        "capacity": 1,
+        "warming": False,
+        "warmed": 0,
+    }
+
 
 def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame, monkeypatch: Any

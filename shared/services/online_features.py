@@ -636,11 +636,9 @@ class OnlineFeatureStore:
         waits until it is done. Returns how many states it cached; ``cache_stats``
         tells whether it is still running."""
         limit = min(limit, self._cache.capacity // 2)
-        if limit <= 0:
-            return 0
         self._warming = True
         try:
-            self._warmed = self._warm_up(limit)
+            self._warmed = self._warm_up(limit) if limit > 0 else 0
         finally:
             self._warming = False
         return self._warmed
