@@ -307,6 +307,38 @@ def test_a_connection_dropped_by_the_server_is_retried_once(
     assert caplog.text.count("reconnecting") == 3  # once per dropped connection
 
 
+def test_records_keep_values_and_records_by_name_still_replay(
+    db: Database, transactions: pd.DataFrame
+) -> None:
+    """A record stores the features' values in the engine's order (a third of the
+    bytes); one stored by name, as before, replays the same."""
+    from sqlalchemy import select, update
+
+    from shared.db.models import OnlineTransaction
+
+    table = OnlineTransaction.__table__
+    store = _store(db)
+    rows = _records(transactions.head(40))
+    first = [store.process(txn) for txn in rows[:20]]
+    first += store.process_many(rows[20:])
+    with db.engine.begin() as conn:
+        query = select(table.c.transaction_id, table.c.features)
+        stored = {tid: features for tid, features in conn.execute(query)}
+        old = first[3].transaction_id
+        conn.execute(
+            update(table)
+            .where(table.c.transaction_id == old)
+            .values(features=first[3].features)
+        )
+    for result in (first[0], first[30]):
+        assert stored[result.transaction_id] == [
+            result.features[name] for name in store.engine.feature_names
+        ]
+    again = [store.process(txn) for txn in rows] + store.process_many(rows)
+    for result, before in zip(again, first + first, strict=True):
+        assert result.replayed and result.features == before.features
+
+
 def test_process_many_equals_batch_and_replays_known_ids(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
 ) -> None:
