@@ -86,7 +86,7 @@ class Outage:
         _ctx: Any,
         many: bool,
     ) -> None:
-        if not statement.startswith("INSERT INTO predictions"):
+        if not statement.startswith(("INSERT INTO predictions", "COPY predictions")):
             return
         if self.down or self.remaining > 0:
             self.remaining -= 1
@@ -97,7 +97,7 @@ class Outage:
             for c in statement[statement.index("(") + 1 :].split(")")[0].split(",")
         ]
         at = columns.index("id")
-        # rows (executemany, PostgreSQL) or a multi-row statement's values (SQLite)
+        # rows (COPY or executemany, PostgreSQL) or a multi-row statement's values
         ids = [r[at] for r in params] if many else params[at :: len(columns)]
         self.inserted_ids += [uuid.UUID(str(i)) for i in ids]
 
@@ -129,7 +129,7 @@ def test_batched_writes_land_with_their_values(
 
     @event.listens_for(db.engine, "before_cursor_execute")
     def count(_c: Any, _k: Any, stmt: str, params: Any, _x: Any, many: bool) -> None:
-        if stmt.startswith("INSERT INTO predictions"):
+        if stmt.startswith(("INSERT INTO predictions", "COPY predictions")):
             columns = stmt[stmt.index("(") + 1 : stmt.index(")")].count(",") + 1
             statements.append(len(params) if many else len(params) // columns)
 
@@ -140,9 +140,9 @@ def test_batched_writes_land_with_their_values(
     assert plog.flush(10)
     event.remove(db.engine, "before_cursor_execute", count)
 
-    # batches of 1000, 1000 and 500 rows: on SQLite in multi-row statements of up to
-    # 500 rows, on PostgreSQL one pipelined executemany each
-    expected = [500] * 5 if db.dialect == "sqlite" else [1000, 1000, 500]
+    # a backlog goes in writes of up to bulk_size (2000) rows, then the 500 left: on
+    # SQLite in multi-row statements of up to 500 rows, on PostgreSQL one COPY each
+    expected = [500] * 5 if db.dialect == "sqlite" else [2000, 500]
     assert statements == expected
     assert count_predictions(db) == 2500
     assert plog.pending == 0 and plog.written == 2500
@@ -304,6 +304,21 @@ def test_database_down_at_close_spools_then_start_replays_exactly_once(
     assert got["created_at"] == rows[5].created_at
     assert got["input_features"] == rows[5].input_features
     assert got["explanation"] == rows[5].explanation
+
+
+def test_a_batch_with_a_row_already_stored_lands_the_rest_once(
+    db: Database, make_log: LogFactory
+) -> None:
+    """A retried batch whose first commit went through in part: on PostgreSQL the
+    COPY refuses it whole and the insert that skips stored rows takes over."""
+    rows = [rec(i) for i in range(300)]
+    plog = make_log(db)
+    plog.record_many(rows[100:101])
+    assert plog.flush(10)
+    plog.record_many(rows)
+    assert plog.flush(10)
+    assert sorted(db_ids(db)) == sorted(r.id for r in rows)
+    assert plog.stats().rejected == 0
 
 
 def test_failing_batches_are_retried_in_order(

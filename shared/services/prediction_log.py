@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TABLE = cast(Table, Prediction.__table__)
+_UNIQUE_VIOLATION = "23505"
 _LABEL_CHUNK = 500
 
 
@@ -198,6 +199,7 @@ class PredictionLog:
         spool_dir: Path,
         *,
         batch_size: int = 250,
+        bulk_size: int = 2000,
         max_delay: float = 0.25,
         high_water: int = 50_000,
         retry_base: float = 0.05,
@@ -208,6 +210,9 @@ class PredictionLog:
         self.db = db
         self.spool_dir = Path(spool_dir)
         self.batch_size = batch_size
+        # a write in flight is off the queue: bulk writes of up to high_water rows
+        # keep the backpressure bound (queue plus one write)
+        self.bulk_size = max(batch_size, min(bulk_size, high_water))
         self.max_delay = max_delay
         self.high_water = high_water
         self.hard_limit = 4 * high_water
@@ -473,7 +478,11 @@ class PredictionLog:
                     and self._flush_target <= self._committed
                 ):
                     self._wake.wait(self.max_delay)  # let a batch gather
-                n = min(len(self._queue), self.batch_size)
+                # a backlog (a /predict/batch) goes in bigger writes: fewer commits
+                size = self.batch_size
+                if len(self._queue) > size:
+                    size = max(size, min(self.bulk_size, len(self._queue)))
+                n = min(len(self._queue), size)
                 if n:
                     break
             records = [self._queue.popleft() for _ in range(n)]
@@ -610,12 +619,13 @@ class PredictionLog:
             self._set_aside(rows, exc)
             return
         try:
-            with self.db.writing(), self._engine.begin() as conn:
-                cursor = DriverCursor(conn, self._sql)
-                for columns, group in by_columns.items():
-                    cursor.insert_many(
-                        _TABLE, columns, group, " ON CONFLICT DO NOTHING"
-                    )
+            if not self._copied(by_columns):
+                with self.db.writing(), self._engine.begin() as conn:
+                    cursor = DriverCursor(conn, self._sql)
+                    for columns, group in by_columns.items():
+                        cursor.insert_many(
+                            _TABLE, columns, group, " ON CONFLICT DO NOTHING"
+                        )
         except Exception as exc:
             if not _is_poison(exc):
                 raise _Transient(f"{type(exc).__name__}: {exc}"[:500]) from exc
@@ -623,6 +633,28 @@ class PredictionLog:
             return
         with self._lock:
             self._written += len(rows)
+
+    def _copied(
+        self, by_columns: Mapping[tuple[str, ...], list[tuple[Any, ...]]]
+    ) -> bool:
+        """PostgreSQL: the rows in by ``COPY``, several times faster than the
+        ``ON CONFLICT DO NOTHING`` insert (a /predict/batch of 10,000 rows took
+        the writer 500 ms that way); False, and nothing written, when a row is
+        there already (a retried batch whose commit went through, a replayed
+        spool file) or the database is SQLite: then the insert that skips such
+        rows runs instead."""
+        if self.db.dialect != "postgresql":
+            return False
+        try:
+            with self._engine.begin() as conn:
+                cursor = DriverCursor(conn, self._sql)
+                for columns, group in by_columns.items():
+                    cursor.insert_many(_TABLE, columns, group)
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _UNIQUE_VIOLATION:
+                return False
+            raise
+        return True
 
     def _bound(
         self, rows: Sequence[dict[str, Any]]
