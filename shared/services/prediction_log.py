@@ -3,7 +3,8 @@
 ``/predict`` calls :meth:`PredictionLog.record`, which only appends to an in-memory
 queue (well under a microsecond; no database work on the caller's thread). One writer
 thread drains the queue in batches (``batch_size`` rows, or whatever arrived within
-``max_delay``) and inserts each batch in one transaction, straight through the driver
+``max_delay``; a backlog, such as a /predict/batch leaves, in writes of up to
+``bulk_size``) and inserts each batch in one transaction, straight through the driver
 (``DriverCursor.insert_many``; rows converted before SQLite's write turn is taken, so
 scoring waits less for it). ``max_delay`` is 250 ms: fewer, larger log transactions
 leave scoring more of the CPU and, on SQLite, of the write turn (one worker's
@@ -13,7 +14,9 @@ latency at 200 req/s unchanged; ``bench/bench_predict.py``).
 Nothing is dropped:
 
 - every insert is ``ON CONFLICT DO NOTHING`` on the primary key (id, created_at), so a
-  batch can be retried, or a spool file replayed, any number of times: a row lands once;
+  batch can be retried, or a spool file replayed, any number of times: a row lands once
+  (PostgreSQL first tries a plain ``COPY``, much faster, and when that meets a stored
+  row it rolls back and the skipping insert runs);
 - a batch that fails for want of the database (connection refused, lock timeout, ...)
   stays in flight and is retried with exponential backoff, ahead of everything queued
   after it;
