@@ -108,6 +108,18 @@ def test_batches_in_time_order_score_vectorised_as_one_by_one(
     _compare(live, states, sizes, vectorised=True)
 
 
+def test_new_users_in_a_batch_score_and_fold_as_one_by_one(
+    history: tuple[pd.DataFrame, dict[EntityKey, State]],
+) -> None:
+    """Users with no state yet, some with several transactions in the batch: their
+    first amount becomes the shift and their values are all first seen here."""
+    live, states = history
+    live = live.copy()
+    fresh = live.index % 40 == 0
+    live.loc[fresh, "user_id"] = [f"new_user_{i % 60}" for i in range(fresh.sum())]
+    _compare(live, states, [2_500, 3_500], vectorised=True)
+
+
 def test_batch_out_of_time_order_goes_one_by_one(
     history: tuple[pd.DataFrame, dict[EntityKey, State]],
 ) -> None:
