@@ -40,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast, overload
 
 import orjson
@@ -81,6 +81,7 @@ _ADVANCE_CHUNK = 500  # rows per head upsert: 7 parameters each, under SQLite's 
 _LOCK_STRIPES = 1024
 COMPACT_MIN_EVENTS = 32
 _LABEL_OP = "label"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WARM_MAX_SNAPSHOT_BYTES = 64 * 1024
 _WARM_CHUNK = 25  # states decoded per GIL hold: about a millisecond here
 
@@ -166,6 +167,16 @@ class _StateCache:
     @property
     def capacity(self) -> int:
         return self._max
+
+    def put_many(self, items: Iterable[tuple[EntityKey, int, int, State]]) -> None:
+        """``put`` of many entries under one hold of the lock (a batch has thousands)."""
+        with self._lock:
+            entries = self._items
+            for key, gen, seq, state in items:
+                entries[key] = _Cached(gen, seq, state)
+                entries.move_to_end(key)
+            while len(entries) > self._max:
+                entries.popitem(last=False)
 
     def evict(self, keys: Iterable[EntityKey]) -> None:
         with self._lock:
@@ -369,7 +380,8 @@ class _NothingToLabel(Exception):
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime:
-    return datetime.fromtimestamp(int(event["timestamp"]) / 1e9, UTC)
+    """The event's time to the microsecond (floored, as ``_bound_event_times``)."""
+    return _EPOCH + timedelta(microseconds=int(event["timestamp"]) // 1000)
 
 
 class OnlineFeatureStore:
@@ -986,6 +998,7 @@ class OnlineFeatureStore:
         keys: list[EntityKey],
         features: dict[str, float] | list[float],
         now: Any,
+        event_time: Any = None,
     ) -> tuple[Any, ...]:
         """The exactly-once record of an applied transaction (its features are what a
         retry gets back), positional (``_TXN_COLUMNS``); ``now`` bound already.
@@ -998,11 +1011,25 @@ class OnlineFeatureStore:
         return (
             self.namespace,
             str(event["transaction_id"]),
-            sql.bind(table, "event_time")(_event_time(event)),
+            sql.bind(table, "event_time")(_event_time(event))
+            if event_time is None
+            else event_time,
             sql.bind(table, "entity_keys")([list(k) for k in keys]),
             sql.bind(table, "features")(features),
             now,
         )
+
+    def _bound_event_times(self, events: list[dict[str, Any]]) -> list[Any]:
+        """The records' event times as the column binds them; on SQLite its text form
+        straight from numpy (a batch's 10,000 in 2 ms, against 20 through the bind)."""
+        if self._postgres:
+            bind = self._sql.bind(_TXN, "event_time")
+            return [bind(_event_time(event)) for event in events]
+        import numpy as np
+
+        ns = np.fromiter((e["timestamp"] for e in events), np.int64, len(events))
+        micros = ns.astype("datetime64[ns]").astype("datetime64[us]")
+        return [t.replace("T", " ") for t in np.datetime_as_string(micros).tolist()]
 
     def _features_of(self, stored: Any) -> dict[str, float]:
         """A record's features by name: stored as values in ``engine.feature_names``
@@ -1113,11 +1140,16 @@ class OnlineFeatureStore:
                         [events[i] for i in fresh], states, normalized=True
                     )
                     payloads: dict[int, bytes] = {}
-                    for i, features in zip(fresh, feature_rows, strict=True):
+                    times = self._bound_event_times([events[i] for i in fresh])
+                    for i, features, time_ in zip(
+                        fresh, feature_rows, times, strict=True
+                    ):
                         event = events[i]
                         payloads[i] = orjson.dumps(event)
                         computed[tids[i]] = features
-                        records.append(self._record(event, keys_of[i], features, now))
+                        records.append(
+                            self._record(event, keys_of[i], features, now, time_)
+                        )
                     for key, run in runs.items():
                         payload = (
                             payloads[run[0]]
@@ -1135,8 +1167,9 @@ class OnlineFeatureStore:
                 for key, head in heads.items()
                 if (state := states[key]) is not None
             ]
-            for key, head, state in written:
-                self._cache.put(key, head.gen, head.seq, state)
+            self._cache.put_many(
+                (key, head.gen, head.seq, state) for key, head, state in written
+            )
             self._compact(written)
         return [
             OnlineFeatures(tid, known[tid], True)
