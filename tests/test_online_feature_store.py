@@ -589,3 +589,50 @@ def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
         result = b.process(txn)
         online[result.transaction_id] = result.features
     assert _max_abs_diff(online, batch) <= 1e-6
+
+
+def test_warm_up_reads_in_short_transactions_that_see_compactions_meanwhile(
+    db: Database, transactions: pd.DataFrame, monkeypatch: Any
+) -> None:
+    """No transaction lasts the whole warm-up (on PostgreSQL it would hold vacuum
+    back, on SQLite the checkpoints): each chunk reads its heads again, so a snapshot
+    written between the listing and the chunk is the one it reads."""
+    from sqlalchemy import event
+
+    from shared.services import online_features
+
+    a = _store(db)
+    a.backfill(transactions.iloc[:3000])
+    live = _records(transactions.iloc[3000:3400])
+    for txn in live:
+        a.process(txn)
+    monkeypatch.setattr(online_features, "_WARM_CHUNK", 10)
+    b = OnlineFeatureStore(
+        db, OnlineFeatureEngine(FeatureConfig(), ROLES), ROLES, compact_min_events=1
+    )
+    listed = b._heads_of
+    begun: list[int] = []
+    engine = db.online_engine
+
+    def begin(_conn: Any) -> None:
+        begun.append(1)
+
+    def heads_of(conn: Any, keys: list[Any]) -> Any:
+        if len(begun) == 2:  # after the listing, before the first chunk's read
+            for txn in live[:50]:
+                b.process({**txn, "transaction_id": f"again-{txn['transaction_id']}"})
+        return listed(conn, keys)
+
+    monkeypatch.setattr(b, "_heads_of", heads_of)
+    event.listen(engine, "begin", begin)
+    try:
+        warmed = b.warm(200)
+    finally:
+        event.remove(engine, "begin", begin)
+    assert warmed >= 100
+    assert len(begun) >= 1 + 100 // 10  # the listing, then one per chunk
+    keys = list(b._cache._items)
+    stored = b.states(keys)
+    for key in keys:
+        cached = b._cache.get(key)
+        assert cached is not None and cached.state == stored[key], key

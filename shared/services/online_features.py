@@ -51,6 +51,7 @@ from sqlalchemy import (
     bindparam,
     func,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -707,14 +708,8 @@ class OnlineFeatureStore:
 
         snap = _SNAP.c
         size = func.coalesce(func.length(snap.state), 0)
-        heads_stmt = (
-            select(
-                _STATE.c.entity_type,
-                _STATE.c.entity_id,
-                _STATE.c.gen,
-                _STATE.c.seq,
-                _STATE.c.snapshot_seq,
-            )
+        keys_stmt = (
+            select(_STATE.c.entity_type, _STATE.c.entity_id)
             .outerjoin(
                 _SNAP,
                 and_(
@@ -732,26 +727,24 @@ class OnlineFeatureStore:
             .order_by(_STATE.c.updated_at.desc())
             .limit(limit)
         )
-        # SQLite: a transaction's reads see one snapshot already (WAL)
+        # Each chunk reads its heads and their states in a snapshot of its own: one
+        # transaction held through the whole warm-up (seconds) kept PostgreSQL's
+        # vacuum from the heads it updates meanwhile, and SQLite's checkpoints from
+        # the WAL. SQLite: a transaction's reads see one snapshot already (WAL).
         options = {"isolation_level": "REPEATABLE READ"} if self._postgres else {}
         cached = 0
         with (
             collector_paused(),
             self.db.online_engine.connect().execution_options(**options) as conn,
-            conn.begin(),
         ):
-            tx = DriverCursor(conn, self._sql)
-            # the state at each head: before the event after it
-            heads = [
-                ((entity_type, entity_id), _Head(gen, seq + 1, snapshot_seq))
-                for entity_type, entity_id, gen, seq, snapshot_seq in conn.execute(
-                    heads_stmt
-                )
-            ]
-            for start in range(0, len(heads), _WARM_CHUNK):
+            with conn.begin():
+                keys = [(et, eid) for et, eid in conn.execute(keys_stmt)]
+            for start in range(0, len(keys), _WARM_CHUNK):
                 began = time.perf_counter()
-                part = dict(heads[start : start + _WARM_CHUNK])
-                for key, state in self._read_states(tx, part).items():
+                with conn.begin():
+                    part = self._heads_of(conn, keys[start : start + _WARM_CHUNK])
+                    states = self._read_states(DriverCursor(conn, self._sql), part)
+                for key, state in states.items():
                     head = part[key]
                     if state is not None and self._cache.add(
                         key, head.gen, head.seq - 1, state
@@ -760,6 +753,23 @@ class OnlineFeatureStore:
                 # at most a quarter of a core: requests (and other workers) first
                 time.sleep(3 * (time.perf_counter() - began))
         return cached
+
+    def _heads_of(
+        self, conn: Connection, keys: list[EntityKey]
+    ) -> dict[EntityKey, _Head]:
+        """The heads of these entities (those that still have one), each as the head of
+        the event after it: ``_read_states`` then reads the state at the head."""
+        c = _STATE.c
+        rows = conn.execute(
+            select(c.entity_type, c.entity_id, c.gen, c.seq, c.snapshot_seq).where(
+                c.namespace == self.namespace,
+                tuple_(c.entity_type, c.entity_id).in_(keys),
+            )
+        )
+        return {
+            (entity_type, entity_id): _Head(gen, seq + 1, snapshot_seq)
+            for entity_type, entity_id, gen, seq, snapshot_seq in rows
+        }
 
     def _compact(self, entities: Iterable[tuple[EntityKey, _Head, State]]) -> None:
         """Write new snapshots of the entities whose events since the last one are many
