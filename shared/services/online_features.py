@@ -664,8 +664,8 @@ class OnlineFeatureStore:
 
     def warm(self, limit: int) -> int:
         """Cache the states of the ``limit`` entities updated most recently (at most
-        half the cache), read in one consistent snapshot of the database, without
-        replacing what scoring cached meanwhile. A worker that starts, or loads a
+        half the cache), each at its head (a few at a time, in short transactions),
+        without replacing what scoring cached meanwhile. A worker that starts, or loads a
         model, then serves its active entities from memory instead of reading each on
         its first transaction (on PostgreSQL: one round trip instead of two). Run off
         the request path (``ModelServer`` starts it in a thread), and gently: states
