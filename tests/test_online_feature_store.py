@@ -636,3 +636,34 @@ def test_warm_up_reads_in_short_transactions_that_see_compactions_meanwhile(
     for key in keys:
         cached = b._cache.get(key)
         assert cached is not None and cached.state == stored[key], key
+
+
+def test_warm_up_reads_heads_by_their_whole_key(
+    sqlite_db: Database, transactions: pd.DataFrame
+) -> None:
+    """Each slice's heads are searched by namespace, type and id: a row-value IN made
+    SQLite scan all the namespace's heads for every slice of 25 (a warm-up of 43,500
+    entities took seconds of CPU instead of milliseconds)."""
+    from sqlalchemy import event
+
+    db = sqlite_db
+    store = _store(db)
+    store.backfill(transactions.iloc[:2000])
+    seen: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        statement, params = args[2], args[3]
+        if "FROM feature_entity_state" in statement and " IN (" in statement:
+            seen.append((statement, params))
+
+    event.listen(db.online_engine, "before_cursor_execute", capture)
+    try:
+        assert store.warm(100) > 0
+    finally:
+        event.remove(db.online_engine, "before_cursor_execute", capture)
+    assert seen
+    with db.online_engine.connect() as conn:
+        for statement, params in seen:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "entity_id=?" in details, details
