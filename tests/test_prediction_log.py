@@ -140,9 +140,11 @@ def test_batched_writes_land_with_their_values(
     assert plog.flush(10)
     event.remove(db.engine, "before_cursor_execute", count)
 
-    # a backlog goes in writes of up to bulk_size (2000) rows, then the 500 left: on
-    # SQLite in multi-row statements of up to 500 rows, on PostgreSQL one COPY each
+    # SQLite: writes of batch_size rows (1000, 1000, 500: the write turn is shared
+    # with scoring), in multi-row statements of up to 500 rows; PostgreSQL: a backlog
+    # in writes of up to bulk_size (2000) rows, then the 500 left, one COPY each
     expected = [500] * 5 if db.dialect == "sqlite" else [2000, 500]
+    assert plog.bulk_size == (1000 if db.dialect == "sqlite" else 2000)
     assert statements == expected
     assert count_predictions(db) == 2500
     assert plog.pending == 0 and plog.written == 2500
