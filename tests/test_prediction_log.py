@@ -313,14 +313,28 @@ def test_a_batch_with_a_row_already_stored_lands_the_rest_once(
 ) -> None:
     """A retried batch whose first commit went through in part: on PostgreSQL the
     COPY refuses it whole and the insert that skips stored rows takes over."""
-    rows = [rec(i) for i in range(300)]
+    statements: list[str] = []
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def seen(_c: Any, _k: Any, stmt: str, *_: Any) -> None:
+        if "predictions" in stmt:
+            statements.append(stmt.split(" (")[0])
+
+    rows = [rec(i) for i in range(1200)]
     plog = make_log(db)
     plog.record_many(rows[100:101])
     assert plog.flush(10)
     plog.record_many(rows)
     assert plog.flush(10)
+    event.remove(db.engine, "before_cursor_execute", seen)
     assert sorted(db_ids(db)) == sorted(r.id for r in rows)
     assert plog.stats().rejected == 0
+    if db.dialect == "postgresql":  # one row alone: no COPY; then COPY, refused
+        assert statements[:3] == [
+            "INSERT INTO predictions",
+            "COPY predictions",
+            "INSERT INTO predictions",
+        ]
 
 
 def test_failing_batches_are_retried_in_order(

@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 _TABLE = cast(Table, Prediction.__table__)
 _UNIQUE_VIOLATION = "23505"
+_COPY_MIN_ROWS = 500
 _LABEL_CHUNK = 500
 
 
@@ -645,13 +646,15 @@ class PredictionLog:
     def _copied(
         self, by_columns: Mapping[tuple[str, ...], list[tuple[Any, ...]]]
     ) -> bool:
-        """PostgreSQL: the rows in by ``COPY``, several times faster than the
+        """PostgreSQL: many rows in by ``COPY``, several times faster than the
         ``ON CONFLICT DO NOTHING`` insert (a /predict/batch of 10,000 rows took
         the writer 500 ms that way); False, and nothing written, when a row is
         there already (a retried batch whose commit went through, a replayed
-        spool file) or the database is SQLite: then the insert that skips such
-        rows runs instead."""
-        if self.db.dialect != "postgresql":
+        spool file), the rows are few (/predict's, a few dozen at a time: ``COPY``
+        costs more round trips) or the database is SQLite: then the insert that
+        skips stored rows runs instead."""
+        rows = sum(len(group) for group in by_columns.values())
+        if self.db.dialect != "postgresql" or rows < _COPY_MIN_ROWS:
             return False
         try:
             with self._engine.begin() as conn:
