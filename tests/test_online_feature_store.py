@@ -322,14 +322,21 @@ def test_records_keep_values_and_records_by_name_still_replay(
     first = [store.process(txn) for txn in rows[:20]]
     first += store.process_many(rows[20:])
     with db.engine.begin() as conn:
-        query = select(table.c.transaction_id, table.c.features)
-        stored = {tid: features for tid, features in conn.execute(query)}
+        query = select(table.c.transaction_id, table.c.features, table.c.event_time)
+        found = conn.execute(query).all()
+        stored = {tid: features for tid, features, _ in found}
         old = first[3].transaction_id
         conn.execute(
             update(table)
             .where(table.c.transaction_id == old)
             .values(features=first[3].features)
         )
+    # one by one and in a batch, the event time reads back as the timestamp
+    when = {str(t["transaction_id"]): pd.Timestamp(t["timestamp"]) for t in rows}
+    assert len(found) == 40
+    for tid, _, event_time in found:
+        expected = when[tid] if when[tid].tzinfo else when[tid].tz_localize("UTC")
+        assert pd.Timestamp(event_time) == expected.floor("us")
     for result in (first[0], first[30]):
         assert stored[result.transaction_id] == [
             result.features[name] for name in store.engine.feature_names

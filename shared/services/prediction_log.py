@@ -629,12 +629,7 @@ class PredictionLog:
             return
         try:
             if not self._copied(by_columns):
-                with self.db.writing(), self._engine.begin() as conn:
-                    cursor = DriverCursor(conn, self._sql)
-                    for columns, group in by_columns.items():
-                        cursor.insert_many(
-                            _TABLE, columns, group, " ON CONFLICT DO NOTHING"
-                        )
+                self._insert(by_columns, " ON CONFLICT DO NOTHING")
         except Exception as exc:
             if not _is_poison(exc):
                 raise _Transient(f"{type(exc).__name__}: {exc}"[:500]) from exc
@@ -657,15 +652,23 @@ class PredictionLog:
         if self.db.dialect != "postgresql" or rows < _COPY_MIN_ROWS:
             return False
         try:
-            with self._engine.begin() as conn:
-                cursor = DriverCursor(conn, self._sql)
-                for columns, group in by_columns.items():
-                    cursor.insert_many(_TABLE, columns, group)
+            self._insert(by_columns)  # no suffix: insert_many copies on PostgreSQL
         except IntegrityError as exc:
             if getattr(exc.orig, "sqlstate", None) == _UNIQUE_VIOLATION:
                 return False
             raise
         return True
+
+    def _insert(
+        self,
+        by_columns: Mapping[tuple[str, ...], list[tuple[Any, ...]]],
+        suffix: str = "",
+    ) -> None:
+        """The bound rows in one transaction (``DriverCursor.insert_many``)."""
+        with self.db.writing(), self._engine.begin() as conn:
+            cursor = DriverCursor(conn, self._sql)
+            for columns, group in by_columns.items():
+                cursor.insert_many(_TABLE, columns, group, suffix)
 
     def _bound(
         self, rows: Sequence[dict[str, Any]]
