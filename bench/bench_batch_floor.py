@@ -60,7 +60,9 @@ def _app() -> Any:
     app = FastAPI()
 
     def floor(body: Any) -> Response:
-        items = [_transaction(t) for t in _TRANSACTIONS.validate_python(body.transactions)]
+        items = [
+            _transaction(t) for t in _TRANSACTIONS.validate_python(body.transactions)
+        ]
         predictions = [
             {
                 "prediction_id": str(prediction_id(_MODEL, str(t["transaction_id"]))),
@@ -83,9 +85,7 @@ def _app() -> Any:
 def _serve(port: int) -> None:
     import uvicorn
 
-    uvicorn.run(
-        _app(), host="127.0.0.1", port=port, log_config=None, access_log=False
-    )
+    uvicorn.run(_app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 
 def _free_port() -> int:
@@ -144,14 +144,15 @@ def measure_http(batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
     import orjson
 
     reqs = [
-        http_load.encode_post(_PATH, orjson.dumps({"transactions": b}))
-        for b in batches
+        http_load.encode_post(_PATH, orjson.dumps({"transactions": b})) for b in batches
     ]
     with _server() as port:
         http_load.sequential(port, reqs[:1])  # the first request imports and warms
         res = http_load.sequential(port, reqs)
     if res.ok != len(reqs):
-        raise SystemExit(f"floor server answered {res.ok} of {len(reqs)}: {res.error_samples}")
+        raise SystemExit(
+            f"floor server answered {res.ok} of {len(reqs)}: {res.error_samples}"
+        )
     per_batch = [s * 1000 for s in res.latencies]
     return {
         "part": "http",
@@ -174,8 +175,16 @@ def _rows(batch: list[dict[str, Any]], n_features: int) -> tuple[list[Any], ...]
             ("bench", tid, datetime.fromisoformat(t["timestamp"]), keys, features, now)
         )
         log.append(
-            (uuid.uuid4(), now, None, tid, dict(zip(names, features, strict=True)),
-             0.01, False, 0.05)  # fmt: skip
+            (
+                uuid.uuid4(),
+                now,
+                None,
+                tid,
+                dict(zip(names, features, strict=True)),
+                0.01,
+                False,
+                0.05,
+            )  # fmt: skip
         )
     return records, log
 
@@ -214,6 +223,7 @@ def _write_all(url: str, batches: list[list[dict[str, Any]]], n: int) -> dict[st
     pred = cast(Table, Prediction.__table__)
     sql = DriverSQL(db.engine.dialect, (txn, pred))
     walls, cpus = [], []
+    by_table: dict[str, list[float]] = {txn.name: [], pred.name: []}
     try:
         for batch in batches:
             records, log = _rows(batch, n)
@@ -224,17 +234,32 @@ def _write_all(url: str, batches: list[list[dict[str, Any]]], n: int) -> dict[st
             ):
                 binds = [sql.bind(table, c) for c in columns]
                 bound.append(
-                    (table, columns, [tuple(b(v) for b, v in zip(binds, r)) for r in rows])
+                    (
+                        table,
+                        columns,
+                        [
+                            tuple(b(v) for b, v in zip(binds, r, strict=True))
+                            for r in rows
+                        ],
+                    )
                 )
             wall0, cpu0 = time.perf_counter(), time.process_time()
             for table, columns, rows in bound:
+                cpu = time.process_time()
                 with db.engine.begin() as conn:
                     DriverCursor(conn, sql).insert_many(table, columns, rows)
+                by_table[table.name].append((time.process_time() - cpu) * 1000)
             walls.append((time.perf_counter() - wall0) * 1000)
             cpus.append((time.process_time() - cpu0) * 1000)
     finally:
         db.dispose()
-    return {"wall_ms": _summary(walls), "cpu_ms": _summary(cpus)}
+    return {
+        "wall_ms": _summary(walls),
+        "cpu_ms": _summary(cpus),
+        "cpu_ms_by_table": {
+            name: round(statistics.median(v), 1) for name, v in by_table.items()
+        },
+    }
 
 
 @contextmanager
