@@ -13,8 +13,10 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 
 import uvicorn
 
@@ -28,7 +30,7 @@ _CONTROL = "SH_LOCAL_CONTROL_URL"
 _TOKEN = "SH_LOCAL_TOKEN"
 
 
-def _serve(app: object, sockets: list[object]) -> None:
+def _serve(app: object, sockets: Sequence[socket.socket]) -> None:
     # Move everything imported so far out of the collector's sight (no collection
     # first: start-up ran with the collector off, see main) and collect the young
     # generation less often: scoring allocates many short-lived objects and no cycles

@@ -71,7 +71,7 @@ class LocalDurableEngine:
 
     def __init__(
         self,
-        app: func.FunctionApp | FunctionRegistry,
+        app: func.FunctionRegister | FunctionRegistry,
         store: HistoryStore,
         max_workers: int = 2,
         executor: str = "thread",

@@ -31,7 +31,7 @@ class FunctionRegistry:
     activities: dict[str, ActivityFunction] = field(default_factory=dict)
 
     @classmethod
-    def from_app(cls, app: func.FunctionApp) -> FunctionRegistry:
+    def from_app(cls, app: func.FunctionRegister) -> FunctionRegistry:
         """Index ``app`` (with any blueprints already registered on it).
 
         ``FunctionApp.get_functions()`` refuses a second call (it remembers the

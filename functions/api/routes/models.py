@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -29,14 +29,16 @@ class BaselinesRequest(BaseModel):
     baselines: list[BaselineIn]
 
 
-OnlineState = Literal["keep", "replace"]  # as shared.services.models (kept light here)
-_ONLINE_STATE = Field(
-    "keep",
-    description="keep: when the online feature state of the model's feature "
-    "configuration is live (transactions scored since its last backfill), the model "
-    "continues from it; replace: rebuild it from the model's training data, "
-    "forgetting what was scored live",
-)
+# the values as shared.services.models takes them (kept light here)
+OnlineState = Annotated[
+    Literal["keep", "replace"],
+    Field(
+        description="keep: when the online feature state of the model's feature "
+        "configuration is live (transactions scored since its last backfill), the "
+        "model continues from it; replace: rebuild it from the model's training data, "
+        "forgetting what was scored live",
+    ),
+]
 
 
 class PromoteRequest(BaseModel):
@@ -45,14 +47,14 @@ class PromoteRequest(BaseModel):
     reason: str | None = Field(None, max_length=2000)
     override_baselines: bool = False
     actor: str | None = Field(None, max_length=255, description="Who asks (until SSO)")
-    online_state: OnlineState = _ONLINE_STATE
+    online_state: OnlineState = "keep"
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(None, max_length=2000)
     actor: str | None = Field(None, max_length=255)
-    online_state: OnlineState = _ONLINE_STATE
+    online_state: OnlineState = "keep"
 
 
 def _registry(ctx: Ctx) -> ModelRegistry:
