@@ -73,10 +73,12 @@ class AppContext:
             self._predictor.models.invalidate()
 
     def close(self) -> None:
-        """Flush and stop what the context started (the prediction log's writer)."""
+        """Stop what the context started: the online stores' cache warm-ups, then the
+        prediction log's writer, once what it holds is written."""
         with self._predictor_lock:
             predictor, self._predictor = self._predictor, None
         if predictor is not None:
+            predictor.models.close()
             predictor.log.close()
 
     @classmethod

@@ -3,6 +3,7 @@ updated exactly once per transaction id, bulk backfill, late labels."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -511,6 +512,34 @@ def test_postgresql_scores_after_a_backfill_in_two_statements(
         for engine in _online_engines(pg_db):
             event.remove(engine, "before_cursor_execute", seen)
     assert _max_abs_diff(online, batch) <= 1e-6
+
+
+def test_closing_the_store_stops_its_warm_up(
+    sqlite_db: Database, transactions: pd.DataFrame, monkeypatch: Any
+) -> None:
+    """close() ends a background warm-up after the slice it is reading and waits for
+    it, so nothing of a closed context keeps reading the store's tables."""
+    import threading
+
+    store = _store(sqlite_db)
+    store.backfill(transactions.iloc[:2000])
+    slices: list[int] = []
+    reading = threading.Event()
+    read = store._read_states
+
+    def slow(cursor: Any, part: Any) -> Any:
+        slices.append(len(part))
+        reading.set()
+        time.sleep(0.05)
+        return read(cursor, part)
+
+    monkeypatch.setattr(store, "_read_states", slow)
+    thread = store.warm_in_background(500)
+    assert reading.wait(10)
+    store.close()
+    assert not thread.is_alive()
+    assert 1 <= len(slices) < 500 // 25  # stopped well before its 20 slices
+    assert store.cache_stats()["warming"] is False
 
 
 def test_a_background_warm_up_says_when_it_runs_and_survives_a_failure(

@@ -405,6 +405,8 @@ class OnlineFeatureStore:
         self._cache = _StateCache(cache_entities)
         self._warming = False
         self._warmed = 0
+        self._stop_warming = threading.Event()
+        self._warm_thread: threading.Thread | None = None
         self._locks = _KeyLocks()
         self._postgres = db.dialect == "postgresql"
         # options set once: per connection they cost a scored transaction measurably
@@ -695,8 +697,18 @@ class OnlineFeatureStore:
             )
 
         thread = threading.Thread(target=run, name="online-cache-warm", daemon=True)
+        self._warm_thread = thread
         thread.start()
         return thread
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop a warm-up still running (it ends after the slice of entities it is
+        reading) and wait for it: left running, it would keep reading the store's
+        tables after its context closed (a test's next ``TRUNCATE`` deadlocked on it)."""
+        self._stop_warming.set()
+        thread = self._warm_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def _warm_up(self, limit: int) -> int:
         from shared.gc_freezer import collector_paused
@@ -735,6 +747,8 @@ class OnlineFeatureStore:
             with conn.begin():
                 keys = [(et, eid) for et, eid in conn.execute(keys_stmt)]
             for start in range(0, len(keys), _WARM_CHUNK):
+                if self._stop_warming.is_set():
+                    break
                 began = time.thread_time()
                 with conn.begin():
                     part = self._heads_of(conn, keys[start : start + _WARM_CHUNK])
@@ -747,7 +761,7 @@ class OnlineFeatureStore:
                         cached += 1
                 # at most a quarter of a core: requests (and other workers) first;
                 # this thread's CPU time, not the wait for the database, sets the pause
-                time.sleep(3 * (time.thread_time() - began))
+                self._stop_warming.wait(3 * (time.thread_time() - began))
         return cached
 
     def _heads_of(

@@ -250,6 +250,13 @@ class ModelServer:
             store.warm_in_background(limit)
         return store
 
+    def close(self) -> None:
+        """Stop the stores' background warm-ups (``OnlineFeatureStore.close``)."""
+        with self._lock:
+            stores = list(self._stores.values())
+        for store in stores:
+            store.close()
+
     def cache_stats(self) -> list[dict[str, Any]]:
         """The online state caches of this worker (``OnlineFeatureStore.cache_stats``)."""
         with self._lock:
