@@ -16,12 +16,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from shared.config import get_settings
-from shared.logging_setup import configure_logging
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("shadow_hubble.local")
 
@@ -44,11 +45,37 @@ def _serve(app: object, sockets: Sequence[socket.socket]) -> None:
     # backlog of batch predictions 61 -> 45 ms).
     sys.setswitchinterval(0.0005)
     gc.enable()
+    import uvicorn
+
     config = uvicorn.Config(app, log_config=None, access_log=False)  # type: ignore[arg-type]
-    try:
-        uvicorn.Server(config).run(sockets=sockets)  # type: ignore[arg-type]
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
-        pass
+    _server(config).run(sockets=sockets)  # type: ignore[arg-type]
+
+
+def _server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn's server, minus one step: after its graceful shutdown on Ctrl-C or
+    SIGTERM it raises the signal again, still inside the event loop, where asyncio's
+    runner turns SIGINT into a KeyboardInterrupt that cancels the lifespan task, and
+    Starlette logged that as an ERROR with a traceback at every stop. This process is
+    the program: once the server has shut down there is nothing left to interrupt."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return Server(config)
+
+
+def _exit_quietly(_sig: int, _frame: FrameType | None) -> None:
+    """A secondary worker stopped while it is still starting (the primary stops its
+    workers with SIGINT, and the benchmark stops a new server at once): it has served
+    nothing and holds nothing to write, so it leaves without a KeyboardInterrupt
+    traceback from the middle of an import. Once serving, uvicorn's handler takes over
+    (a graceful shutdown)."""
+    os._exit(0)
 
 
 def _worker(host: str, port: int) -> None:
@@ -103,6 +130,11 @@ def main() -> None:
         help="server processes on the port (one Python process uses about one core)",
     )
     args = parser.parse_args()
+    if os.environ.get(_ROLE) == "worker":
+        signal.signal(signal.SIGINT, _exit_quietly)
+    from shared.config import get_settings
+    from shared.logging_setup import configure_logging
+
     # Start-up builds only long-lived objects: full collections over them cost about
     # 150 ms each on a 2-core machine, several per start (seen with gc.callbacks);
     # _serve freezes them and turns the collector back on.

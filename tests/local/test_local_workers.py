@@ -121,3 +121,38 @@ def test_two_workers_share_the_port_jobs_and_the_prediction_log(tmp_path: Path) 
         logged = conn.execute(text("SELECT count(*) FROM predictions")).scalar_one()
     engine.dispose()
     assert logged == len(live)  # both workers flushed their logs at shutdown
+
+
+def test_a_server_stopped_while_its_worker_starts_stops_without_errors(
+    tmp_path: Path,
+) -> None:
+    """SIGINT as soon as the primary answers (its secondary worker is still starting,
+    as in the benchmark's cold starts): both processes stop, exit 0, and log neither
+    a traceback nor an error."""
+    port = _free_port()
+    env = {**os.environ, "SH_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "server.log"
+    with out.open("wb") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "local", "--port", str(port), "--workers", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}{API}/health", timeout=5)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+    log = out.read_text(encoding="utf-8")
+    assert server.returncode == 0, log
+    assert "Shutting down" in log  # the primary's graceful shutdown ran
+    assert "Traceback" not in log, log
+    assert '"level": "ERROR"' not in log, log
