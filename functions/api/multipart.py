@@ -66,7 +66,8 @@ async def read_form(request: Request, tmp_dir: Path, max_bytes: int) -> FormUplo
         nonlocal out
         if f.field_name != b"file":
             return
-        f.flush_to_disk()
+        if f.in_memory:  # a large upload is on disk already (flushing it again warns)
+            f.flush_to_disk()
         out = f
 
     mime, options = parse_options_header(content_type)

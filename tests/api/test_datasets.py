@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from shared.bootstrap import AppContext
 from tests.support.data import CSV, parquet_bytes, upload
@@ -50,6 +53,21 @@ def test_upload_parquet(client: Any) -> None:
     data = _data(resp)
     assert data["row_count"] == 7
     assert data["versions"][0]["source_format"] == "parquet"
+
+
+def test_a_large_upload_goes_to_disk_without_warnings(
+    client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Over a megabyte the multipart parser spools the file to disk itself; the
+    upload neither flushes it again nor logs the parser's warning about that."""
+    rows = CSV.splitlines()
+    body = b"\n".join([rows[0], *rows[1:] * 20_000]) + b"\n"
+    assert len(body) > 1024 * 1024
+    with caplog.at_level(logging.WARNING):
+        resp = upload(client, content=body)
+    assert resp.status_code == 201, resp.text
+    assert _data(resp)["row_count"] == 3 * 20_000
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_list_paginates_and_filters_by_name(client: Any) -> None:
