@@ -177,6 +177,10 @@ param apimPublisherName string = 'Shadow Hubble'
 @description('Import the API from the running app\'s OpenAPI document. Leave false until the code is deployed: the import fetches /api/v1/openapi.json from the Function App.')
 param importOpenApi bool = false
 
+@secure()
+@description('Shared secret API Management adds to every request it forwards (X-Gateway-Secret); the app refuses requests without it (functions/api/gateway.py). By default a new one each deployment, which sets it on both sides.')
+param gatewaySecret string = newGuid()
+
 @allowed([
   'Free'
   'Standard'
@@ -310,6 +314,7 @@ module functionApp 'modules/functionapp.bicep' = {
     databaseName: databaseName
     logLevel: logLevel
     maxUploadMb: maxUploadMb
+    gatewaySecret: gatewaySecret
   }
 }
 
@@ -361,6 +366,7 @@ module apim 'modules/apim.bicep' = {
     openApiUrl: 'https://${functionApp.outputs.defaultHostName}/api/v1/openapi.json'
     importOpenApi: importOpenApi
     dashboardOrigin: 'https://${staticWebApp.outputs.defaultHostname}'
+    gatewaySecret: gatewaySecret
   }
 }
 

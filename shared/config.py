@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         description="How often the freezer unfreezes everything for one full "
         "collection, which frees reference cycles that died while frozen; it pauses "
         "the worker (180 ms with 126,000 cached entity states measured) (0: never)",
+    )
+    gateway_secret: SecretStr | None = Field(
+        None,
+        description="Azure: the secret API Management adds to every request it "
+        "forwards (X-Gateway-Secret); when set, a request without it is refused "
+        "with 403, so the Function App answers only through the gateway (unset "
+        "locally)",
     )
     prediction_spool_dir: Path | None = Field(
         None,

@@ -30,6 +30,11 @@ class ValidationFailed(AppError):
     code = "VALIDATION_ERROR"
 
 
+class Forbidden(AppError):
+    status_code = 403
+    code = "FORBIDDEN"
+
+
 class NotFound(AppError):
     status_code = 404
     code = "NOT_FOUND"

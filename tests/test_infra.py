@@ -36,6 +36,7 @@ REQUIRED_APP_SETTINGS = {
     "SH_JOBS_QUEUE",
     "SH_RUN_MIGRATIONS",
     "SH_LOG_JSON",
+    "SH_GATEWAY_SECRET",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }
 
@@ -639,6 +640,38 @@ def test_apim_imports_the_app_openapi_document() -> None:
     staticwebapp = BicepFile(INFRA / "modules" / "staticwebapp.bicep")
     assert "Microsoft.Web/staticSites@" in staticwebapp.code
     assert set(allowed_values(main)["staticWebAppSku"]) <= {"Free", "Standard"}
+
+
+def test_only_the_gateway_knows_the_secret_the_app_requires() -> None:
+    """API Management adds the app's gateway secret to every forwarded request, from a
+    secret named value, and the same deployment parameter sets both sides."""
+    from functions.api.gateway import HEADER
+
+    main = main_file(INFRA)
+    assert main.module_params("functionApp")["gatewaySecret"] == "gatewaySecret"
+    assert main.module_params("apim")["gatewaySecret"] == "gatewaySecret"
+    assert re.search(
+        r"@secure\(\)\s*(@description\([^\n]*\)\s*)?param gatewaySecret string",
+        main.code,
+    )
+    module = BicepFile(INFRA / "modules" / "functionapp.bicep")
+    assert module.app_settings()["SH_GATEWAY_SECRET"] == "gatewaySecret"
+    apim = BicepFile(INFRA / "modules" / "apim.bicep")
+    named = re.search(
+        r"resource \w+ 'Microsoft.ApiManagement/service/namedValues@[^']+' = \{(.*?)\n\}",
+        apim.code,
+        re.S,
+    )
+    assert named is not None
+    assert "name: 'gateway-secret'" in named.group(1)
+    assert "secret: true" in named.group(1) and "value: gatewaySecret" in named.group(1)
+    policy = (INFRA / "modules" / "apim-policy.xml").read_text(encoding="utf-8")
+    header = re.search(
+        r'<set-header name="([^"]+)" exists-action="override">\s*'
+        r"<value>\{\{gateway-secret\}\}</value>",
+        policy,
+    )
+    assert header is not None and header.group(1).lower().encode() == HEADER
 
 
 def test_readme_covers_the_deploy_steps() -> None:

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
 
 from functions.api.envelope import RequestIdMiddleware, install_error_handlers
+from functions.api.gateway import GatewayGuard
 from functions.api.routes import (
     datasets,
     features,
@@ -20,6 +22,7 @@ from functions.api.routes import (
 )
 from functions.api.scoring_path import ScoringPath
 from shared.bootstrap import current_context
+from shared.config import get_settings
 
 API_PREFIX = "/api/v1"
 
@@ -64,8 +67,19 @@ def create_app() -> FastAPI:
     return app
 
 
-def create_asgi_app(app: FastAPI | None = None) -> RequestIdMiddleware:
+def create_asgi_app(
+    app: FastAPI | None = None, gateway_secret: str | None = None
+) -> RequestIdMiddleware:
     """The app as served: the request-id layer sits outermost so that even the log of an
-    unhandled error carries the id the client got back; inside it, /predict is answered
-    ahead of the framework (``ScoringPath``)."""
-    return RequestIdMiddleware(ScoringPath(app or create_app(), API_PREFIX))
+    unhandled error carries the id the client got back; inside it, with a
+    ``gateway_secret`` (default: the setting), requests that did not come through API
+    Management are refused (``GatewayGuard``); then /predict is answered ahead of the
+    framework (``ScoringPath``)."""
+    inner: ASGIApp = ScoringPath(app or create_app(), API_PREFIX)
+    if gateway_secret is None:
+        secret = get_settings().gateway_secret
+        gateway_secret = secret.get_secret_value() if secret is not None else None
+    if gateway_secret:
+        open_paths = frozenset({f"{API_PREFIX}/openapi.json"})
+        inner = GatewayGuard(inner, gateway_secret, open_paths)
+    return RequestIdMiddleware(inner)

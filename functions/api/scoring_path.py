@@ -34,7 +34,7 @@ class ScoringPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
-            or _route_path(scope) != self.path
+            or route_path(scope) != self.path
             or scope["method"] != "POST"
             or not _declares_json(scope)
         ):
@@ -85,7 +85,7 @@ def _parse(body: bytes) -> PredictRequest:
         ) from None
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path the app's router matches: behind a ``root_path`` (a proxy's prefix),
     Starlette strips it first, and so does this."""
     path: str = scope["path"]

@@ -22,6 +22,10 @@ param importOpenApi bool
 @description('Origin of the dashboard (https://<static web app host>), admitted by the CORS policy.')
 param dashboardOrigin string
 
+@secure()
+@description('Sent to the Function App in X-Gateway-Secret with every request (SH_GATEWAY_SECRET there).')
+param gatewaySecret string
+
 @description('URL suffix of the API on the gateway.')
 param apiPath string = 'shadow-hubble'
 
@@ -59,6 +63,17 @@ resource backend 'Microsoft.ApiManagement/service/backends@2023-05-01-preview' =
   }
 }
 
+// The policy adds it to every forwarded request as {{gateway-secret}}.
+resource gatewaySecretValue 'Microsoft.ApiManagement/service/namedValues@2023-05-01-preview' = {
+  parent: service
+  name: 'gateway-secret'
+  properties: {
+    displayName: 'gateway-secret'
+    secret: true
+    value: gatewaySecret
+  }
+}
+
 resource api 'Microsoft.ApiManagement/service/apis@2023-05-01-preview' = if (importOpenApi) {
   parent: service
   name: 'shadow-hubble-v1'
@@ -77,7 +92,8 @@ resource api 'Microsoft.ApiManagement/service/apis@2023-05-01-preview' = if (imp
   }
 }
 
-// Route every operation to the backend entity and answer the dashboard's CORS preflights.
+// Route every operation to the backend entity with the gateway's secret, and answer the
+// dashboard's CORS preflights.
 resource apiPolicy 'Microsoft.ApiManagement/service/apis/policies@2023-05-01-preview' = if (importOpenApi) {
   parent: api
   name: 'policy'
@@ -87,6 +103,7 @@ resource apiPolicy 'Microsoft.ApiManagement/service/apis/policies@2023-05-01-pre
   }
   dependsOn: [
     backend
+    gatewaySecretValue
   ]
 }
 

@@ -30,6 +30,10 @@ param databaseName string
 param logLevel string
 param maxUploadMb int
 
+@secure()
+@description('SH_GATEWAY_SECRET: API Management sends it with every request; requests without it are refused.')
+param gatewaySecret string
+
 var workerProcesses = {
   EP1: 1
   EP2: 2
@@ -133,6 +137,11 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
         {
           name: 'SH_DATABASE_URL'
           value: databaseUrl
+        }
+        {
+          // only API Management sends it: the app refuses requests without it
+          name: 'SH_GATEWAY_SECRET'
+          value: gatewaySecret
         }
         {
           // the managed identity's Entra token is the PostgreSQL password
