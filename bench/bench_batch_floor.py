@@ -3,7 +3,7 @@ before it computes a single feature, so the ≥ 50,000 transactions/s target can
 against what the stack allows here.
 
 Two parts, each over ``--batches`` batches of ``--batch-size`` generated transactions
-(the same ones bench_predict.py sends):
+(the generator and request shape bench_predict.py uses):
 
 - ``http``: a server in its own process, run as the local runtime runs (uvicorn, one
   worker), whose route does only what /predict/batch must do around the scoring: parse
@@ -37,12 +37,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import http_load  # noqa: E402
-from bench.scratch import add_data_arguments, generated, scratch_postgres  # noqa: E402
+from bench.scratch import (  # noqa: E402
+    add_data_arguments,
+    free_port,
+    generated,
+    scratch_postgres,
+)
 
 _PATH = "/floor/batch"
 _MODEL = uuid.UUID(int=1)
@@ -88,15 +93,9 @@ def _serve(port: int) -> None:
     uvicorn.run(_app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _server() -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port)],
         cwd=Path(__file__).resolve().parents[1],
@@ -162,11 +161,11 @@ def measure_http(batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
-def _rows(batch: list[dict[str, Any]], n_features: int) -> tuple[list[Any], ...]:
-    """The records and log rows of one batch, as the app builds them (unbound)."""
+def _rows(batch: list[dict[str, Any]], names: list[str]) -> tuple[list[Any], ...]:
+    """The records and log rows of one batch, as the app builds them (unbound), with
+    the default feature set's names."""
     now = datetime.now(UTC)
-    features = [0.25 * j for j in range(n_features)]
-    names = [f"feature_{j}" for j in range(n_features)]
+    features = [0.25 * j for j in range(len(names))]
     records, log = [], []
     for t in batch:
         tid = str(t["transaction_id"])
@@ -209,9 +208,9 @@ _LOG_COLUMNS = (
 )
 
 
-def _write_all(url: str, batches: list[list[dict[str, Any]]], n: int) -> dict[str, Any]:
-    from typing import cast
-
+def _write_all(
+    url: str, batches: list[list[dict[str, Any]]], names: list[str]
+) -> dict[str, Any]:
     from sqlalchemy import Table
 
     from shared.db.driver import DriverCursor, DriverSQL
@@ -226,7 +225,7 @@ def _write_all(url: str, batches: list[list[dict[str, Any]]], n: int) -> dict[st
     by_table: dict[str, list[float]] = {txn.name: [], pred.name: []}
     try:
         for batch in batches:
-            records, log = _rows(batch, n)
+            records, log = _rows(batch, names)
             bound = []
             for table, columns, rows in (
                 (txn, _RECORD_COLUMNS, records),
@@ -290,13 +289,13 @@ def main() -> None:
         return
     from ml.features import OnlineFeatureEngine
 
-    n_features = len(OnlineFeatureEngine().feature_names)
+    names = OnlineFeatureEngine().feature_names
     batches = _batches(args)
     http = measure_http(batches)
     print(json.dumps(http), flush=True)
     for kind in args.db.split(","):
         with _database(kind) as url:
-            writes = _write_all(url, batches, n_features)
+            writes = _write_all(url, batches, names)
         floor_ms = http["per_batch_ms"]["median"] + writes["cpu_ms"]["median"]
         print(
             json.dumps(

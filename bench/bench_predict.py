@@ -60,7 +60,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import http_load  # noqa: E402  (bench/ is on the path only from here on)
-from scratch import add_data_arguments, generated, scratch_postgres  # noqa: E402
+from scratch import (  # noqa: E402
+    add_data_arguments,
+    free_port,
+    generated,
+    scratch_postgres,
+)
 
 PY = sys.executable
 API = "/api/v1"
@@ -72,12 +77,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the server process ----------------------------------------------------------------

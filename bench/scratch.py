@@ -1,10 +1,11 @@
 """What the benchmark scripts share: the generated data set from their common
-arguments, and a scratch PostgreSQL database (127.0.0.1:5432, user postgres, trust
-auth) created for one run and dropped after it."""
+arguments, a free local port, and a scratch PostgreSQL database (127.0.0.1:5432, user
+postgres, trust auth) created for one run and dropped after it."""
 
 from __future__ import annotations
 
 import argparse
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,13 @@ def generated(args: argparse.Namespace) -> pd.DataFrame:
             seed=args.seed,
         )
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextmanager
