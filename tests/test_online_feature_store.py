@@ -342,7 +342,7 @@ def test_records_keep_values_and_records_by_name_still_replay(
         assert stored[result.transaction_id] == [
             result.features[name] for name in store.engine.feature_names
         ]
-    again = [store.process(txn) for txn in rows] + store.process_many(rows)
+    again = [store.process(txn) for txn in rows] + list(store.process_many(rows))
     for result, before in zip(again, first + first, strict=True):
         assert result.replayed and result.features == before.features
 
@@ -359,12 +359,22 @@ def test_process_many_equals_batch_and_replays_known_ids(
     chunk = rows[400:2000] + [rows[1500]]  # 100 known ids, one repeated in the batch
     # another worker: every state is cold for it, read in bulk from snapshot + events;
     # afterwards the first worker's cache is behind and catches up from the events
-    results = _store(db).process_many(chunk)
+    results = list(_store(db).process_many(chunk))
     assert [r.transaction_id for r in results] == [
         str(t["transaction_id"]) for t in chunk
     ]
     assert [r.replayed for r in results] == [True] * 100 + [False] * 1500 + [True]
     assert results[-1].features == results[1100].features
+    # by column, as /predict/batch scores them: the same values as by name
+    answer = store.process_many(chunk)  # all replays now, known from their records
+    assert answer.names == tuple(store.engine.feature_names)
+    assert answer.replayed == [True] * len(chunk)
+    assert answer.values.shape == (len(chunk), len(answer.names))
+    assert (
+        answer.values.tolist()
+        == answer.rows
+        == [[r.features[name] for name in answer.names] for r in results]
+    )
     for txn in rows[2000:]:  # and one by one again afterwards
         results.append(store.process(txn))
     online = {r.transaction_id: r.features for r in results}
@@ -399,6 +409,8 @@ def test_workers_taking_turns_at_batches_stay_exact(
             store.process_many(part) if size > 3 else list(map(store.process, part))
         )
         assert not any(r.replayed for r in results)
+        if size > 3:  # nothing replayed: the columns are the computed matrix
+            assert results.values.tolist() == results.rows
         online.update({r.transaction_id: r.features for r in results})
         start, turn = start + size, turn + 1
     assert start == len(rows)

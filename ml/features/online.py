@@ -44,6 +44,7 @@ from ml.features.config import (
     ROLES,
     FeatureConfig,
     FeatureInputError,
+    Float64Array,
     PreparedTransactions,
     apply_column_mapping,
     prepare_transactions,
@@ -432,22 +433,39 @@ class OnlineFeatureEngine:
         *,
         normalized: bool = False,
     ) -> list[dict[str, float]]:
-        """``process`` for many transactions in order: each one's features as if they
-        were processed one by one, and ``states`` (every key the transactions touch,
-        None for no history) updated in place, new entities added. Vectorised where
-        the batch allows it (``online_batch``), one by one otherwise. ``normalized``:
-        the transactions come from ``normalize_transaction`` (not checked again)."""
+        """``process_batch_matrix`` with each transaction's features by name."""
+        matrix = self.process_batch_matrix(txns, states, normalized=normalized)
+        names = self.feature_names
+        return [dict(zip(names, row, strict=True)) for row in matrix.tolist()]
+
+    def process_batch_matrix(
+        self,
+        txns: Sequence[Mapping[str, Any]],
+        states: dict[EntityKey, State | None],
+        *,
+        normalized: bool = False,
+    ) -> Float64Array:
+        """``process`` for many transactions in order: their features as rows (columns
+        in ``feature_names`` order) as if they were processed one by one, and
+        ``states`` (every key the transactions touch, None for no history) updated in
+        place, new entities added. Vectorised where the batch allows it
+        (``online_batch``), one by one otherwise. ``normalized``: the transactions come
+        from ``normalize_transaction`` (not checked again). A matrix, not a dict per
+        transaction: the batch path scores and stores rows, and building 10,000
+        dicts cost it more than scoring them."""
         from ml.features.online_batch import batch_features
 
         parse = _Txn.normalized if normalized else _Txn
         parsed = [parse(txn) for txn in txns]
         matrix = batch_features(self, parsed, states) if parsed else None
         if matrix is None:
-            rows = []
-            for p in parsed:
-                rows.append(self._compute(p, states))
+            names = self.feature_names
+            out = np.zeros((len(parsed), len(names)), dtype=np.float64)
+            for i, p in enumerate(parsed):
+                features = self._compute(p, states)
+                out[i] = [features[name] for name in names]
                 states.update(self._update(p, states))
-            return rows
+            return out
         runs: dict[EntityKey, list[_Txn]] = {}
         for p in parsed:
             for key in self._keys(p):
@@ -457,8 +475,7 @@ class OnlineFeatureEngine:
             if state is None:
                 state = states[key] = new_state(key[0], self.seen_roles)
             self._apply_run(key[0], state, run)
-        names = self.feature_names
-        return [dict(zip(names, row, strict=True)) for row in matrix.tolist()]
+        return matrix
 
     def _apply_run(self, entity: str, state: State, run: Sequence[_Txn]) -> None:
         """``_apply`` of each transaction of ``run`` in turn, for a run in time order,

@@ -1,4 +1,4 @@
-"""Model input from feature dictionaries, in a model's feature order."""
+"""Model input from feature dictionaries or columns, in a model's feature order."""
 
 from __future__ import annotations
 
@@ -35,4 +35,22 @@ def feature_matrix(
             missing_value if (v := row.get(name)) is None else v
             for name in feature_names
         ]
+    return out
+
+
+def select_columns(
+    feature_names: Sequence[str],
+    names: Sequence[str],
+    values: npt.NDArray[np.float64],
+    missing_value: float = math.nan,
+) -> npt.NDArray[np.float32]:
+    """An (n, n_features) float32 matrix from ``values``, whose columns are ``names``:
+    ``feature_names``' columns in their order, absent names as ``missing_value`` (as
+    ``feature_matrix`` does for rows given by name)."""
+    at = {name: j for j, name in enumerate(names)}
+    out = np.full((values.shape[0], len(feature_names)), missing_value, np.float32)
+    for j, name in enumerate(feature_names):
+        column = at.get(name)
+        if column is not None:
+            out[:, j] = values[:, column]
     return out

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from ml.scoring.matrix import feature_matrix
+from ml.scoring.matrix import feature_matrix, select_columns
 from ml.scoring.transform import (
     Float64Array,
     apply_score_transform,
@@ -80,6 +80,12 @@ class OnnxScorer:
     ) -> npt.NDArray[np.float32]:
         """The model's input for rows given by feature name (see `feature_matrix`)."""
         return feature_matrix(self.feature_names, rows, self.missing_value)
+
+    def matrix_of_columns(
+        self, names: Sequence[str], values: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float32]:
+        """The model's input for rows given by column (see `select_columns`)."""
+        return select_columns(self.feature_names, names, values, self.missing_value)
 
     def score_one(self, features: Mapping[str, float | None]) -> float:
         """Score one transaction given by feature name; unknown names are ignored."""

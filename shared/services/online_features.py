@@ -37,7 +37,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,6 +115,35 @@ class OnlineFeatures:
     transaction_id: str
     features: dict[str, float]
     replayed: bool  # True when this transaction id had been applied before
+
+
+@dataclass(frozen=True)
+class BatchFeatures(Sequence[OnlineFeatures]):
+    """``process_many``'s answer, by column: the batch path scores ``values`` and stores
+    ``rows`` as they are, where a dict of 53 features per transaction cost it more than
+    scoring. Indexing gives an ``OnlineFeatures`` (its dict built then)."""
+
+    transaction_ids: list[str]
+    names: tuple[str, ...]  # the columns, in the engine's ``feature_names`` order
+    values: Any  # float64 array (n, len(names))
+    rows: list[list[float]]  # ``values`` as lists, as they are stored and logged
+    replayed: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.transaction_ids)
+
+    @overload
+    def __getitem__(self, i: int) -> OnlineFeatures: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[OnlineFeatures]: ...
+    def __getitem__(self, i: int | slice) -> OnlineFeatures | list[OnlineFeatures]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return OnlineFeatures(
+            self.transaction_ids[i],
+            dict(zip(self.names, self.rows[i], strict=True)),
+            self.replayed[i],
+        )
 
 
 class _Head(NamedTuple):  # a tuple: a batch builds 16,000, a dataclass was slower
@@ -878,7 +907,9 @@ class OnlineFeatureStore:
                         )
                     states = {k: self._current(tx, k, heads[k]) for k in keys}
                     features, touched = self.engine.process(event, states)
-                    record = self._record(event, keys, features, self._now())
+                    record = self._record(
+                        event, keys, self._values_of(features), self._now()
+                    )
                     self._append(tx, heads, payload, record)
             except IntegrityError:
                 # the same transaction id, applied concurrently by another worker
@@ -918,7 +949,7 @@ class OnlineFeatureStore:
                     event, {key: h[2] for key, h in zip(keys, heads, strict=True)}
                 )
                 _, _, event_time, entity_keys, features_json, now = self._record(
-                    event, keys, features, self._now()
+                    event, keys, self._values_of(features), self._now()
                 )
                 params = (
                     self.namespace,
@@ -1025,18 +1056,17 @@ class OnlineFeatureStore:
         self,
         event: Mapping[str, Any],
         keys: list[EntityKey],
-        features: dict[str, float],
+        values: list[float],
         now: Any,
         event_time: Any = None,
     ) -> tuple[Any, ...]:
         """The exactly-once record of an applied transaction (its features are what a
         retry gets back), positional (``_TXN_COLUMNS``); ``now`` bound already.
-        The features are stored as their values in ``engine.feature_names`` order
+        ``values``: the features in ``engine.feature_names`` order, stored so
         (``_features_of`` reads them back): a third of the bytes of names and values,
         which a batch writes ten thousand times. ``event_time``: bound already
         (``_bound_event_times``), else bound here."""
         sql, table = self._sql, _TXN
-        values = [features[name] for name in self.engine.feature_names]
         return (
             self.namespace,
             str(event["transaction_id"]),
@@ -1059,6 +1089,13 @@ class OnlineFeatureStore:
         ns = np.fromiter((e["timestamp"] for e in events), np.int64, len(events))
         micros = ns.astype("datetime64[ns]").astype("datetime64[us]")
         return [t.replace("T", " ") for t in np.datetime_as_string(micros).tolist()]
+
+    def _values_of(self, stored: Any) -> list[float]:
+        """A record's features as values in ``engine.feature_names`` order, from a
+        stored record (either form ``_features_of`` reads) or a dict by name."""
+        if isinstance(stored, list):
+            return cast(list[float], stored)
+        return [stored[name] for name in self.engine.feature_names]
 
     def _features_of(self, stored: Any) -> dict[str, float]:
         """A record's features by name: stored as values in ``engine.feature_names``
@@ -1091,13 +1128,14 @@ class OnlineFeatureStore:
         if record is not None:
             tx.insert_many(_TXN, _TXN_COLUMNS, [record])
 
-    def process_many(self, txns: list[Mapping[str, Any]]) -> list[OnlineFeatures]:
+    def process_many(self, txns: list[Mapping[str, Any]]) -> BatchFeatures:
         """``process`` for many transactions, in the given order, in one database
         transaction: each entity's head moves once, its transactions of the batch go
         into one event row, and the records are written in bulk. The features are
         computed for the whole batch at once where it is in time order
-        (``OnlineFeatureEngine.process_batch``). A transaction id seen before (or earlier
-        in the same list) is a replay, as in ``process``. Invalid input raises
+        (``OnlineFeatureEngine.process_batch_matrix``), and come back by column. A
+        transaction id seen before (or earlier in the same list) is a replay, as in
+        ``process``. Invalid input raises
         FeatureInputError naming the item (``transactions[i].field``) before anything
         is written."""
         from ml.features import FeatureInputError
@@ -1117,14 +1155,14 @@ class OnlineFeatureStore:
                 ) from exc
             events.append(event)
         if not events:
-            return []
+            return self._batch_features([], [], [])
         try:
             return self._process_many(events)
         except IntegrityError:
             # another worker applied one of these ids meanwhile: it is known now
             return self._process_many(events)
 
-    def _process_many(self, events: list[dict[str, Any]]) -> list[OnlineFeatures]:
+    def _process_many(self, events: list[dict[str, Any]]) -> BatchFeatures:
         tids = [str(e["transaction_id"]) for e in events]
         keys_of = [sorted(self.engine.entity_keys(e)) for e in events]
         every_key = sorted({k for keys in keys_of for k in keys})
@@ -1161,24 +1199,22 @@ class OnlineFeatureStore:
                             for key, head in heads.items()
                         },
                     )
-                    computed: dict[str, dict[str, float]] = {}
-                    event_rows: list[tuple[Any, ...]] = []
-                    records: list[tuple[Any, ...]] = []
                     now = self._now()
-                    feature_rows = self.engine.process_batch(
-                        [events[i] for i in fresh], states, normalized=True
+                    fresh_events = [events[i] for i in fresh]
+                    fresh_values = self.engine.process_batch_matrix(
+                        fresh_events, states, normalized=True
                     )
+                    fresh_rows = fresh_values.tolist()
+                    times = self._bound_event_times(fresh_events)
                     payloads: dict[int, bytes] = {}
-                    times = self._bound_event_times([events[i] for i in fresh])
-                    for i, features, time_ in zip(
-                        fresh, feature_rows, times, strict=True
-                    ):
+                    records: list[tuple[Any, ...]] = []
+                    for i, values, time_ in zip(fresh, fresh_rows, times, strict=True):
                         event = events[i]
                         payloads[i] = orjson.dumps(event)
-                        computed[tids[i]] = features
                         records.append(
-                            self._record(event, keys_of[i], features, now, time_)
+                            self._record(event, keys_of[i], values, now, time_)
                         )
+                    event_rows: list[tuple[Any, ...]] = []
                     for key, run in runs.items():
                         payload = (
                             payloads[run[0]]
@@ -1200,12 +1236,29 @@ class OnlineFeatureStore:
                 (key, head.gen, head.seq, state) for key, head, state in written
             )
             self._compact(written)
-        return [
-            OnlineFeatures(tid, known[tid], True)
-            if tid in known
-            else OnlineFeatures(tid, computed[tid], first[tid] != i)
-            for i, tid in enumerate(tids)
-        ]
+        if len(fresh) == len(tids):  # the common case: nothing replayed
+            return self._batch_features(
+                tids, fresh_rows, [False] * len(tids), fresh_values
+            )
+        computed = dict(zip((tids[i] for i in fresh), fresh_rows, strict=True))
+        rows = [known[tid] if tid in known else computed[tid] for tid in tids]
+        replayed = [tid in known or first[tid] != i for i, tid in enumerate(tids)]
+        return self._batch_features(tids, rows, replayed)
+
+    def _batch_features(
+        self,
+        tids: list[str],
+        rows: list[list[float]],
+        replayed: list[bool],
+        values: Any = None,
+    ) -> BatchFeatures:
+        """``rows`` by column (``values``, when the caller has them already)."""
+        import numpy as np
+
+        names = tuple(self.engine.feature_names)
+        if values is None:
+            values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+        return BatchFeatures(tids, names, values, rows, replayed)
 
     def _cold_rows(
         self, tx: DriverCursor, entity_type: str, ids: list[str]
@@ -1255,7 +1308,7 @@ class OnlineFeatureStore:
                         _TXN.c.transaction_id.in_(chunk),
                     )
                 ).all()
-            known.update({tid: self._features_of(stored) for tid, stored in rows})
+            known.update({tid: self._values_of(stored) for tid, stored in rows})
         return known
 
     def apply_label(self, transaction_id: str, label: Any) -> bool:

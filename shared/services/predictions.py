@@ -21,7 +21,6 @@ from shared.gc_freezer import collector_paused
 
 if TYPE_CHECKING:
     from shared.bootstrap import AppContext
-    from shared.services.online_features import OnlineFeatures
     from shared.services.prediction_log import PredictionLog, PredictionRecord
     from shared.services.serving_models import ModelServer, ServingModel
 
@@ -97,7 +96,7 @@ class Predictor:
         explanation = self._explain(model, row, top_k) if explain else None
         pid = prediction_id(model.id, online.transaction_id)
         result = {
-            **self._decision(model, online, score, pid),
+            **self._decision(model, online.transaction_id, online.replayed, score, pid),
             **_model_fields(model),
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             "explanation": explanation,
@@ -106,7 +105,16 @@ class Predictor:
             now = datetime.now(UTC)
             latency = result["latency_ms"]
             self.log.record(
-                self._record(model, online, pid, result, explanation, now, latency)
+                self._record(
+                    model,
+                    online.transaction_id,
+                    online.features,
+                    pid,
+                    result,
+                    explanation,
+                    now,
+                    latency,
+                )
             )
         return result
 
@@ -126,22 +134,27 @@ class Predictor:
 
     @staticmethod
     def _decision(
-        model: ServingModel, online: OnlineFeatures, score: float, pid: uuid.UUID
+        model: ServingModel,
+        transaction_id: str,
+        replayed: bool,
+        score: float,
+        pid: uuid.UUID,
     ) -> dict[str, Any]:
         """What a prediction says about one transaction, single or in a batch."""
         return {
             "prediction_id": str(pid),
-            "transaction_id": online.transaction_id,
+            "transaction_id": transaction_id,
             "fraud_score": score,
             "is_fraud": score >= model.threshold,
             "confidence": round(confidence(score, model.threshold), 4),
-            "replayed": online.replayed,
+            "replayed": replayed,
         }
 
     @staticmethod
     def _record(
         model: ServingModel,
-        online: OnlineFeatures,
+        transaction_id: str,
+        features: dict[str, float],
         pid: uuid.UUID,
         decision: Mapping[str, Any],
         explanation: dict[str, Any] | None,
@@ -155,8 +168,8 @@ class Predictor:
             id=pid,
             created_at=now,
             model_id=model.id,
-            transaction_id=online.transaction_id,
-            input_features=online.features,
+            transaction_id=transaction_id,
+            input_features=features,
             fraud_score=decision["fraud_score"],
             is_fraud=decision["is_fraud"],
             explanation=explanation,
@@ -190,22 +203,37 @@ class Predictor:
         except FeatureInputError as exc:
             raise _feature_error(exc, "transactions") from None
         scores = (
-            model.scorer.score(model.scorer.matrix([o.features for o in online]))
-            if online
+            model.scorer.score(
+                model.scorer.matrix_of_columns(online.names, online.values)
+            )
+            if len(online)
             else np.zeros(0)
         )
         latency = round((time.perf_counter() - started) * 1000, 3)
         per_item = latency / max(len(online), 1)
-        pids = [prediction_id(model.id, item.transaction_id) for item in online]
+        tids, replayed = online.transaction_ids, online.replayed
+        pids = [prediction_id(model.id, tid) for tid in tids]
         results = [
-            self._decision(model, item, score, pid)
-            for item, score, pid in zip(online, scores.tolist(), pids, strict=True)
+            self._decision(model, *item)
+            for item in zip(tids, replayed, scores.tolist(), pids, strict=True)
         ]
         now = datetime.now(UTC)
+        names = online.names
         self.log.record_many(
-            self._record(model, item, pid, decision, None, now, per_item)
-            for item, decision, pid in zip(online, results, pids, strict=True)
-            if not item.replayed
+            self._record(
+                model,
+                tid,
+                dict(zip(names, row, strict=True)),
+                pid,
+                decision,
+                None,
+                now,
+                per_item,
+            )
+            for tid, row, again, decision, pid in zip(
+                tids, online.rows, replayed, results, pids, strict=True
+            )
+            if not again
         )
         return {
             **_model_fields(model),

@@ -70,3 +70,22 @@ def test_the_one_value_transform_equals_the_array_form() -> None:
             assert np.abs(ones - arrays).max() <= 4e-16, t
     with pytest.raises(ValueError):
         score_transform_one(0.5, {"kind": "magic"})
+
+
+def test_rows_by_column_give_the_matrix_rows_by_name_give() -> None:
+    """The batch path's matrix (columns in the feature set's order, some the model does
+    not use, one it uses absent) equals the one built from a dict per row."""
+    from ml.scoring.matrix import feature_matrix, select_columns
+
+    rng = np.random.default_rng(3)
+    names = ["d", "x", "b", "a", "y"]
+    values = rng.normal(size=(50, len(names)))
+    values[7, 2] = np.nan
+    model_names = ["a", "b", "c", "d"]  # "c": not in the feature set
+    dicts = [dict(zip(names, row, strict=True)) for row in values.tolist()]
+    for missing in (np.nan, -999.0):
+        by_column = select_columns(model_names, names, values, missing)
+        by_name = feature_matrix(model_names, dicts, missing)
+        assert by_column.dtype == by_name.dtype == np.float32
+        np.testing.assert_array_equal(by_column, by_name)
+    assert np.all(by_column[:, 2] == -999.0) and np.isnan(by_column[7, 1])
