@@ -239,9 +239,10 @@ def wait_settled(port: int, workers: int = 1, timeout: float = 300.0) -> float:
     pending (a latency scenario does not share the CPU with writing out the previous
     scenario's backlog) and no online cache is warming (a deployed worker warms once,
     after it loads a model; the cold-start scenario measures a worker that has not).
-    Each worker answers for itself (a new connection per poll reaches any of them):
-    settled when the last answer of each of ``workers`` workers says so, three
-    settled answers in a row."""
+    A worker that has no model loaded yet is not settled: its warm-up is still to
+    come (``warm_up`` sends every worker requests first). Each worker answers for
+    itself (a new connection per poll reaches any of them): settled when the last
+    answer of each of ``workers`` workers says so, three settled answers in a row."""
     t0 = time.perf_counter()
     settled = 0
     quiet_by_pid: dict[int, bool] = {}
@@ -249,14 +250,18 @@ def wait_settled(port: int, workers: int = 1, timeout: float = 300.0) -> float:
         status, body = http_get(port, f"{API}/health")
         worker = orjson.loads(body)["data"]["worker"]
         log = worker.get("prediction_log") or {}
-        warming = any(c["warming"] for c in worker.get("online_cache") or ())
+        caches = worker.get("online_cache") or ()
+        warming = not caches or any(c["warming"] for c in caches)
         quiet = status == 200 and log.get("pending", 0) == 0 and not warming
         quiet_by_pid[worker["pid"]] = quiet
         settled = settled + 1 if quiet else 0
         if settled >= 3 and len(quiet_by_pid) >= workers and all(quiet_by_pid.values()):
             return round(time.perf_counter() - t0, 2)
         time.sleep(0.2)
-    raise RuntimeError("the server did not settle (prediction log or cache warm-up)")
+    raise RuntimeError(
+        "the server did not settle (prediction log, cache warm-up, or a worker that "
+        f"never loaded the model: {quiet_by_pid})"
+    )
 
 
 def _wait_job(client: Any, url: str, timeout: float) -> dict[str, Any]:
