@@ -426,18 +426,6 @@ class OnlineFeatureEngine:
         p = _Txn(txn)
         return self._compute(p, states), self._update(p, states)
 
-    def process_batch(
-        self,
-        txns: Sequence[Mapping[str, Any]],
-        states: dict[EntityKey, State | None],
-        *,
-        normalized: bool = False,
-    ) -> list[dict[str, float]]:
-        """``process_batch_matrix`` with each transaction's features by name."""
-        matrix = self.process_batch_matrix(txns, states, normalized=normalized)
-        names = self.feature_names
-        return [dict(zip(names, row, strict=True)) for row in matrix.tolist()]
-
     def process_batch_matrix(
         self,
         txns: Sequence[Mapping[str, Any]],
@@ -451,8 +439,9 @@ class OnlineFeatureEngine:
         place, new entities added. Vectorised where the batch allows it
         (``online_batch``), one by one otherwise. ``normalized``: the transactions come
         from ``normalize_transaction`` (not checked again). A matrix, not a dict per
-        transaction: the batch path scores and stores rows, and building 10,000
-        dicts cost it more than scoring them."""
+        transaction: the batch path scores and stores rows, and reading 10,000 dicts
+        back into the model's matrix and the records' lists took 77-113 ms, measured
+        apart."""
         from ml.features.online_batch import batch_features
 
         parse = _Txn.normalized if normalized else _Txn

@@ -68,7 +68,7 @@ from shared.db.session import Database, sqlite_bulk_pages
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ml.features.config import FeatureConfig
+    from ml.features.config import FeatureConfig, Float64Array
     from ml.features.online import EntityKey, OnlineFeatureEngine, State
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class BatchFeatures(Sequence[OnlineFeatures]):
 
     transaction_ids: list[str]
     names: tuple[str, ...]  # the columns, in the engine's ``feature_names`` order
-    values: Any  # float64 array (n, len(names))
+    values: Float64Array  # (n, len(names))
     rows: list[list[float]]  # ``values`` as lists, as they are stored and logged
     replayed: list[bool]
 
@@ -1250,7 +1250,7 @@ class OnlineFeatureStore:
         tids: list[str],
         rows: list[list[float]],
         replayed: list[bool],
-        values: Any = None,
+        values: Float64Array | None = None,
     ) -> BatchFeatures:
         """``rows`` by column (``values``, when the caller has them already)."""
         import numpy as np

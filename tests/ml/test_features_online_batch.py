@@ -1,6 +1,6 @@
-"""A batch scored at once (``process_batch``) gets the features, and leaves the states,
-that scoring its transactions one by one would, on both of its paths: vectorised for
-batches in time order, one by one for the rest."""
+"""A batch scored at once (``process_batch_matrix``) gets the features, and leaves the
+states, that scoring its transactions one by one would, on both of its paths:
+vectorised for batches in time order, one by one for the rest."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _one_by_one(
         keys = engine.entity_keys(txn)
         features, touched = engine.process(txn, {k: states.get(k) for k in keys})
         states.update(touched)
-        rows.append(list(features.values()))
+        rows.append([features[name] for name in engine.feature_names])
     return np.asarray(rows)
 
 
@@ -44,10 +44,10 @@ def _at_once(
 ) -> np.ndarray:
     keys = {k for txn in txns for k in engine.entity_keys(txn)}
     batch = {k: states.get(k) for k in keys}
-    rows = engine.process_batch(txns, batch)
+    rows = engine.process_batch_matrix(txns, batch)
     states.update(batch)
-    assert all(list(r) == engine.feature_names for r in rows)
-    return np.asarray([list(r.values()) for r in rows])
+    assert rows.shape == (len(txns), len(engine.feature_names))
+    return rows
 
 
 @pytest.fixture(scope="module")
