@@ -265,10 +265,15 @@ def _window_features(
 ) -> dict[str, Float64Array] | None:
     """Counts and amount sums over each window: the entity's retained events (its
     state) followed by its batch transactions form one sorted timeline per entity, and
-    each window is two searches in it. None if the times span too far to search."""
+    each window is two searches in it. None if the times span too far to search.
+    Nothing (every count and sum 0) when no transaction of the batch has the entity."""
+    if group.rows.size == 0:
+        return {}
     states = group.states
     m = len(states)
-    state_len = np.array([0 if s is None else len(s["ts"]) for s in states])
+    state_len = np.array(
+        [0 if s is None else len(s["ts"]) for s in states], dtype=np.int64
+    )
     batch_len = np.bincount(group.code, minlength=m)
     total = state_len + batch_len
     starts = np.zeros(m, dtype=np.int64)
