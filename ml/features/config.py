@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +53,16 @@ _UNIT_NS = {
     "w": 7 * 86_400 * 1_000_000_000,
 }
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
+
+# The largest amount the features take: larger ones count as this much, so that sums,
+# squares, ratios and z-scores stay finite in float32, the type models score. The API
+# refuses larger amounts (functions/api/routes/predict.py holds the same number).
+MAX_AMOUNT = 1e12
+# The times a transaction scored online may have, [MIN_TIMESTAMP, MAX_TIMESTAMP): in
+# int64 nanoseconds with room for every window and gap (that type ends in 2262). The
+# API documents the same range.
+MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
@@ -318,7 +329,7 @@ def _amounts(series: pd.Series) -> Float64Array:
             f"{_examples(values[negative].tolist())}",
             "amount",
         )
-    return values
+    return np.minimum(values, MAX_AMOUNT)
 
 
 def _labels(series: pd.Series) -> Float64Array:
@@ -339,7 +350,7 @@ def _labels(series: pd.Series) -> Float64Array:
 
 
 def validate_amount(value: Any) -> float:
-    """Online counterpart of the batch amount checks."""
+    """Online counterpart of the batch amount checks (and cap, ``MAX_AMOUNT``)."""
     if isinstance(value, bool):
         raise FeatureInputError("amount must be numeric, not boolean", "amount")
     try:
@@ -350,4 +361,4 @@ def validate_amount(value: Any) -> float:
         raise FeatureInputError(
             f"amount {value!r} must be a finite number >= 0", "amount"
         )
-    return amount
+    return amount if amount <= MAX_AMOUNT else MAX_AMOUNT

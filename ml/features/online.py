@@ -32,7 +32,7 @@ import gc
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +41,8 @@ import orjson
 from ml.features.aggregation_features import EntityIndex, Timeline, fraud_rate_one
 from ml.features.behavioral_features import UserValueEvents, activity_features_one
 from ml.features.config import (
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
     ROLES,
     FeatureConfig,
     FeatureInputError,
@@ -69,6 +71,9 @@ ENTITY_TYPES = ("user", "merchant", "device")
 _ENTITY_ROLE = dict(AGG_ENTITIES)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MOMENTS_ZERO = [0, 0.0, 0.0]
+_US = timedelta(microseconds=1)
+_MIN_NS = (MIN_TIMESTAMP - _EPOCH) // _US * 1_000
+_MAX_NS = (MAX_TIMESTAMP - _EPOCH) // _US * 1_000
 
 
 # ------------------------------------------------------------------ parsing
@@ -145,6 +150,12 @@ class _Txn:
         if _is_missing(txn.get("amount")):
             raise FeatureInputError("amount is required", "amount")
         self.t = to_epoch_ns(txn.get("timestamp"))
+        if not _MIN_NS <= self.t < _MAX_NS:
+            raise FeatureInputError(
+                f"timestamp {txn.get('timestamp')!r} is outside the range the features "
+                f"take, {MIN_TIMESTAMP.isoformat()} to {MAX_TIMESTAMP.isoformat()}",
+                "timestamp",
+            )
         self.amount = validate_amount(txn["amount"])
         self.ids = {role: _clean_id(txn.get(role)) for role in _ID_FIELDS}
         self.ids["user_id"] = user

@@ -17,6 +17,9 @@ from ml.features.aggregation_features import Timeline
 from ml.features.config import FeatureConfig, Float64Array, PreparedTransactions
 
 MIN_STD = 1e-6  # below this the user's amounts count as constant: z-score 0
+# amount_to_user_mean's cap: a mean of a tiny fraction of a cent would overflow it.
+# With amounts capped (config.MAX_AMOUNT) and MIN_STD, every feature here stays finite.
+MAX_RATIO = 1e12
 
 
 def amount_features(
@@ -36,7 +39,11 @@ def amount_features(
     zscore = np.divide(
         amount - mean, std, out=zeros.copy(), where=(n > 1) & (std > MIN_STD)
     )
-    ratio = np.divide(amount, mean, out=np.ones_like(zeros), where=has & (mean > 0.0))
+    with np.errstate(over="ignore"):
+        ratio = np.divide(
+            amount, mean, out=np.ones_like(zeros), where=has & (mean > 0.0)
+        )
+    ratio = np.minimum(ratio, MAX_RATIO)
     cents_total = np.rint(amount * 100.0)
     cents = np.mod(cents_total, 100.0)
     return {
@@ -67,7 +74,9 @@ def amount_features_one(
         "amount": float(amount),
         "log_amount": math.log1p(amount),
         "user_mean_amount": mean,
-        "amount_to_user_mean": amount / mean if n > 0 and mean > 0.0 else 1.0,
+        "amount_to_user_mean": (
+            min(amount / mean, MAX_RATIO) if n > 0 and mean > 0.0 else 1.0
+        ),
         "amount_zscore_user": (amount - mean) / std if n > 1 and std > MIN_STD else 0.0,
         "is_round_amount": float(cents_total % 1000.0 == 0.0),
         "amount_cents": cents,
