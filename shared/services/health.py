@@ -1,23 +1,26 @@
-"""Reachability of the database and the blob store, and the state of this worker's
-prediction log and online caches, for the health endpoint."""
+"""Reachability of the database, a write-read-delete round trip through the blob
+store, and the state of this worker's prediction log and online caches, for the health
+endpoint."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import time
+import uuid
 from typing import Any
 
 from shared.bootstrap import AppContext
+from shared.storage.base import BlobStore, StorageError
 
 
-def _probe(fn: Any) -> dict[str, Any]:
+def _probe(fn: Any, failed: str = "unreachable") -> dict[str, Any]:
     start = time.perf_counter()
     try:
         fn()
         status, error = "ok", None
     except Exception as exc:  # report, don't raise: health must always answer
-        status, error = "unreachable", f"{type(exc).__name__}: {exc}"[:500]
+        status, error = failed, f"{type(exc).__name__}: {exc}"[:500]
     out: dict[str, Any] = {
         "status": status,
         "latency_ms": round((time.perf_counter() - start) * 1000, 2),
@@ -27,11 +30,32 @@ def _probe(fn: Any) -> dict[str, Any]:
     return out
 
 
+def _round_trip(blobs: BlobStore) -> None:
+    """Write, read back and delete a small blob of its own: a store that answers but
+    cannot be written (read-only or full folder, a missing write role) fails here."""
+    name = f".health-probe-{uuid.uuid4().hex}"
+    blobs.put_bytes(name, name.encode())
+    try:
+        if blobs.get_bytes(name) != name.encode():
+            raise StorageError("the probe blob read back differs from what was written")
+    finally:
+        blobs.delete_prefix(name)
+
+
+def _storage(blobs: BlobStore) -> dict[str, Any]:
+    """``unreachable`` when the store does not answer, ``failing`` when it answers
+    but the round trip fails."""
+    reached = _probe(blobs.ping)
+    if reached["status"] != "ok":
+        return reached
+    used = _probe(lambda: _round_trip(blobs), failed="failing")
+    used["latency_ms"] = round(used["latency_ms"] + reached["latency_ms"], 2)
+    return used
+
+
 def check_health(ctx: AppContext) -> dict[str, Any]:
     database = _probe(ctx.db.ping) | {"backend": ctx.db.dialect}
-    storage = _probe(ctx.blobs.ping) | {
-        "backend": ctx.settings.resolved_storage_backend
-    }
+    storage = _storage(ctx.blobs) | {"backend": ctx.settings.resolved_storage_backend}
     healthy = database["status"] == "ok" and storage["status"] == "ok"
     worker: dict[str, Any] = {"pid": os.getpid()}
     predictor = ctx.started_predictor
