@@ -230,7 +230,7 @@ class DatasetService:
     ) -> Page[dict[str, Any]]:
         query = select(Dataset).where(Dataset.status != "DELETING")
         if name:
-            query = query.where(Dataset.name.ilike(f"%{name}%"))
+            query = query.where(Dataset.name.icontains(name, autoescape=True))
         query = query.order_by(Dataset.created_at.desc(), Dataset.id)
         with self.ctx.db.session() as session:
             result = paginate(session, query, page, page_size)
