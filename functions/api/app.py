@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from starlette.types import ASGIApp
 
-from functions.api.envelope import RequestIdMiddleware, install_error_handlers
+from functions.api.envelope import (
+    RequestIdMiddleware,
+    declare_errors,
+    install_error_handlers,
+)
 from functions.api.gateway import GatewayGuard
 from functions.api.routes import (
     datasets,
@@ -23,8 +31,10 @@ from functions.api.routes import (
 from functions.api.scoring_path import ScoringPath
 from shared.bootstrap import current_context
 from shared.config import get_settings
+from shared.errors import NotFound
 
 API_PREFIX = "/api/v1"
+DOCS_ASSETS = f"{API_PREFIX}/docs/assets"
 
 DESCRIPTION = """
 Shadow Hubble: fraud-detection MLOps. Every answer uses one envelope:
@@ -49,8 +59,8 @@ def create_app() -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        redoc_url=f"{API_PREFIX}/redoc",
+        docs_url=None,  # served by _add_docs from local assets, not a CDN
+        redoc_url=None,
     )
     v1 = APIRouter(prefix=API_PREFIX)
     # scoring first: routes are matched in order, and matching the later ones costs
@@ -64,7 +74,64 @@ def create_app() -> FastAPI:
     v1.include_router(models.router)
     app.include_router(v1)
     install_error_handlers(app)
+    _add_docs(app)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return declare_errors(generate())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _assets() -> dict[str, tuple[Path, str]]:
+    """Swagger UI and ReDoc as the ``fastapi-offline`` package ships them."""
+    from importlib.resources import files
+
+    folder = Path(str(files("fastapi_offline") / "static"))
+    return {
+        "swagger-ui-bundle.js": (folder / "swagger-ui-bundle.js", "text/javascript"),
+        "swagger-ui.css": (folder / "swagger-ui.css", "text/css"),
+        "redoc.standalone.js": (folder / "redoc.standalone.js", "text/javascript"),
+        "favicon.png": (folder / "favicon.png", "image/png"),
+    }
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with their scripts served by the app itself:
+    FastAPI's defaults load them from a CDN, and show a blank page offline."""
+    assets = _assets()
+    openapi_url = str(app.openapi_url)
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            oauth2_redirect_url=None,
+        )
+
+    @app.get(f"{API_PREFIX}/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    @app.get(f"{DOCS_ASSETS}/{{name}}", include_in_schema=False)
+    async def docs_asset(name: str) -> FileResponse:
+        if name not in assets:
+            raise NotFound(f"No documentation asset {name!r}.")
+        path, media_type = assets[name]
+        return FileResponse(path, media_type=media_type)
 
 
 def create_asgi_app(

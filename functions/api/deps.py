@@ -7,6 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from shared.bootstrap import AppContext, get_context
+from shared.config import get_settings
+from shared.services.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    PageRequest,
+)
 
 
 async def context() -> AppContext:
@@ -15,5 +22,32 @@ async def context() -> AppContext:
 
 
 Ctx = Annotated[AppContext, Depends(context)]
-PageQ = Annotated[int, Query(description="1-based page number")]
-PageSizeQ = Annotated[int, Query(description="Items per page, 1 to 100")]
+PageQ = Annotated[
+    int, Query(ge=1, le=MAX_PAGE, description=f"1-based page number, to {MAX_PAGE:,}")
+]
+PageSizeQ = Annotated[
+    int,
+    Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, 1 to {MAX_PAGE_SIZE}"),
+]
+
+
+async def page_request(
+    page: PageQ = 1, page_size: PageSizeQ = DEFAULT_PAGE_SIZE
+) -> PageRequest:
+    """``?page=&page_size=`` of every list endpoint, bounded in the OpenAPI document
+    (out of bounds: 422 before the route runs)."""
+    return PageRequest(page, page_size)
+
+
+Paging = Annotated[PageRequest, Depends(page_request)]
+
+# ?rows= of the previews: the upper bound is the setting the app starts with
+PreviewRowsQ = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=get_settings().preview_max_rows,
+        description="How many rows, 1 to SH_PREVIEW_MAX_ROWS "
+        f"({get_settings().preview_max_rows} here)",
+    ),
+]

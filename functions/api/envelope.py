@@ -1,19 +1,25 @@
-"""The spec's response envelope for every answer, errors included, and the request id."""
+"""The spec's response envelope for every answer, errors included, and the request id.
+
+The envelope is also a pair of pydantic models, ``Envelope[T]`` and ``ErrorEnvelope``,
+so that the OpenAPI document shows each answer's shape and every error it can give
+(``ERRORS_*``, and ``declare_errors`` for what every route shares)."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import AppError
@@ -35,6 +41,79 @@ _HTTP_CODES = {
     429: "TOO_MANY_REQUESTS",
     503: "SERVICE_UNAVAILABLE",
 }
+
+
+T = TypeVar("T")
+
+
+class Pagination(BaseModel):
+    page: int = Field(ge=1)
+    page_size: int = Field(ge=1)
+    total: int = Field(ge=0)
+    total_pages: int = Field(ge=0)
+
+
+class Meta(BaseModel):
+    timestamp: str = Field(description="When the answer was made (ISO-8601, UTC)")
+    request_id: str = Field(description="X-Request-ID, or one made for this request")
+    pagination: Pagination | None = Field(None, description="On list answers")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """Every successful answer: ``{"data": ..., "meta": {...}}``."""
+
+    data: T
+    meta: Meta
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable, machine-readable: NOT_FOUND, CONFLICT, ...")
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error: ``{"error": {"code", "message", "details"}, "meta": {...}}``."""
+
+    error: ErrorBody
+    meta: Meta
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "The body could not be read",
+    403: "Not called through the gateway",
+    404: "No such resource",
+    405: "Method not allowed (the Allow header lists those that are)",
+    409: "Conflicts with the resource's current state",
+    413: "The body is too large",
+    415: "The body's media type is not accepted",
+    422: "The request is not valid; details name each field",
+    500: "Unexpected error; quote meta.request_id",
+    503: "Storage or database unavailable; nothing was changed",
+}
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def errors(*codes: int) -> Responses:
+    """OpenAPI ``responses`` for these error statuses, each in the error envelope."""
+    return {
+        code: {"model": ErrorEnvelope, "description": _ERROR_DESCRIPTIONS[code]}
+        for code in codes
+    }
+
+
+ERRORS_404 = errors(404)
+ERRORS_409 = errors(409)
+ERRORS_404_409 = errors(404, 409)
+ERRORS_404_422 = errors(404, 422)
+ERRORS_404_409_422 = errors(404, 409, 422)
+ERRORS_422 = errors(422)
 
 
 def meta(**extra: Any) -> dict[str, Any]:
@@ -122,6 +201,35 @@ def _http_error(exc: StarletteHTTPException) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
+    """Every method some route of ``app`` answers at this request's path.
+
+    Starlette's 405 names only the methods of the first route that matched the path,
+    and each method of a path is its own route here (GET and DELETE /datasets/{id})."""
+    routes = getattr(app, "routes", [])
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in routes
+        )
+    ]
+    return [*allowed, "OPTIONS"] if allowed else []
+
+
+def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> Response:
+    allow = ", ".join(allowed_methods(request.app, request.scope))
+    headers = {**(exc.headers or {}), "Allow": allow} if allow else exc.headers
+    if request.method == "OPTIONS" and allow:
+        # what OPTIONS asks: the methods this resource supports (RFC 9110, 9.3.7)
+        return Response(status_code=204, headers=headers)
+    return _http_error(StarletteHTTPException(405, str(exc.detail), headers))
+
+
 def _storage_error(exc: StorageError) -> JSONResponse:
     log.error("storage error: %s", exc)
     return error_response(
@@ -159,13 +267,77 @@ def error_answer(exc: Exception) -> JSONResponse:
     raise AssertionError("Exception matches every exception")  # pragma: no cover
 
 
-async def _handle(_: Request, exc: Exception) -> JSONResponse:
+async def _handle(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 405:
+        return _method_not_allowed(request, exc)
     return error_answer(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     for kind, _answer in _ERROR_ANSWERS:
         app.add_exception_handler(kind, _handle)
+
+
+_COMPONENT = "#/components/schemas/{model}"
+_ERROR_REF = _COMPONENT.format(model="ErrorEnvelope")
+_BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def _error_schemas() -> dict[str, Any]:
+    schema = ErrorEnvelope.model_json_schema(
+        ref_template=_COMPONENT, mode="serialization"
+    )
+    return {**schema.pop("$defs", {}), "ErrorEnvelope": schema}
+
+
+def _declared_errors(method: str, operation: Mapping[str, Any]) -> Iterable[int]:
+    """What any operation of this shape can answer, whatever its route does."""
+    parameters = operation.get("parameters") or []
+    if any(p.get("in") == "path" for p in parameters):
+        yield 404
+    if method in _BODY_METHODS:
+        yield 409  # a state-changing call meets the resource in a state it refuses
+    if "requestBody" in operation:
+        yield from (400, 413, 415)
+    if parameters or "requestBody" in operation:
+        yield 422
+    yield from (500, 503)
+
+
+def declare_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document (FastAPI's, in place) say which errors each operation
+    can give, each in the error envelope: the route's own ``responses`` first, then what
+    every operation of its shape can answer (``_declared_errors``). FastAPI's default
+    422 schema, which is not the envelope, is replaced. Idempotent."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    components.update(_error_schemas())
+    for methods in document.get("paths", {}).values():
+        for method, operation in methods.items():
+            responses = operation.setdefault("responses", {})
+            for status in _declared_errors(method, operation):
+                answer = responses.get(str(status))
+                if answer is None or _is_fastapi_422(answer):
+                    responses[str(status)] = {
+                        "description": _ERROR_DESCRIPTIONS[status],
+                        "content": {
+                            "application/json": {"schema": {"$ref": _ERROR_REF}}
+                        },
+                    }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in components and f'/{unused}"' not in _dumps(document):
+            del components[unused]
+    return document
+
+
+def _is_fastapi_422(answer: Mapping[str, Any]) -> bool:
+    schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
+
+
+def _dumps(document: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps(document)
 
 
 class RequestIdMiddleware:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.api.deps import Ctx, PageQ, PageSizeQ
-from functions.api.envelope import ok
+from functions.api.deps import Ctx, Paging, PreviewRowsQ
+from functions.api.envelope import (
+    ERRORS_404,
+    ERRORS_404_409_422,
+    ERRORS_404_422,
+    ERRORS_422,
+    Envelope,
+    ok,
+)
+from functions.api.schemas import FeatureJob, JobAccepted, Record
 
 router = APIRouter(prefix="/features", tags=["features"])
 
@@ -57,28 +66,43 @@ class ComputeFeaturesRequest(BaseModel):
     )
 
 
-@router.post("/compute", status_code=202, summary="Start a feature computation job")
+@router.post(
+    "/compute",
+    status_code=202,
+    summary="Start a feature computation job",
+    response_model=Envelope[JobAccepted],
+    responses=ERRORS_404_409_422,
+)
 def compute_features(body: ComputeFeaturesRequest, ctx: Ctx) -> JSONResponse:
     from shared.services.features import FeatureService
 
     return ok(FeatureService(ctx).request_compute(body.model_dump()), 202)
 
 
-@router.get("/sets", summary="List feature sets")
+@router.get(
+    "/sets",
+    summary="List feature sets",
+    response_model=Envelope[list[Record]],
+    responses=ERRORS_422,
+)
 def list_feature_sets(
     ctx: Ctx,
-    page: PageQ = 1,
-    page_size: PageSizeQ = 20,
-    dataset_id: str | None = Query(None),
+    paging: Paging,
+    dataset_id: UUID | None = Query(None, description="Only this dataset's sets"),
 ) -> JSONResponse:
     from shared.services.features import FeatureService
 
-    result = FeatureService(ctx).list_sets(page, page_size, dataset_id)
+    result = FeatureService(ctx).list_sets(
+        paging.page, paging.page_size, str(dataset_id) if dataset_id else None
+    )
     return ok(result.items, pagination=result.meta)
 
 
 @router.get(
-    "/sets/{feature_set_id}", summary="Feature set with features and statistics"
+    "/sets/{feature_set_id}",
+    summary="Feature set with features and statistics",
+    response_model=Envelope[Record],
+    responses=ERRORS_404,
 )
 def get_feature_set(feature_set_id: str, ctx: Ctx) -> JSONResponse:
     from shared.services.features import FeatureService
@@ -86,18 +110,26 @@ def get_feature_set(feature_set_id: str, ctx: Ctx) -> JSONResponse:
     return ok(FeatureService(ctx).get_set(feature_set_id))
 
 
-@router.get("/sets/{feature_set_id}/preview", summary="First N rows of a feature set")
+@router.get(
+    "/sets/{feature_set_id}/preview",
+    summary="First N rows of a feature set",
+    response_model=Envelope[Record],
+    responses=ERRORS_404_422,
+)
 def preview_feature_set(
-    feature_set_id: str,
-    ctx: Ctx,
-    rows: int = Query(10, description="1 to the preview limit"),
+    feature_set_id: str, ctx: Ctx, rows: PreviewRowsQ = 10
 ) -> JSONResponse:
     from shared.services.features import FeatureService
 
     return ok(FeatureService(ctx).preview(feature_set_id, rows))
 
 
-@router.get("/jobs/{job_id}", summary="Feature job status; feature_set_id once done")
+@router.get(
+    "/jobs/{job_id}",
+    summary="Feature job status; feature_set_id once done",
+    response_model=Envelope[FeatureJob],
+    responses=ERRORS_404,
+)
 def get_feature_job(job_id: str, ctx: Ctx) -> JSONResponse:
     from shared.jobs.service import JobService
     from shared.services.features import JOB_KIND

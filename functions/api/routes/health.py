@@ -6,12 +6,23 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from functions.api.deps import Ctx
-from functions.api.envelope import ok
+from functions.api.envelope import Envelope, ok
+from functions.api.schemas import HealthReport
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Database and storage reachability")
+@router.get(
+    "/health",
+    summary="Database and storage reachability",
+    response_model=Envelope[HealthReport],
+    responses={
+        503: {
+            "model": Envelope[HealthReport],
+            "description": "Degraded: the database or the storage is unreachable",
+        }
+    },
+)
 def health(ctx: Ctx) -> JSONResponse:
     from shared.services.health import check_health
 

@@ -5,34 +5,49 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from functions.api.deps import Ctx, PageQ, PageSizeQ
-from functions.api.envelope import ok
+from functions.api.deps import Ctx, Paging
+from functions.api.envelope import ERRORS_404, ERRORS_404_409, ERRORS_422, Envelope, ok
+from functions.api.schemas import Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.get("", summary="List jobs of every kind")
+@router.get(
+    "",
+    summary="List jobs of every kind",
+    response_model=Envelope[list[Job]],
+    responses=ERRORS_422,
+)
 def list_jobs(
     ctx: Ctx,
-    page: PageQ = 1,
-    page_size: PageSizeQ = 20,
+    paging: Paging,
     kind: str | None = Query(None, description="features, retraining, ..."),
     status: str | None = Query(None, description="PENDING, RUNNING, COMPLETED, ..."),
 ) -> JSONResponse:
     from shared.jobs.service import JobService
 
-    result = JobService(ctx).list_jobs(page, page_size, kind, status)
+    result = JobService(ctx).list_jobs(paging.page, paging.page_size, kind, status)
     return ok(result.items, pagination=result.meta)
 
 
-@router.get("/{job_id}", summary="Status, progress and result of a job")
+@router.get(
+    "/{job_id}",
+    summary="Status, progress and result of a job",
+    response_model=Envelope[Job],
+    responses=ERRORS_404,
+)
 def get_job(job_id: str, ctx: Ctx) -> JSONResponse:
     from shared.jobs.service import JobService
 
     return ok(JobService(ctx).get(job_id))
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a pending or running job")
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a pending or running job",
+    response_model=Envelope[Job],
+    responses=ERRORS_404_409,
+)
 def cancel_job(job_id: str, ctx: Ctx) -> JSONResponse:
     from shared.jobs.service import JobService
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from functions.api.deps import Ctx, PageQ, PageSizeQ
-from functions.api.envelope import ok
+from functions.api.deps import Ctx, Paging
+from functions.api.envelope import (
+    ERRORS_404,
+    ERRORS_404_409_422,
+    ERRORS_404_422,
+    ERRORS_422,
+    Envelope,
+    ok,
+)
+from functions.api.schemas import Record
 
 if TYPE_CHECKING:
     from shared.services.models import ModelRegistry
@@ -17,11 +26,16 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/models", tags=["models"])
 
 
+# the values as shared.services.models takes them (kept light here; a test compares)
+Metric = Literal["precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr"]
+Operator = Literal["gte", "lte", "eq"]
+
+
 class BaselineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: str = Field(description="precision, recall, f1_score, auc_roc, auc_pr, fpr")
-    threshold: float
-    operator: str = Field(description="gte, lte or eq")
+    metric: Metric
+    threshold: float = Field(allow_inf_nan=False)
+    operator: Operator = Field(description="gte: at least, lte: at most, eq: equal")
 
 
 class BaselinesRequest(BaseModel):
@@ -29,7 +43,6 @@ class BaselinesRequest(BaseModel):
     baselines: list[BaselineIn]
 
 
-# the values as shared.services.models takes them (kept light here)
 OnlineState = Annotated[
     Literal["keep", "replace"],
     Field(
@@ -41,13 +54,45 @@ OnlineState = Annotated[
 ]
 
 
+# a written reason: at least one letter or digit (the same test in the schema and here)
+_WRITTEN = "[A-Za-z0-9]"
+
+
 class PromoteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {
+                "properties": {"override_baselines": {"const": True}},
+                "required": ["override_baselines"],
+            },
+            "then": {
+                "required": ["reason"],
+                "properties": {"reason": {"type": "string", "pattern": _WRITTEN}},
+            },
+        },
+    )
     stage: Literal["staging", "production"]
-    reason: str | None = Field(None, max_length=2000)
     override_baselines: bool = False
+    reason: str | None = Field(
+        None,
+        max_length=2000,
+        validate_default=True,
+        description="Required with override_baselines",
+    )
     actor: str | None = Field(None, max_length=255, description="Who asks (until SSO)")
     online_state: OnlineState = "keep"
+
+    @field_validator("reason")
+    @classmethod
+    def _written_for_override(
+        cls, reason: str | None, info: ValidationInfo
+    ) -> str | None:
+        if info.data.get("override_baselines") and not re.search(
+            _WRITTEN, reason or ""
+        ):
+            raise ValueError("overriding baselines needs a written reason")
+        return reason
 
 
 class RollbackRequest(BaseModel):
@@ -63,45 +108,78 @@ def _registry(ctx: Ctx) -> ModelRegistry:
     return ModelRegistry(ctx)
 
 
-@router.get("", summary="List models")
+# 2 to 10 ids, commas between, spaces around them allowed
+_IDS = r"^ *[^, ]+ *(, *[^, ]+ *){1,9}$"
+
+
+@router.get(
+    "",
+    summary="List models",
+    response_model=Envelope[list[Record]],
+    responses=ERRORS_422,
+)
 def list_models(
     ctx: Ctx,
-    page: PageQ = 1,
-    page_size: PageSizeQ = 20,
-    name: str | None = Query(None),
+    paging: Paging,
+    name: str | None = Query(None, description="Only the versions of this name"),
     status: str | None = Query(
         None, description="TRAINED, STAGING, PRODUCTION, ARCHIVED"
     ),
 ) -> JSONResponse:
-    result = _registry(ctx).list_models(page, page_size, name, status)
+    result = _registry(ctx).list_models(paging.page, paging.page_size, name, status)
     return ok(result.items, pagination=result.meta)
 
 
-@router.get("/compare", summary="Compare several models side by side")
+@router.get(
+    "/compare",
+    summary="Compare several models side by side",
+    response_model=Envelope[Record],
+    responses=ERRORS_404_422,
+)
 def compare_models(
-    ctx: Ctx, ids: str = Query(description="Comma-separated model ids")
+    ctx: Ctx,
+    ids: str = Query(pattern=_IDS, description="2 to 10 model ids, comma-separated"),
 ) -> JSONResponse:
-    return ok(_registry(ctx).compare([i.strip() for i in ids.split(",") if i.strip()]))
+    return ok(_registry(ctx).compare([i.strip(" ") for i in ids.split(",")]))
 
 
-@router.get("/{model_id}", summary="Model details")
+@router.get(
+    "/{model_id}",
+    summary="Model details",
+    response_model=Envelope[Record],
+    responses=ERRORS_404,
+)
 def get_model(model_id: str, ctx: Ctx) -> JSONResponse:
     return ok(_registry(ctx).get(model_id))
 
 
-@router.get("/{model_id}/metrics", summary="Test-set metrics, curves, importance")
+@router.get(
+    "/{model_id}/metrics",
+    summary="Test-set metrics, curves, importance",
+    response_model=Envelope[Record],
+    responses=ERRORS_404,
+)
 def model_metrics(model_id: str, ctx: Ctx) -> JSONResponse:
     return ok(_registry(ctx).metrics(model_id))
 
 
 @router.get(
-    "/{model_id}/transitions", summary="Every status change of this model's name"
+    "/{model_id}/transitions",
+    summary="Every status change of this model's name",
+    response_model=Envelope[list[Record]],
+    responses=ERRORS_404,
 )
 def model_transitions(model_id: str, ctx: Ctx) -> JSONResponse:
     return ok(_registry(ctx).transitions(model_id))
 
 
-@router.post("/{model_id}/baselines", summary="Set the baselines that gate promotion")
+@router.post(
+    "/{model_id}/baselines",
+    status_code=201,
+    summary="Set the baselines that gate promotion",
+    response_model=Envelope[Record],
+    responses=ERRORS_404_422,
+)
 def set_baselines(model_id: str, body: BaselinesRequest, ctx: Ctx) -> JSONResponse:
     return ok(
         _registry(ctx).set_baselines(
@@ -111,7 +189,12 @@ def set_baselines(model_id: str, body: BaselinesRequest, ctx: Ctx) -> JSONRespon
     )
 
 
-@router.post("/{model_id}/promote", summary="Promote to staging or production")
+@router.post(
+    "/{model_id}/promote",
+    summary="Promote to staging or production",
+    response_model=Envelope[Record],
+    responses=ERRORS_404_409_422,
+)
 def promote(model_id: str, body: PromoteRequest, ctx: Ctx) -> JSONResponse:
     return ok(
         _registry(ctx).promote(
@@ -125,7 +208,12 @@ def promote(model_id: str, body: PromoteRequest, ctx: Ctx) -> JSONResponse:
     )
 
 
-@router.post("/{model_id}/rollback", summary="Restore the previous production version")
+@router.post(
+    "/{model_id}/rollback",
+    summary="Restore the previous production version",
+    response_model=Envelope[Record],
+    responses=ERRORS_404_409_422,
+)
 def rollback(model_id: str, body: RollbackRequest, ctx: Ctx) -> JSONResponse:
     return ok(
         _registry(ctx).rollback(

@@ -2,53 +2,103 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.api.deps import Ctx, PageQ, PageSizeQ
-from functions.api.envelope import ok
+from functions.api.deps import Ctx, Paging
+from functions.api.envelope import (
+    ERRORS_404,
+    ERRORS_404_409,
+    ERRORS_404_409_422,
+    ERRORS_422,
+    Envelope,
+    ok,
+)
+from functions.api.schemas import JobAccepted, Record
 
 router = APIRouter(prefix="/training", tags=["training"])
 
 
 class TimeSplit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: str = Field("time", description="'time' (recommended for fraud)")
-    train_start: str
-    train_end: str
+    type: Literal["time"] = Field("time", description="'time' (recommended for fraud)")
+    train_start: str = Field(min_length=1)
+    train_end: str = Field(min_length=1)
     gap: str | None = Field("7d", description="Label delay between train and test")
-    test_start: str
-    test_end: str
+    test_start: str = Field(min_length=1)
+    test_end: str = Field(min_length=1)
+
+
+def _param_schema(param: Any) -> dict[str, Any]:
+    if param.type == "bool":
+        return {"type": "boolean"}
+    if param.type == "categorical":
+        return {"enum": list(param.choices)}
+    number: dict[str, Any] = {"type": "integer" if param.type == "int" else "number"}
+    if param.minimum is not None:
+        number["minimum"] = param.minimum
+    if param.maximum is not None:
+        number["maximum"] = param.maximum
+    if param.choices:
+        return {"anyOf": [number, {"enum": list(param.choices)}]}
+    return number
+
+
+def _algorithm_schemas(schema: dict[str, Any]) -> None:
+    """The algorithms and each one's hyperparameters (names, types, ranges), from the
+    catalog the service validates with; built when the document is, so that importing
+    the routes does not import the training libraries."""
+    from ml.training.algorithms import ALGORITHMS
+
+    schema["properties"]["algorithm"]["enum"] = sorted(ALGORITHMS)
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"algorithm": {"const": name}}},
+            "then": {
+                "properties": {
+                    "hyperparameters": {
+                        "anyOf": [
+                            {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    p.name: _param_schema(p)
+                                    for p in spec.hyperparameters
+                                },
+                            },
+                            {"type": "null"},
+                        ]
+                    }
+                }
+            },
+        }
+        for name, spec in ALGORITHMS.items()
+    ]
+    schema["example"] = _EXAMPLE
+
+
+_EXAMPLE = {
+    "name": "xgboost_fraud_v2",
+    "feature_set_id": "uuid",
+    "algorithm": "xgboost",
+    "hyperparameters": {"max_depth": 6, "learning_rate": 0.1, "n_estimators": 200},
+    "split": {
+        "type": "time",
+        "train_start": "2026-01-01",
+        "train_end": "2026-02-28",
+        "gap": "7d",
+        "test_start": "2026-03-08",
+        "test_end": "2026-03-31",
+    },
+    "target_column": "is_fraud",
+}
 
 
 class StartTrainingRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "example": {
-                "name": "xgboost_fraud_v2",
-                "feature_set_id": "uuid",
-                "algorithm": "xgboost",
-                "hyperparameters": {
-                    "max_depth": 6,
-                    "learning_rate": 0.1,
-                    "n_estimators": 200,
-                },
-                "split": {
-                    "type": "time",
-                    "train_start": "2026-01-01",
-                    "train_end": "2026-02-28",
-                    "gap": "7d",
-                    "test_start": "2026-03-08",
-                    "test_end": "2026-03-31",
-                },
-                "target_column": "is_fraud",
-            }
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_algorithm_schemas)
     name: str = Field(
         min_length=1, max_length=255, description="Model name (versions per name)"
     )
@@ -59,56 +109,85 @@ class StartTrainingRequest(BaseModel):
     hyperparameters: dict[str, Any] | None = None
     train_test_split: float | None = Field(
         0.8,
+        ge=0.1,
+        le=0.95,
         description="Random stratified split: training fraction (ignored with split)",
     )
     split: TimeSplit | None = Field(None, description="Time-based split (recommended)")
     target_column: str = "is_fraud"
     cost_ratio: float | None = Field(
         None,
+        gt=0,
         description="Cost of a missed fraud / cost of a false alarm; sets the threshold "
         "that minimises cost. Default: the threshold that maximises F1.",
     )
     seed: int | None = 42
 
 
-@router.get("/algorithms", summary="Algorithms and their hyperparameters")
+@router.get(
+    "/algorithms",
+    summary="Algorithms and their hyperparameters",
+    response_model=Envelope[list[Record]],
+)
 def algorithms() -> JSONResponse:
     from ml.training.algorithms import algorithm_catalog
 
     return ok(algorithm_catalog())
 
 
-@router.post("/jobs", status_code=202, summary="Start a training job")
+@router.post(
+    "/jobs",
+    status_code=202,
+    summary="Start a training job",
+    response_model=Envelope[JobAccepted],
+    responses=ERRORS_404_409_422,
+)
 def start_training(body: StartTrainingRequest, ctx: Ctx) -> JSONResponse:
     from shared.services.training import TrainingService
 
     request = body.model_dump()
     if body.split is None:
         request.pop("split")
+    if body.train_test_split is None:
+        request.pop("train_test_split")
     return ok(TrainingService(ctx).start(request), 202)
 
 
-@router.get("/jobs", summary="List training jobs")
+@router.get(
+    "/jobs",
+    summary="List training jobs",
+    response_model=Envelope[list[Record]],
+    responses=ERRORS_422,
+)
 def list_training_jobs(
     ctx: Ctx,
-    page: PageQ = 1,
-    page_size: PageSizeQ = 20,
-    status: str | None = Query(None),
+    paging: Paging,
+    status: str | None = Query(None, description="QUEUED, RUNNING, COMPLETED, ..."),
 ) -> JSONResponse:
     from shared.services.training import TrainingService
 
-    result = TrainingService(ctx).list_jobs(page, page_size, status)
+    result = TrainingService(ctx).list_jobs(paging.page, paging.page_size, status)
     return ok(result.items, pagination=result.meta)
 
 
-@router.get("/jobs/{job_id}", summary="Status, progress, live metrics, ETA, model_id")
+@router.get(
+    "/jobs/{job_id}",
+    summary="Status, progress, live metrics, ETA, model_id",
+    response_model=Envelope[Record],
+    responses=ERRORS_404,
+)
 def get_training_job(job_id: str, ctx: Ctx) -> JSONResponse:
     from shared.services.training import TrainingService
 
     return ok(TrainingService(ctx).get(job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", summary="Cancel a queued or running job")
+@router.post(
+    "/jobs/{job_id}/cancel",
+    summary="Cancel a queued or running job",
+    response_model=Envelope[Record],
+    responses=ERRORS_404_409,
+)
 def cancel_training_job(job_id: str, ctx: Ctx) -> JSONResponse:
     from shared.services.training import TrainingService
 
