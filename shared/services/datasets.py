@@ -19,8 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.bootstrap import AppContext
-from shared.db.models import Dataset, DatasetVersion, FeatureSet
+from shared.db.models import Dataset, DatasetVersion
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
+from shared.services.dataset_delete import DatasetDeletion
 from shared.services.pagination import Page, paginate
 from shared.storage.local_copy import local_file
 from shared.timefmt import iso
@@ -296,24 +297,8 @@ class DatasetService:
             "total_rows": record.row_count,
         }
 
-    def delete(self, dataset_id: str) -> None:
-        """Hide the row first, then remove the blobs, then the row itself: a crash in
-        between leaves a DELETING row that a retried DELETE finishes."""
-        with self.ctx.db.session(write=True) as session:
-            dataset = session.get(Dataset, _parse_id(dataset_id))
-            if dataset is None:
-                raise NotFound(f"Dataset {dataset_id} not found.")
-            dataset.status = "DELETING"
-            feature_set_ids = list(
-                session.scalars(
-                    select(FeatureSet.id).where(FeatureSet.dataset_id == dataset.id)
-                )
-            )
-        for fs_id in feature_set_ids:
-            self.ctx.blobs.delete_prefix(f"features/{fs_id}/")
-        self.ctx.blobs.delete_prefix(f"datasets/{dataset.id}/")
-        with self.ctx.db.session(write=True) as session:
-            row = session.get(Dataset, dataset.id)
-            if row is not None:
-                session.delete(row)
-        log.info("dataset %s deleted", dataset.id)
+    def delete(self, dataset_id: str, cascade: bool = False) -> None:
+        """Delete the dataset, or refuse with 409 naming what depends on it; with
+        ``cascade`` its feature sets and the models trained on them go too (see
+        ``shared.services.dataset_delete``)."""
+        DatasetDeletion(self.ctx).delete(dataset_id, cascade)

@@ -100,10 +100,25 @@ def get_dataset(dataset_id: str, ctx: Ctx) -> JSONResponse:
 
 
 @router.delete(
-    "/{dataset_id}", status_code=204, summary="Delete a dataset and its files"
+    "/{dataset_id}",
+    status_code=204,
+    summary="Delete a dataset and its files",
+    description="Refused with 409 CONFLICT, naming them, while feature sets or models "
+    "depend on the dataset, unless cascade=true; cascade deletes them too, but never "
+    "a model in PRODUCTION or one with logged predictions (409 naming it), and "
+    "nothing while a job still uses any of it. A delete interrupted half-way "
+    "(storage error, crash) leaves the dataset hidden; repeat it to finish.",
 )
-def delete_dataset(dataset_id: str, ctx: Ctx) -> Response:
-    _service(ctx).delete(dataset_id)
+def delete_dataset(
+    dataset_id: str,
+    ctx: Ctx,
+    cascade: bool = Query(
+        False,
+        description="Also delete the feature sets computed from the dataset and the "
+        "models trained on them, with their files",
+    ),
+) -> Response:
+    _service(ctx).delete(dataset_id, cascade)
     return Response(status_code=204)
 
 
