@@ -52,35 +52,22 @@ def test_entra_token_becomes_the_connection_password(
 
 
 @pytest.mark.parametrize("durable", [False, True])
-def test_postgresql_online_engines_plan_once_and_stay_in_autocommit(
-    pg_url: str, durable: bool
-) -> None:
-    """The scoring path's engines: generic plans, asynchronous commits unless durable
-    ones are asked for, and the one-call engine in autocommit for good (nothing to
-    reset when a connection goes back to the pool)."""
+def test_the_postgresql_online_engine_plans_once(pg_url: str, durable: bool) -> None:
+    """The scoring path's engine: generic plans, asynchronous commits unless durable
+    ones are asked for; the main engine keeps PostgreSQL's defaults."""
     db = Database(pg_url, online_durable_commit=durable)
     commit = "on" if durable else "off"
-    engine = db.online_autocommit_engine
     try:
-        for online in (db.online_engine, engine):
-            with online.connect() as conn:
-                assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == (
-                    "force_generic_plan"
-                )
-                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == (
-                    commit
-                )
+        with db.online_engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == (
+                "force_generic_plan"
+            )
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == (
+                commit
+            )
         with db.engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "auto"
-        pooled = []
-        for _ in range(3):
-            with engine.connect() as conn:
-                pooled.append(conn.connection.driver_connection)
-                conn.exec_driver_sql("SELECT 1")
-            # back in the pool, still in autocommit: nothing was set, nor reset
-            assert pooled[-1].autocommit  # type: ignore[union-attr]
-        assert len({id(c) for c in pooled}) == 1
-        assert db.online_autocommit_engine is engine
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
     finally:
         db.dispose()
 

@@ -40,9 +40,9 @@ def _store(db: Database) -> OnlineFeatureStore:
     return OnlineFeatureStore(db, OnlineFeatureEngine(FeatureConfig(), ROLES), ROLES)
 
 
-def _online_engines(db: Database) -> tuple[Engine, Engine]:
-    """The engines of the scoring path: the locked path's and the one-call path's."""
-    return db.online_engine, db.online_autocommit_engine
+def _online_engines(db: Database) -> tuple[Engine, ...]:
+    """The engines of the scoring path."""
+    return (db.online_engine,)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -297,7 +297,7 @@ def test_a_connection_dropped_by_the_server_is_retried_once(
     online = {}
     for n, txn in enumerate(rows):
         if n % 100 == 50:  # the server drops the scoring engine's pooled connection
-            with pg_db.online_autocommit_engine.connect() as pooled:
+            with pg_db.online_engine.connect() as pooled:
                 pid = pooled.execute(text("SELECT pg_backend_pid()")).scalar_one()
             with pg_db.engine.connect() as admin:
                 admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})

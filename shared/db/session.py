@@ -165,7 +165,6 @@ def make_engine(
     *,
     synchronous_commit: bool = True,
     generic_plans: bool = False,
-    autocommit: bool = False,
 ) -> Engine:
     """Create an engine with settings suited to each database.
 
@@ -177,12 +176,7 @@ def make_engine(
     ``generic_plans=True`` (PostgreSQL) plans a prepared statement once: the scoring
     path's statements are equalities on whole primary keys, whose plan cannot improve
     with the values, and PostgreSQL otherwise re-planned its state read on every call
-    (a custom plan: about 370 µs a call against 250 µs, measured here).
-
-    ``autocommit=True`` (PostgreSQL): every connection in autocommit for good, and
-    nothing to reset when it goes back to the pool (set per checkout with
-    ``execution_options``, the isolation level was changed on every checkout and
-    changed back on every return)."""
+    (a custom plan: about 370 µs a call against 250 µs, measured here)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -198,9 +192,6 @@ def make_engine(
         options.append("-c plan_cache_mode=force_generic_plan")
     connect_args = {"options": " ".join(options)} if options else {}
     pooling: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
-    if autocommit:  # one connection per thread scoring at once: a smaller pool
-        pooling = {"pool_size": 4, "max_overflow": 16}
-        pooling |= {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
     engine = create_engine(
         url,
         **pooling,
@@ -227,7 +218,6 @@ class Database:
         self._entra_auth = entra_auth
         self._online_durable_commit = online_durable_commit
         self._online_engine: Engine | None = None
-        self._online_autocommit_engine: Engine | None = None
         self._engines_lock = threading.Lock()  # each scoring engine built once
         self._checkpointer = (
             WalCheckpointer(self.engine)
@@ -298,33 +288,13 @@ class Database:
         if self._online_engine is None:
             with self._engines_lock:
                 if self._online_engine is None:
-                    self._online_engine = self._scoring_engine(autocommit=False)
-        return self._online_engine
-
-    @property
-    def online_autocommit_engine(self) -> Engine:
-        """``online_engine`` with every statement its own transaction: the scoring
-        path's one-call writes on PostgreSQL (a function that locks, checks and writes
-        in one statement) need no BEGIN and COMMIT round trips."""
-        if self.dialect != "postgresql":
-            return self.online_engine.execution_options(isolation_level="AUTOCOMMIT")
-        if self._online_autocommit_engine is None:
-            with self._engines_lock:
-                if self._online_autocommit_engine is None:
-                    self._online_autocommit_engine = self._scoring_engine(
-                        autocommit=True
+                    self._online_engine = make_engine(
+                        self.url,
+                        self._entra_auth,
+                        synchronous_commit=self._online_durable_commit,
+                        generic_plans=True,
                     )
-        return self._online_autocommit_engine
-
-    def _scoring_engine(self, *, autocommit: bool) -> Engine:
-        """PostgreSQL: an engine of the scoring path (``make_engine``'s options)."""
-        return make_engine(
-            self.url,
-            self._entra_auth,
-            synchronous_commit=self._online_durable_commit,
-            generic_plans=True,
-            autocommit=autocommit,
-        )
+        return self._online_engine
 
     def dispose(self) -> None:
         """Close every pooled connection. On SQLite, first fold the WAL back into the
@@ -338,6 +308,5 @@ class Database:
             except Exception:  # noqa: BLE001 - best effort at shutdown
                 log.debug("final WAL checkpoint failed", exc_info=True)
         self.engine.dispose()
-        for online in (self._online_engine, self._online_autocommit_engine):
-            if online is not None:
-                online.dispose()
+        if self._online_engine is not None:
+            self._online_engine.dispose()

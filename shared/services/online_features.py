@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple, cast, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast, overload
 
 import orjson
 from sqlalchemy import (
@@ -144,6 +144,15 @@ class BatchFeatures(Sequence[OnlineFeatures]):
             dict(zip(self.names, self.rows[i], strict=True)),
             self.replayed[i],
         )
+
+
+_T_contra = TypeVar("_T_contra", contravariant=True)
+
+
+class CommitWith(Protocol[_T_contra]):
+    """Work that must commit with an applied transaction, in its database transaction."""
+
+    def __call__(self, applied: _T_contra, conn: Connection, /) -> None: ...
 
 
 class _Head(NamedTuple):  # a tuple: a batch builds 16,000, a dataclass was slower
@@ -442,7 +451,6 @@ class OnlineFeatureStore:
         self._write_engine = db.online_engine.execution_options(
             sqlite_begin="immediate"
         )
-        self._autocommit_engine = db.online_autocommit_engine
         # the hot statements go to the driver (shared/db/driver.py); the rest is Core
         self._sql = DriverSQL(db.online_engine.dialect, (_STATE, _EVENTS, _TXN))
         self._known_stmt = select(_TXN.c.features).where(
@@ -862,9 +870,17 @@ class OnlineFeatureStore:
             return None
         return OnlineFeatures(transaction_id, self._features_of(stored), True)
 
-    def process(self, txn: Mapping[str, Any]) -> OnlineFeatures:
+    def process(
+        self,
+        txn: Mapping[str, Any],
+        commit_with: CommitWith[OnlineFeatures] | None = None,
+    ) -> OnlineFeatures:
         """Features of ``txn`` from the state before it, then fold it in: exactly once
-        per transaction_id (a retry returns the first answer and changes nothing)."""
+        per transaction_id (a retry returns the first answer and changes nothing).
+
+        ``commit_with(features, conn)`` runs inside the database transaction that
+        applies a new transaction id, before it commits (the prediction log writes its
+        row there): if it raises, nothing of the transaction is stored."""
         from ml.features.online import normalize_transaction
 
         event = normalize_transaction(txn)  # validates before anything is written
@@ -873,16 +889,20 @@ class OnlineFeatureStore:
 
             raise FeatureInputError("transaction_id is required", "transaction_id")
         try:
-            return self._process(event)
+            return self._process(event, commit_with)
         except DBAPIError as exc:
             # the scoring engine skips the pool's ping: a connection the server dropped
             # fails here once, is discarded by the pool, and the transaction is retried
             if not exc.connection_invalidated:
                 raise
             log.warning("online feature store reconnecting after: %s", exc.orig)
-            return self._process(event)
+            return self._process(event, commit_with)
 
-    def _process(self, event: dict[str, Any]) -> OnlineFeatures:
+    def _process(
+        self,
+        event: dict[str, Any],
+        commit_with: CommitWith[OnlineFeatures] | None,
+    ) -> OnlineFeatures:
         transaction_id = str(event["transaction_id"])
         keys = sorted(self.engine.entity_keys(event))
         payload = orjson.dumps(event)
@@ -891,7 +911,9 @@ class OnlineFeatureStore:
             # again and the call tried once more (three round trips), before the
             # locked path (five and more): two workers with warm caches meet this often
             for _ in range(2 if self._postgres else 0):
-                applied = self._apply_if_current(event, transaction_id, keys, payload)
+                applied = self._apply_if_current(
+                    event, transaction_id, keys, payload, commit_with
+                )
                 if applied is not None:
                     return applied
             try:
@@ -911,6 +933,10 @@ class OnlineFeatureStore:
                         event, keys, self._values_of(features), self._now()
                     )
                     self._append(tx, heads, payload, record)
+                    if commit_with is not None:
+                        commit_with(
+                            OnlineFeatures(transaction_id, features, False), tx.conn
+                        )
             except IntegrityError:
                 # the same transaction id, applied concurrently by another worker
                 self._cache.evict(keys)
@@ -932,16 +958,16 @@ class OnlineFeatureStore:
         transaction_id: str,
         keys: list[EntityKey],
         payload: bytes,
+        commit_with: CommitWith[OnlineFeatures] | None,
     ) -> OnlineFeatures | None:
         """PostgreSQL: the states the cache lacks read in one statement, the features
-        computed, then one call of ``online_apply_if_current`` (migration 0005), all in
-        autocommit: two round trips at most, against four and more on the locked path.
+        computed, then one call of ``online_apply_if_current`` (migration 0005) and
+        ``commit_with`` in one transaction: against four and more on the locked path.
         None when a head moved on since it was read or cached (another worker): the
         caller then tries once more (the moved states are read again), then takes the
         locked path."""
         try:
-            with self._autocommit_engine.connect() as conn:
-                cursor = DriverCursor(conn, self._sql)
+            with self._write() as cursor:
                 heads = self._cached_or_read(cursor, keys)
                 # computing the features moves the cached states on: on any outcome
                 # but success they are dropped from the cache below
@@ -965,6 +991,10 @@ class OnlineFeatureStore:
                     now,
                 )
                 rows = cursor.execute(_APPLY_IF_CURRENT, params).fetchall()
+                if commit_with is not None and rows[0][0] == "applied":
+                    commit_with(
+                        OnlineFeatures(transaction_id, features, False), cursor.conn
+                    )
         except IntegrityError:
             # the same transaction id, applied concurrently by another worker
             self._cache.evict(keys)
@@ -1128,16 +1158,20 @@ class OnlineFeatureStore:
         if record is not None:
             tx.insert_many(_TXN, _TXN_COLUMNS, [record])
 
-    def process_many(self, txns: list[Mapping[str, Any]]) -> BatchFeatures:
+    def process_many(
+        self,
+        txns: list[Mapping[str, Any]],
+        commit_with: CommitWith[BatchFeatures] | None = None,
+    ) -> BatchFeatures:
         """``process`` for many transactions, in the given order, in one database
         transaction: each entity's head moves once, its transactions of the batch go
         into one event row, and the records are written in bulk. The features are
         computed for the whole batch at once where it is in time order
         (``OnlineFeatureEngine.process_batch_matrix``), and come back by column. A
         transaction id seen before (or earlier in the same list) is a replay, as in
-        ``process``. Invalid input raises
-        FeatureInputError naming the item (``transactions[i].field``) before anything
-        is written."""
+        ``process``. Invalid input raises FeatureInputError naming the item
+        (``transactions[i].field``) before anything is written. ``commit_with``: as in
+        ``process``, with the whole batch (replays included, flagged)."""
         from ml.features import FeatureInputError
         from ml.features.online import normalize_transaction
 
@@ -1157,12 +1191,16 @@ class OnlineFeatureStore:
         if not events:
             return self._batch_features([], [], [])
         try:
-            return self._process_many(events)
+            return self._process_many(events, commit_with)
         except IntegrityError:
             # another worker applied one of these ids meanwhile: it is known now
-            return self._process_many(events)
+            return self._process_many(events, commit_with)
 
-    def _process_many(self, events: list[dict[str, Any]]) -> BatchFeatures:
+    def _process_many(
+        self,
+        events: list[dict[str, Any]],
+        commit_with: CommitWith[BatchFeatures] | None,
+    ) -> BatchFeatures:
         tids = [str(e["transaction_id"]) for e in events]
         keys_of = [sorted(self.engine.entity_keys(e)) for e in events]
         every_key = sorted({k for keys in keys_of for k in keys})
@@ -1224,6 +1262,11 @@ class OnlineFeatureStore:
                         event_rows.append(self._event_row(key, next_seq[key], payload))
                     tx.insert_many(_EVENTS, _EVENT_COLUMNS, event_rows)
                     tx.insert_many(_TXN, _TXN_COLUMNS, records)
+                    batch = self._batch_of(
+                        tids, known, first, fresh, fresh_rows, fresh_values
+                    )
+                    if commit_with is not None:
+                        commit_with(batch, tx.conn)
             except BaseException:
                 self._cache.evict(every_key)
                 raise
@@ -1236,6 +1279,18 @@ class OnlineFeatureStore:
                 (key, head.gen, head.seq, state) for key, head, state in written
             )
             self._compact(written)
+        return batch
+
+    def _batch_of(
+        self,
+        tids: list[str],
+        known: Mapping[str, list[float]],
+        first: Mapping[str, int],
+        fresh: list[int],
+        fresh_rows: list[list[float]],
+        fresh_values: Float64Array,
+    ) -> BatchFeatures:
+        """The batch's features in its order: computed, or a replay's stored ones."""
         if len(fresh) == len(tids):  # the common case: nothing replayed
             return self._batch_features(
                 tids, fresh_rows, [False] * len(tids), fresh_values

@@ -1,12 +1,10 @@
-"""The prediction log's spool: rows that could not reach the database, kept as JSONL
-files until they can be replayed.
+"""Reading the prediction spool that earlier versions wrote (they logged behind their
+answers and spilled rows the database had not taken to JSONL files), and the JSON
+cleaning the log applies to its rows.
 
-Each line is one ``predictions`` row (ids and datetimes as text). A file is written as
-``*.jsonl.part``, fsynced, then renamed, so a replay never sees half a file; a ``.part``
-left by a crash mid-write is picked up once it is older than a minute (its torn last
-line, if any, is skipped). Rows the database refuses outright (a broken row, not an
-outage) go to ``rejected-*.jsonl`` beside them: kept for a person to look at, never
-replayed automatically.
+Each line is one ``predictions`` row (ids and datetimes as text). A ``.part`` file left
+by a crash mid-write is picked up once it is older than a minute (its torn last line,
+if any, is skipped).
 """
 
 from __future__ import annotations
@@ -14,10 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SPOOL_PREFIX = "predictions-"
-REJECTED_PREFIX = "rejected-"
 _SUFFIX = ".jsonl"
 _PART = ".part"
 STALE_PART_SECONDS = 60.0
@@ -83,44 +79,6 @@ def decode_row(line: str) -> dict[str, Any]:
         "explanation": data.get("explanation"),
         "latency_ms": data.get("latency_ms"),
     }
-
-
-def _new_name(prefix: str) -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return f"{prefix}{stamp}-{time.time_ns() % 10**9:09d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def write_rows(directory: Path, rows: Iterable[dict[str, Any]], prefix: str) -> Path:
-    """Write ``rows`` durably to a new file in ``directory``; return its path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / (_new_name(prefix) + _SUFFIX)
-    part = final.with_name(final.name + _PART)
-    try:
-        with open(part, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(encode_row(row))
-                fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(part, final)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    _fsync_dir(directory)
-    return final
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not supported everywhere (Windows): the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def pending_files(directory: Path) -> list[Path]:

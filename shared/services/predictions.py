@@ -5,6 +5,10 @@ Exactly once per transaction id: the online feature store applies a transaction 
 and gives its stored features back on a retry, so a retried request returns the same
 prediction (same id, score and decision) and logs nothing new. The prediction id is
 derived from the model and the transaction id for that reason.
+
+A new prediction is scored and its log row written inside the database transaction that
+applies the transaction to the online state: the state, the score and the row commit
+together or not at all, and the answer leaves only after the commit.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from shared.errors import ValidationFailed
 from shared.gc_freezer import collector_paused
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from shared.bootstrap import AppContext
+    from shared.services.online_features import BatchFeatures, OnlineFeatures
     from shared.services.prediction_log import PredictionLog, PredictionRecord
     from shared.services.serving_models import ModelServer, ServingModel
 
@@ -87,10 +94,30 @@ class Predictor:
 
         started = time.perf_counter()
         model = self.models.resolve(model_id)
+        answers: list[tuple[dict[str, Any], PredictionRecord]] = []
+
+        def score_and_log(online: OnlineFeatures, conn: Connection) -> None:
+            answers.append(self._answer(model, online, started, explain, top_k))
+            self.log.write(conn, [answers[-1][1]])
+
         try:
-            online = model.store.process(transaction)
+            online = model.store.process(transaction, score_and_log)
         except FeatureInputError as exc:
             raise _feature_error(exc, "transaction") from None
+        if online.replayed:  # nothing was applied: the first answer, given again
+            answers.append(self._answer(model, online, started, explain, top_k))
+            self.log.repair([answers[-1][1]])
+        return answers[-1][0]
+
+    def _answer(
+        self,
+        model: ServingModel,
+        online: OnlineFeatures,
+        started: float,
+        explain: bool,
+        top_k: int,
+    ) -> tuple[dict[str, Any], PredictionRecord]:
+        """The answer to one transaction and its log row."""
         row = model.scorer.matrix([online.features])
         score = model.scorer.score_single(row)
         explanation = self._explain(model, row, top_k) if explain else None
@@ -101,22 +128,17 @@ class Predictor:
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             "explanation": explanation,
         }
-        if not online.replayed:
-            now = datetime.now(UTC)
-            latency = result["latency_ms"]
-            self.log.record(
-                self._record(
-                    model,
-                    online.transaction_id,
-                    online.features,
-                    pid,
-                    result,
-                    explanation,
-                    now,
-                    latency,
-                )
-            )
-        return result
+        record = self._record(
+            model,
+            online.transaction_id,
+            online.features,
+            pid,
+            result,
+            explanation,
+            datetime.now(UTC),
+            result["latency_ms"],
+        )
+        return result, record
 
     def _explain(self, model: ServingModel, row: Any, top_k: int) -> dict[str, Any]:
         from ml.explain import top_features
@@ -194,14 +216,48 @@ class Predictor:
         transactions: Sequence[Mapping[str, Any]],
         started: float,
     ) -> dict[str, Any]:
-        import numpy as np
-
         from ml.features import FeatureInputError
 
+        scored: list[tuple[list[dict[str, Any]], list[PredictionRecord]]] = []
+
+        def score_and_log(batch: BatchFeatures, conn: Connection) -> None:
+            scored.append(self._batch_answer(model, batch, started))
+            results, records = scored[-1]
+            self.log.write(
+                conn,
+                [
+                    record
+                    for record, again in zip(records, batch.replayed, strict=True)
+                    if not again
+                ],
+            )
+
         try:
-            online = model.store.process_many(list(transactions))
+            online = model.store.process_many(list(transactions), score_and_log)
         except FeatureInputError as exc:
             raise _feature_error(exc, "transactions") from None
+        if not scored:  # an empty batch: nothing was applied
+            scored.append(self._batch_answer(model, online, started))
+        results, records = scored[-1]
+        replays = [
+            r for r, again in zip(records, online.replayed, strict=True) if again
+        ]
+        if replays:
+            self.log.repair(replays)
+        return {
+            **_model_fields(model),
+            "count": len(results),
+            "flagged": sum(1 for r in results if r["is_fraud"]),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "predictions": results,
+        }
+
+    def _batch_answer(
+        self, model: ServingModel, online: BatchFeatures, started: float
+    ) -> tuple[list[dict[str, Any]], list[PredictionRecord]]:
+        """A batch's answers, in its order, and their log rows."""
+        import numpy as np
+
         scores = (
             model.scorer.score(
                 model.scorer.matrix_of_columns(online.names, online.values)
@@ -219,7 +275,7 @@ class Predictor:
         ]
         now = datetime.now(UTC)
         names = online.names
-        self.log.record_many(
+        records = [
             self._record(
                 model,
                 tid,
@@ -230,18 +286,11 @@ class Predictor:
                 now,
                 per_item,
             )
-            for tid, row, again, decision, pid in zip(
-                tids, online.rows, replayed, results, pids, strict=True
+            for tid, row, decision, pid in zip(
+                tids, online.rows, results, pids, strict=True
             )
-            if not again
-        )
-        return {
-            **_model_fields(model),
-            "count": len(results),
-            "flagged": sum(1 for r in results if r["is_fraud"]),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            "predictions": results,
-        }
+        ]
+        return results, records
 
     # -- labels --------------------------------------------------------------------------
 
@@ -252,7 +301,7 @@ class Predictor:
         fraud-rate features use it once the label delay has passed."""
         from shared.services.prediction_log import label_predictions
 
-        result = label_predictions(self.ctx.db, self.log, items)
+        result = label_predictions(self.ctx.db, items)
         online = 0
         tids = [
             str(i["transaction_id"])

@@ -51,7 +51,6 @@ def _count(ctx: AppContext, model: Any) -> int:
 
 
 def _logged(ctx: AppContext) -> dict[str, Prediction]:
-    ctx.predictor.log.flush()
     with ctx.db.session() as s:
         return {p.transaction_id: p for p in s.scalars(select(Prediction))}
 
@@ -342,22 +341,102 @@ def test_promotion_swaps_the_model_without_failing_a_request(
     assert set(models[switched:]) == {second}, "never back to the old model"
 
 
-def test_predictions_queued_at_shutdown_are_written(
+def test_each_answer_is_sent_only_once_its_prediction_is_stored(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
 ) -> None:
-    """The log writes in batches behind the requests; stopping the app (the ASGI
-    lifespan's shutdown, as uvicorn and the Functions host do) drains it first."""
-    from fastapi.testclient import TestClient
+    """The log row commits with the online state: when an answer arrives, its row is
+    already in ``predictions`` (a crash after it cannot lose it); a batch's too."""
+    serve(client, transactions.iloc[:HISTORY])
+    live = _live(transactions, 30)
+    for n, txn in enumerate(live[:20], 1):
+        answer = client.post(f"{API}/predict", json={"transaction": txn})
+        assert answer.status_code == 200, answer.text
+        assert _count(ctx, Prediction) == n
+        assert _count(ctx, OnlineTransaction) == n
+    resp = client.post(f"{API}/predict/batch", json={"transactions": live[20:]})
+    assert resp.status_code == 200, resp.text
+    assert _count(ctx, Prediction) == len(live)
+    assert set(_logged(ctx)) == {t["transaction_id"] for t in live}
 
-    from functions.api.app import create_asgi_app
+
+def test_a_failure_while_scoring_stores_nothing_and_the_retry_applies_it(
+    client: Any,
+    ctx: AppContext,
+    runtime: Any,
+    transactions: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """State, score, explanation and log row succeed or fail together: an explanation
+    that fails leaves the transaction unapplied and unlogged, and the retry scores it
+    as new, with the features it would have had."""
+    from shared.services.prediction_log import PredictionLog
+    from shared.services.serving_models import ServingModel
 
     serve(client, transactions.iloc[:HISTORY])
-    ctx.predictor.log.max_delay = 30.0  # nothing would be written before shutdown
-    live = _live(transactions, 40)
-    with TestClient(create_asgi_app()) as worker:
-        for txn in live:
-            assert worker.post(f"{API}/predict", json={"transaction": txn}).is_success
-        assert _count(ctx, Prediction) == 0
+    txn = _live(transactions, 1)[0]
+    real = ServingModel.explainer
+
+    def broken(self: ServingModel, blobs: Any) -> Any:
+        raise RuntimeError("explainer failed")
+
+    monkeypatch.setattr(ServingModel, "explainer", broken)
+    body = {"transaction": txn}
+    assert client.post(f"{API}/predict/explain", json=body).status_code == 500
+    assert _count(ctx, OnlineTransaction) == 0
+    assert _count(ctx, Prediction) == 0
+
+    monkeypatch.setattr(ServingModel, "explainer", real)
+    retry = client.post(f"{API}/predict/explain", json=body)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["data"]["replayed"] is False
+    assert _count(ctx, OnlineTransaction) == 1
+    assert _count(ctx, Prediction) == 1
+
+    # a batch whose scoring fails stores none of its transactions either
+    live = _live(transactions, 5, start=HISTORY + 10)
+
+    def failing_write(self: PredictionLog, conn: Any, records: Any) -> None:
+        raise RuntimeError("log write failed")
+
+    monkeypatch.setattr(PredictionLog, "write", failing_write)
+    resp = client.post(f"{API}/predict/batch", json={"transactions": live})
+    assert resp.status_code == 500
+    assert _count(ctx, OnlineTransaction) == 1
+    assert _count(ctx, Prediction) == 1
+
+
+def test_a_replay_whose_log_row_is_missing_restores_it(
+    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    """A prediction acknowledged but not logged (by a version that logged after
+    answering): its retry answers the same prediction and writes the missing row, so
+    its label then finds it."""
+    serve(client, transactions.iloc[:HISTORY])
+    live = _live(transactions, 3)
+    first = [
+        client.post(f"{API}/predict", json={"transaction": t}).json()["data"]
+        for t in live[:2]
+    ]
+    batch = client.post(f"{API}/predict/batch", json={"transactions": live[2:]})
+    first += batch.json()["data"]["predictions"]
+    with ctx.db.session(write=True) as s:
+        s.execute(Prediction.__table__.delete())
+
+    again = client.post(f"{API}/predict", json={"transaction": live[0]}).json()["data"]
+    assert again["replayed"] is True
+    assert again["prediction_id"] == first[0]["prediction_id"]
+    assert again["fraud_score"] == first[0]["fraud_score"]
+    replays = client.post(f"{API}/predict/batch", json={"transactions": live[1:]})
+    assert all(p["replayed"] for p in replays.json()["data"]["predictions"])
+    logged = _logged(ctx)
+    assert set(logged) == {t["transaction_id"] for t in live}
+    assert {str(p.id) for p in logged.values()} == {p["prediction_id"] for p in first}
+
+    labels = [{"transaction_id": t["transaction_id"], "label": True} for t in live]
+    result = client.post(f"{API}/predictions/labels", json={"labels": labels})
+    assert result.json()["data"]["unmatched_transaction_ids"] == []
+    # a second replay adds nothing
+    client.post(f"{API}/predict", json={"transaction": live[0]})
     assert _count(ctx, Prediction) == len(live)
 
 
