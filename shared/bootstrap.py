@@ -84,8 +84,10 @@ class AppContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
         from shared.db.session import Database
+        from shared.services.upload_spool import sweep_upload_spool
         from shared.storage.factory import make_blob_store
 
+        sweep_upload_spool(settings)  # what uploads killed mid-way left on disk
         context = cls(
             settings=settings,
             db=Database(

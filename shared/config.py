@@ -8,6 +8,7 @@ URLs can still be overridden, e.g. the tests run the embedded runtime against Po
 from __future__ import annotations
 
 import os
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -41,10 +42,11 @@ class Settings(BaseSettings):
         "identity (DefaultAzureCredential) instead of a password",
     )
     online_durable_commit: bool = Field(
-        False,
-        description="PostgreSQL: wait for the WAL flush on each online feature update "
-        "(about +1 ms per scored transaction); off, a database crash can forget the "
-        "last moments of state updates",
+        True,
+        description="PostgreSQL: each scored transaction (online state and its "
+        "prediction-log row) waits for the WAL flush before the answer leaves. Off, "
+        "commits return before it (faster): a database server crash can then forget "
+        "the last moments of acknowledged predictions, state and log row together",
     )
     online_warm_entities: int = Field(
         50_000,
@@ -82,9 +84,16 @@ class Settings(BaseSettings):
     )
     prediction_spool_dir: Path | None = Field(
         None,
-        description="Where predictions wait on disk while the database is away; "
-        "default {data_dir}/prediction-spool (embedded) or $HOME/data/prediction-spool "
-        "(azure: the Functions host's persistent, writable share)",
+        description="Where versions before 2026-12 spooled predictions the database "
+        "had not taken; replayed at start. Default {data_dir}/prediction-spool "
+        "(embedded) or $HOME/data/prediction-spool (azure)",
+    )
+    upload_spool_dir: Path | None = Field(
+        None,
+        description="Where dataset uploads wait on disk while they are received and "
+        "converted (swept of what a killed process left at start); default "
+        "{data_dir}/upload-spool (embedded) or the instance's local temp folder "
+        "(azure: the app folder is read-only and $HOME a shared network drive)",
     )
     storage_backend: Literal["local", "azure"] | None = Field(
         None, description="Blob store; defaults to local (embedded) or azure (azure)"
@@ -134,6 +143,14 @@ class Settings(BaseSettings):
         if self.backend == "azure":
             return Path(os.environ.get("HOME", "/tmp")) / "data" / "prediction-spool"
         return self.data_dir / "prediction-spool"
+
+    @property
+    def resolved_upload_spool_dir(self) -> Path:
+        if self.upload_spool_dir is not None:
+            return self.upload_spool_dir
+        if self.backend == "azure":
+            return Path(tempfile.gettempdir()) / "shadow-hubble-upload-spool"
+        return self.data_dir / "upload-spool"
 
     @property
     def resolved_storage_backend(self) -> Literal["local", "azure"]:

@@ -55,5 +55,12 @@ class UnsupportedMediaType(AppError):
     code = "UNSUPPORTED_MEDIA_TYPE"
 
 
+class ServiceUnavailable(AppError):
+    """The server cannot do it now (its disk is full or unwritable): retry later."""
+
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
 def field_error(field: str, message: str) -> list[dict[str, Any]]:
     return [{"field": field, "message": message}]

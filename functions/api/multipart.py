@@ -17,6 +17,7 @@ from python_multipart.multipart import FormParser, parse_options_header
 
 from shared.errors import (
     PayloadTooLarge,
+    ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
     field_error,
@@ -37,6 +38,13 @@ def _too_large(limit: int) -> PayloadTooLarge:
         f"The upload is larger than the limit of {limit // (1024 * 1024)} MiB "
         "(setting SH_MAX_UPLOAD_MB).",
         field_error("file", "too large"),
+    )
+
+
+def _unwritable(exc: OSError) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The server could not write the upload to disk "
+        f"({exc.strerror or type(exc).__name__}); nothing was stored. Try again later."
     )
 
 
@@ -98,20 +106,25 @@ async def read_form(request: Request, tmp_dir: Path, max_bytes: int) -> FormUplo
         parser.finalize()
     except (PayloadTooLarge, UnsupportedMediaType):
         raise
+    except OSError as exc:  # the spool's disk, not the request (parse errors are not)
+        raise _unwritable(exc) from exc
     except Exception as exc:
         raise ValidationFailed(f"Malformed multipart body: {exc}") from None
     if out is not None:
-        out.file_object.flush()
-        name = out.actual_file_name
-        path = Path(name.decode() if isinstance(name, bytes) else name)
-        if not path.is_absolute():
-            # small files stay in memory inside the parser; write them out
-            fd, tmp = tempfile.mkstemp(dir=tmp_dir)
-            with os.fdopen(fd, "wb") as fh:
-                out.file_object.seek(0)
-                fh.write(out.file_object.read())
-            path = Path(tmp)
-        out.file_object.close()
+        try:
+            out.file_object.flush()
+            name = out.actual_file_name
+            path = Path(name.decode() if isinstance(name, bytes) else name)
+            if not path.is_absolute():
+                # small files stay in memory inside the parser; write them out
+                fd, tmp = tempfile.mkstemp(dir=tmp_dir)
+                with os.fdopen(fd, "wb") as fh:
+                    out.file_object.seek(0)
+                    fh.write(out.file_object.read())
+                path = Path(tmp)
+            out.file_object.close()
+        except OSError as exc:
+            raise _unwritable(exc) from exc
         form.file_path = path
         form.size = path.stat().st_size
         form.filename = out.file_name.decode() if out.file_name else None

@@ -7,7 +7,6 @@ database transaction that creates the row and removed again if anything fails.
 from __future__ import annotations
 
 import logging
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from shared.db.models import Dataset, DatasetVersion
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.dataset_delete import DatasetDeletion
 from shared.services.pagination import Page, paginate
+from shared.services.upload_spool import upload_workdir
 from shared.storage.local_copy import local_file
 from shared.timefmt import iso
 
@@ -118,8 +118,8 @@ class DatasetService:
         from shared.services.tabular import convert_upload, detect_format
 
         fmt = detect_format(upload.path, upload.filename, upload.content_type)
-        with tempfile.TemporaryDirectory(prefix="sh-ingest-") as tmp:
-            yield convert_upload(upload.path, Path(tmp) / "data.parquet", fmt)
+        with upload_workdir(self.ctx.settings, "ingest-") as tmp:
+            yield convert_upload(upload.path, tmp / "data.parquet", fmt)
 
     def _store(
         self,

@@ -96,3 +96,19 @@ def test_local_store_turns_os_errors_into_storage_errors(tmp_path: Path) -> None
         store.upload_file("datasets/a/v1.0/data.parquet", source)
     with pytest.raises(StorageError):
         store.put_bytes("datasets/a/meta.json", b"{}")
+
+
+def test_upload_when_the_spool_folder_is_unwritable_is_503(
+    client: Any, ctx: AppContext, tmp_path: Path
+) -> None:
+    """Uploads wait on disk under the data dir; a disk that cannot take them is the
+    server's trouble (503), not a malformed request or an internal error."""
+    blocked = tmp_path / "spool-is-a-file"
+    blocked.write_bytes(b"")
+    ctx.settings.upload_spool_dir = blocked
+    resp = upload(client, name="tx")
+    assert resp.status_code == 503, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "SERVICE_UNAVAILABLE"
+    assert "disk" in error["message"]
+    _no_dataset_rows(ctx)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from functions.api.deps import Ctx, PageQ, PageSizeQ
 from functions.api.envelope import ok
 from functions.api.multipart import read_form
 from shared.errors import ValidationFailed, field_error
+from shared.services.upload_spool import upload_workdir
 
 if TYPE_CHECKING:
     from shared.services.datasets import DatasetService, Upload
@@ -53,9 +53,9 @@ _UPLOAD_DOC: dict[str, Any] = {
 
 
 async def _receive(
-    request: Request, ctx: Ctx, tmp: str
+    request: Request, ctx: Ctx, tmp: Path
 ) -> tuple[dict[str, str], Upload]:
-    form = await read_form(request, Path(tmp), ctx.settings.max_upload_bytes)
+    form = await read_form(request, tmp, ctx.settings.max_upload_bytes)
     if form.file_path is None:
         raise ValidationFailed(
             "The form has no 'file' part.", field_error("file", "Required field")
@@ -70,7 +70,7 @@ async def _receive(
     "", status_code=201, openapi_extra=_UPLOAD_DOC, summary="Upload a new dataset"
 )
 async def create_dataset(request: Request, ctx: Ctx) -> JSONResponse:
-    with tempfile.TemporaryDirectory(prefix="sh-upload-") as tmp:
+    with upload_workdir(ctx.settings, "upload-") as tmp:
         fields, upload = await _receive(request, ctx, tmp)
         data = await run_in_threadpool(
             _service(ctx).create,
@@ -148,7 +148,7 @@ def dataset_preview(
     summary="Upload a new version of a dataset",
 )
 async def create_version(dataset_id: str, request: Request, ctx: Ctx) -> JSONResponse:
-    with tempfile.TemporaryDirectory(prefix="sh-upload-") as tmp:
+    with upload_workdir(ctx.settings, "upload-") as tmp:
         fields, upload = await _receive(request, ctx, tmp)
         data = await run_in_threadpool(
             _service(ctx).add_version,
