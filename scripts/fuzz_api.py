@@ -1,0 +1,156 @@
+"""Fuzz the v1 API with schemathesis, every check on, and print what it found.
+
+The long form of ``tests/api/test_openapi_contract.py``: the same app in-process (ASGI,
+embedded backend on a throwaway SQLite database and folder), many more examples, and
+the stateful phase (links between operations: create, then read, cancel, delete).
+Prints, per operation, the cases sent and the distinct failures, then the totals; the
+README's reliability table comes from here.
+
+    .venv/bin/python scripts/fuzz_api.py                  # 100 examples an operation
+    .venv/bin/python scripts/fuzz_api.py -n 1000 --seed 7 --no-stateful
+    .venv/bin/python scripts/fuzz_api.py --include '/models' -v   # failures in full
+
+Exit status 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+@dataclass
+class Tally:
+    cases: int = 0
+    failures: dict[str, str] = field(default_factory=dict)  # title → one sample
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from schemathesis.config import SchemathesisConfig
+
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": args.seed,
+            "generation": {"max-examples": args.examples, "database": "none"},
+            "checks": {"enabled": True},
+            "phases": {"stateful": {"enabled": args.stateful}},
+            "workers": 1,
+        }
+    )
+
+
+def _context(root: Path) -> Any:
+    from shared.bootstrap import AppContext, set_context
+    from shared.config import Settings
+    from shared.db.migrate import upgrade
+    from shared.db.session import Database
+    from shared.storage.factory import make_blob_store
+
+    url = f"sqlite:///{root / 'fuzz.db'}"
+    upgrade(url)
+    settings = Settings(data_dir=root / "data", log_json=False, max_upload_mb=5)
+    context = AppContext(
+        settings=settings, db=Database(url), blobs=make_blob_store(settings)
+    )
+    set_context(context)
+    return context
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import schemathesis
+    from schemathesis.engine import Status, events, from_schema
+
+    from functions.api.app import create_asgi_app
+
+    logging.disable(logging.ERROR)  # the unhandled errors are counted, not logged
+    with tempfile.TemporaryDirectory(prefix="sh-fuzz-") as tmp:
+        context = _context(Path(tmp))
+        app = create_asgi_app(gateway_secret="")
+        schema = schemathesis.openapi.from_asgi(
+            "/api/v1/openapi.json", app, config=_config(args)
+        )
+        if args.include:
+            schema = schema.include(path_regex=args.include)
+        tallies: dict[str, Tally] = defaultdict(Tally)
+        started = time.perf_counter()
+        try:
+            for event in from_schema(schema).execute():
+                if isinstance(event, events.ScenarioFinished):
+                    _count(event.recorder, tallies, args.verbose)
+                elif isinstance(event, events.NonFatalError):
+                    tallies[event.label].failures[f"error: {event.value!r}"[:200]] = ""
+                elif isinstance(event, events.FatalError):
+                    raise event.exception
+        finally:
+            context.close()
+        elapsed = time.perf_counter() - started
+    return _report(tallies, elapsed, Status)
+
+
+def _count(recorder: Any, tallies: dict[str, Tally], verbose: bool) -> None:
+    from schemathesis.engine import Status
+
+    for case_id, node in recorder.cases.items():
+        tally = tallies[node.value.operation.label]
+        tally.cases += 1
+        for check in recorder.checks.get(case_id, []):
+            if check.status != Status.FAILURE or check.failure_info is None:
+                continue
+            failure = check.failure_info.failure
+            title = f"{check.name}: {failure.title}"
+            if title not in tally.failures:
+                sample = f"{failure.message}\n    {check.failure_info.code_sample}"
+                tally.failures[title] = sample
+                if verbose:
+                    print(f"\n{node.value.operation.label} — {title}\n    {sample}\n")
+
+
+def _report(tallies: dict[str, Tally], elapsed: float, status: Any) -> int:
+    width = max((len(label) for label in tallies), default=10)
+    print(f"\n{'operation':<{width}}  {'cases':>7}  failures")
+    for label in sorted(tallies):
+        tally = tallies[label]
+        print(f"{label:<{width}}  {tally.cases:>7}  {len(tally.failures)}")
+        for title in sorted(tally.failures):
+            print(f"{'':<{width}}           - {title}")
+    cases = sum(t.cases for t in tallies.values())
+    failures = sum(len(t.failures) for t in tallies.values())
+    failing = sum(1 for t in tallies.values() if t.failures)
+    print(
+        f"\n{len(tallies)} operations, {cases} cases, {failures} distinct failures "
+        f"in {failing} operations, {elapsed:.0f} s"
+    )
+    return 1 if failures else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "-n", "--examples", type=int, default=100, help="examples per operation"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="for a reproducible run")
+    parser.add_argument(
+        "--no-stateful",
+        dest="stateful",
+        action="store_false",
+        help="skip the stateful phase (links between operations)",
+    )
+    parser.add_argument("--include", help="only paths matching this regex")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print each failure in full"
+    )
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
