@@ -6,24 +6,88 @@ serialised with orjson (a batch answer holds 10,000 predictions).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, NotRequired
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, NotRequired, Self
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
 from functions.api.deps import Ctx
-from functions.api.envelope import ok_json
+from functions.api.envelope import errors, ok_json
 from shared.bootstrap import AppContext
-from shared.errors import PayloadTooLarge, ValidationFailed
+from shared.errors import (
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    field_error,
+)
 from shared.services.predictions import DEFAULT_TOP_K, MAX_BATCH
 
 router = APIRouter(tags=["inference"])
 
 Id = Annotated[str, Field(min_length=1, max_length=255)]
 Name = Annotated[str, Field(max_length=100)]
+
+# The features' own bounds (ml.features.config), repeated rather than imported: the
+# app's cold start does not load numpy. tests/api/test_predict_input.py checks they agree.
+MAX_AMOUNT = 1e12
+MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)  # exclusive
+
+# Request bodies: one transaction is well under 2 KiB even with every id at its longest;
+# a batch of MAX_BATCH such transactions fits in 32 MiB, and MAX_BATCH labels in 8.
+PREDICT_MAX_BYTES = 64 * 1024
+BATCH_MAX_BYTES = 32 * 1024 * 1024
+LABELS_MAX_BYTES = 8 * 1024 * 1024
+
+
+_YEARS_IN_RANGE = r"^(19[7-9][0-9]|2[01][0-9][0-9])-"
+
+
+class _DateTimeString:
+    """A datetime given as an ISO-8601 date-time string (pydantic alone also takes a
+    number, a numeric string, a date alone) from MIN_TIMESTAMP up to MAX_TIMESTAMP, a
+    naive one taken as UTC: all checked in pydantic-core (the same checks in Python
+    took /predict several microseconds)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, _: Any, __: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.chain_schema(
+            [
+                core_schema.custom_error_schema(
+                    core_schema.str_schema(
+                        pattern=r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}"
+                    ),
+                    custom_error_type="datetime_string",
+                    custom_error_message="Input should be an ISO-8601 date-time "
+                    "string, e.g. 2026-01-17T15:00:00Z",
+                ),
+                core_schema.datetime_schema(ge=MIN_TIMESTAMP, lt=MAX_TIMESTAMP),
+            ]
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, _: core_schema.CoreSchema, __: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # the years in range (the exact instants are in the field's description)
+        return {"type": "string", "format": "date-time", "pattern": _YEARS_IN_RANGE}
 
 
 class TransactionIn(TypedDict):
@@ -53,9 +117,23 @@ class TransactionIn(TypedDict):
     transaction_id: Annotated[
         Id, Field(description="Unique per transaction; a retry reuses it")
     ]
-    amount: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+    amount: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=MAX_AMOUNT,
+            allow_inf_nan=False,
+            strict=True,
+            description=f"In the currency's units, 0 to {MAX_AMOUNT:.0e}",
+        ),
+    ]
     timestamp: Annotated[
-        datetime, Field(description="ISO-8601; without a zone taken as UTC")
+        datetime,
+        _DateTimeString,
+        Field(
+            description="ISO-8601 date-time string; without a zone taken as UTC. "
+            "From 1970-01-01T00:00:00Z up to (not including) 2200-01-01T00:00:00Z"
+        ),
     ]
     user_id: Id
     merchant_id: NotRequired[Id | None]
@@ -78,22 +156,64 @@ class ExplainRequest(PredictRequest):
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=100, description="Features to return")
 
 
+class _AsTransactions:
+    """Documents a list as ``TransactionIn`` items while it is validated as ``Any``:
+    the route validates the items itself, all at once, to name each bad index."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, _: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(TypeAdapter(list[TransactionIn]).core_schema)
+
+
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model_id: str | None = Field(
         None, description="Defaults to the current production model"
     )
-    transactions: list[Any] = Field(
-        description=f"Up to {MAX_BATCH:,} transactions (TransactionIn), scored in "
-        "order; one invalid item refuses the whole batch (422 naming each index)"
+    transactions: Annotated[list[Any], _AsTransactions] = Field(
+        description=f"1 to {MAX_BATCH:,} transactions, scored in order; one invalid "
+        "item refuses the whole batch (422 naming each index); more than "
+        f"{MAX_BATCH:,}: 413",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH},
     )
 
 
+_ONE_ID = "give exactly one of prediction_id and transaction_id"
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    """A field's ``anyOf: [X, null]``, default None, documented as X: absent is how
+    the other id is left out."""
+    options = [o for o in schema.pop("anyOf", []) if o.get("type") != "null"]
+    if options:
+        schema.update(options[0])
+    schema.pop("default", None)
+
+
 class LabelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    prediction_id: str | None = None
-    transaction_id: str | None = None
-    label: bool = Field(description="The actual outcome: true = fraud")
+    """An outcome, by ``prediction_id`` or by ``transaction_id``: exactly one of them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": ["prediction_id"]}, {"required": ["transaction_id"]}]
+        },
+    )
+    # typed without null in the document: a null id is refused as a missing one would be
+    prediction_id: Annotated[uuid.UUID | None, Field(json_schema_extra=_not_null)] = (
+        None
+    )
+    transaction_id: Annotated[Id | None, Field(json_schema_extra=_not_null)] = None
+    label: bool = Field(strict=True, description="The actual outcome: true = fraud")
+
+    @model_validator(mode="after")
+    def _exactly_one_id(self) -> Self:
+        given = self.model_fields_set & {"prediction_id", "transaction_id"}
+        if len(given) != 1 or None in (getattr(self, name) for name in given):
+            raise ValueError(_ONE_ID)
+        return self
 
 
 class LabelsRequest(BaseModel):
@@ -111,13 +231,78 @@ def _transaction(txn: TransactionIn) -> dict[str, Any]:
 PREDICT_PATH = "/predict"
 
 
+def declares_json(content_type: str | None) -> bool:
+    """Whether a Content-Type is one FastAPI parses as JSON: application/json or
+    application/*+json, parameters aside."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def json_body(request: Request) -> None:
+    """415 for a body not declared JSON. FastAPI would hand it on as bytes, which fail
+    validation as "not an object" (422), or answer a form with the form's errors."""
+    content_type = request.headers.get("content-type")
+    if not declares_json(content_type):
+        raise UnsupportedMediaType(
+            "Send the body as JSON, with Content-Type: application/json.",
+            field_error("content-type", f"got {content_type or 'none'}"),
+        )
+
+
+EXPLAIN_PATH = "/predict/explain"
+BATCH_PATH = "/predict/batch"
+LABELS_PATH = "/predictions/labels"
+# Each route's body limit. The framework's (``max_body_size``) answers in plain text
+# when the Content-Length is already too large, so ``functions.api.scoring_path``
+# refuses those bodies first, in the envelope; the framework's counts streamed ones.
+BODY_LIMITS = {
+    PREDICT_PATH: PREDICT_MAX_BYTES,
+    EXPLAIN_PATH: PREDICT_MAX_BYTES,
+    BATCH_PATH: BATCH_MAX_BYTES,
+    LABELS_PATH: LABELS_MAX_BYTES,
+}
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    size = (
+        f"{limit // (1024 * 1024)} MiB"
+        if limit >= 1024 * 1024
+        else f"{limit // 1024} KiB"
+    )
+    return PayloadTooLarge(
+        f"The body is larger than {size}, the most this endpoint takes.",
+        field_error("body", f"at most {limit} bytes"),
+    )
+
+
+_JSON_ONLY = [Depends(json_body)]
+_SCORING_ERRORS = {
+    **errors(400, 404, 409, 413, 415, 422, 503),
+    404: {**errors(404)[404], "description": "No model with that model_id"},
+    409: {
+        **errors(409)[409],
+        "description": "No model in production (and no model_id)",
+    },
+}
+
+
 def predict_answer(body: PredictRequest, ctx: AppContext) -> Response:
     """/predict's answer, from this route or from ``functions.api.scoring_path``, which
     serves it ahead of the framework."""
     return ok_json(ctx.predictor.predict(_transaction(body.transaction), body.model_id))
 
 
-@router.post(PREDICT_PATH, summary="Score one transaction")
+@router.post(
+    PREDICT_PATH,
+    summary="Score one transaction",
+    dependencies=_JSON_ONLY,
+    max_body_size=PREDICT_MAX_BYTES,
+    responses=_SCORING_ERRORS,
+)
 async def predict(body: PredictRequest, ctx: Ctx) -> Response:
     # Runs on the event loop, not in the thread pool: scoring is about a millisecond of
     # CPU with short database calls, and the pool's hand-off cost more than it saved
@@ -125,7 +310,13 @@ async def predict(body: PredictRequest, ctx: Ctx) -> Response:
     return predict_answer(body, ctx)
 
 
-@router.post("/predict/explain", summary="Score one transaction and explain the score")
+@router.post(
+    EXPLAIN_PATH,
+    summary="Score one transaction and explain the score",
+    dependencies=_JSON_ONLY,
+    max_body_size=PREDICT_MAX_BYTES,
+    responses=_SCORING_ERRORS,
+)
 def predict_explain(body: ExplainRequest, ctx: Ctx) -> Response:
     return ok_json(
         ctx.predictor.predict(
@@ -137,7 +328,20 @@ def predict_explain(body: ExplainRequest, ctx: Ctx) -> Response:
     )
 
 
-@router.post("/predict/batch", summary="Score up to 10,000 transactions in order")
+@router.post(
+    BATCH_PATH,
+    summary="Score up to 10,000 transactions in order",
+    dependencies=_JSON_ONLY,
+    max_body_size=BATCH_MAX_BYTES,
+    responses={
+        **_SCORING_ERRORS,
+        413: {
+            **errors(413)[413],
+            "description": f"More than {MAX_BATCH:,} transactions, or a body over "
+            f"{BATCH_MAX_BYTES // (1024 * 1024)} MiB",
+        },
+    },
+)
 def predict_batch(body: BatchRequest, ctx: Ctx) -> Response:
     if len(body.transactions) > MAX_BATCH:
         raise PayloadTooLarge(
@@ -173,12 +377,16 @@ def predict_batch(body: BatchRequest, ctx: Ctx) -> Response:
 
 
 @router.post(
-    "/predictions/labels",
+    LABELS_PATH,
     summary="Record actual outcomes of scored transactions",
-    description="By prediction_id or transaction_id. Fills predictions.actual_label "
-    "for performance monitoring and feeds the merchant fraud-rate features, which "
-    "use a label once the feature set's label delay has passed.",
+    description="By prediction_id or transaction_id, exactly one per label. Fills "
+    "predictions.actual_label for performance monitoring and feeds the merchant "
+    "fraud-rate features, which use a label once the feature set's label delay has "
+    "passed.",
+    dependencies=_JSON_ONLY,
+    max_body_size=LABELS_MAX_BYTES,
+    responses=errors(400, 413, 415, 422, 503),
 )
 def label_predictions(body: LabelsRequest, ctx: Ctx) -> Response:
-    items = [label.model_dump(exclude_none=True) for label in body.labels]
+    items = [label.model_dump(mode="json", exclude_none=True) for label in body.labels]
     return ok_json(ctx.predictor.label(items))
