@@ -31,6 +31,8 @@ class FormUpload:
     filename: str | None = None
     content_type: str | None = None
     size: int = 0
+    repeated: set[str] = field(default_factory=set)
+    """Names of the fields (and of ``file``) sent more than once; the last one wins."""
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -66,14 +68,18 @@ async def read_form(request: Request, tmp_dir: Path, max_bytes: int) -> FormUplo
 
     def on_field(f: Any) -> None:
         if f.field_name:
-            form.fields[f.field_name.decode()] = (f.value or b"").decode(
-                "utf-8", "replace"
-            )
+            name = f.field_name.decode("utf-8", "replace")
+            if name in form.fields:
+                form.repeated.add(name)
+            form.fields[name] = (f.value or b"").decode("utf-8", "replace")
 
     def on_file(f: Any) -> None:
         nonlocal out
         if f.field_name != b"file":
             return
+        if out is not None:
+            form.repeated.add("file")
+            out.file_object.close()
         if f.in_memory:  # a large upload is on disk already (flushing it again warns)
             f.flush_to_disk()
         out = f

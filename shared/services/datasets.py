@@ -21,6 +21,11 @@ from shared.bootstrap import AppContext
 from shared.db.models import Dataset, DatasetVersion
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.dataset_delete import DatasetDeletion
+from shared.services.dataset_form import (
+    check_description,
+    check_name,
+    clean_filename,
+)
 from shared.services.pagination import Page, paginate
 from shared.services.upload_spool import upload_workdir
 from shared.storage.local_copy import local_file
@@ -79,19 +84,6 @@ def dataset_to_dict(
     return out
 
 
-def _check_name(name: str | None) -> str:
-    cleaned = (name or "").strip()
-    if not cleaned:
-        raise ValidationFailed(
-            "A dataset needs a name.", field_error("name", "Required field")
-        )
-    if len(cleaned) > 255:
-        raise ValidationFailed(
-            "Dataset names are at most 255 characters.", field_error("name", "too long")
-        )
-    return cleaned
-
-
 def _parse_id(dataset_id: str | uuid.UUID) -> uuid.UUID:
     if isinstance(dataset_id, uuid.UUID):
         return dataset_id
@@ -137,7 +129,7 @@ class DatasetService:
             version=version,
             description=description,
             storage_path=path,
-            source_filename=upload.filename,
+            source_filename=clean_filename(upload.filename),
             source_format=table.source_format,
             size_bytes=upload.size,
             row_count=table.row_count,
@@ -163,7 +155,8 @@ class DatasetService:
     def create(
         self, name: str | None, description: str | None, upload: Upload
     ) -> dict[str, Any]:
-        name = _check_name(name)
+        name = check_name(name)
+        description = check_description(description)
         with self.ctx.db.session() as session:
             existing = session.scalar(select(Dataset.id).where(Dataset.name == name))
             if existing is not None:
@@ -196,6 +189,7 @@ class DatasetService:
     def add_version(
         self, dataset_id: str, description: str | None, upload: Upload
     ) -> dict[str, Any]:
+        description = check_description(description)
         with self.ctx.db.session() as session:
             _get(session, dataset_id)
         with (

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.deps import Ctx, PageQ, PageSizeQ
-from functions.api.envelope import ok
+from functions.api.deps import Ctx, Paging, PreviewRowsQ
+from functions.api.envelope import Envelope, errors, ok
 from functions.api.multipart import read_form
+from functions.api.schemas import Record
 from shared.errors import ValidationFailed, field_error
+from shared.services import dataset_form as form_rules
 from shared.services.upload_spool import upload_workdir
 
 if TYPE_CHECKING:
@@ -28,34 +30,55 @@ def _service(ctx: Ctx) -> DatasetService:
     return DatasetService(ctx)
 
 
-_UPLOAD_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "name": {"type": "string", "description": "Dataset name"},
-                        "description": {"type": "string"},
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "CSV (UTF-8, header row) or Parquet",
-                        },
-                    },
-                }
-            }
+def _upload_doc(*, new_dataset: bool) -> dict[str, Any]:
+    """The form as ``shared.services.dataset_form`` checks it: a part that breaks one
+    of these rules gets a 422 naming it."""
+    properties: dict[str, Any] = {
+        "description": {
+            "type": "string",
+            "maxLength": form_rules.DESCRIPTION_MAX,
+            "pattern": form_rules.DESCRIPTION_PATTERN,
+            "description": "Free text (no NUL characters)",
+        },
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "CSV (UTF-8, header row) or Parquet",
         },
     }
-}
+    if new_dataset:
+        properties = {
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": form_rules.NAME_MAX,
+                "pattern": form_rules.NAME_PATTERN,
+                "description": "Dataset name, unique: no control characters, not "
+                "only spaces (surrounding spaces are dropped)",
+            },
+            **properties,
+        }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["name", "file"] if new_dataset else ["file"],
+                        "properties": properties,
+                    },
+                }
+            },
+        }
+    }
 
 
 async def _receive(
     request: Request, ctx: Ctx, tmp: Path
 ) -> tuple[dict[str, str], Upload]:
     form = await read_form(request, tmp, ctx.settings.max_upload_bytes)
+    form_rules.check_single(form.repeated)
     if form.file_path is None:
         raise ValidationFailed(
             "The form has no 'file' part.", field_error("file", "Required field")
@@ -67,7 +90,12 @@ async def _receive(
 
 
 @router.post(
-    "", status_code=201, openapi_extra=_UPLOAD_DOC, summary="Upload a new dataset"
+    "",
+    status_code=201,
+    openapi_extra=_upload_doc(new_dataset=True),
+    summary="Upload a new dataset",
+    response_model=Envelope[Record],
+    responses=errors(409, 413, 415, 422, 503),
 )
 async def create_dataset(request: Request, ctx: Ctx) -> JSONResponse:
     with upload_workdir(ctx.settings, "upload-") as tmp:
@@ -81,20 +109,31 @@ async def create_dataset(request: Request, ctx: Ctx) -> JSONResponse:
     return ok(data, 201)
 
 
-@router.get("", summary="List datasets")
+@router.get(
+    "",
+    summary="List datasets",
+    response_model=Envelope[list[Record]],
+    responses=errors(422),
+)
 def list_datasets(
     ctx: Ctx,
-    page: PageQ = 1,
-    page_size: PageSizeQ = 20,
+    paging: Paging,
     name: str | None = Query(
-        None, description="Only datasets whose name contains this"
+        None,
+        description="Only datasets whose name contains this text (case-insensitive; "
+        "% and _ are plain characters)",
     ),
 ) -> JSONResponse:
-    result = _service(ctx).list_datasets(page, page_size, name)
+    result = _service(ctx).list_datasets(paging.page, paging.page_size, name)
     return ok(result.items, pagination=result.meta)
 
 
-@router.get("/{dataset_id}", summary="Dataset details with its versions")
+@router.get(
+    "/{dataset_id}",
+    summary="Dataset details with its versions",
+    response_model=Envelope[Record],
+    responses=errors(404),
+)
 def get_dataset(dataset_id: str, ctx: Ctx) -> JSONResponse:
     return ok(_service(ctx).get(dataset_id))
 
@@ -108,6 +147,7 @@ def get_dataset(dataset_id: str, ctx: Ctx) -> JSONResponse:
     "a model in PRODUCTION or one with logged predictions (409 naming it), and "
     "nothing while a job still uses any of it. A delete interrupted half-way "
     "(storage error, crash) leaves the dataset hidden; repeat it to finish.",
+    responses=errors(404, 409, 422, 503),
 )
 def delete_dataset(
     dataset_id: str,
@@ -122,7 +162,12 @@ def delete_dataset(
     return Response(status_code=204)
 
 
-@router.get("/{dataset_id}/schema", summary="Column names and types")
+@router.get(
+    "/{dataset_id}/schema",
+    summary="Column names and types",
+    response_model=Envelope[Record],
+    responses=errors(404),
+)
 def dataset_schema(
     dataset_id: str,
     ctx: Ctx,
@@ -131,11 +176,16 @@ def dataset_schema(
     return ok(_service(ctx).schema(dataset_id, version))
 
 
-@router.get("/{dataset_id}/preview", summary="First N rows")
+@router.get(
+    "/{dataset_id}/preview",
+    summary="First N rows",
+    response_model=Envelope[Record],
+    responses=errors(404, 422, 503),
+)
 def dataset_preview(
     dataset_id: str,
     ctx: Ctx,
-    rows: int = Query(10, description="How many rows (1 to SH_PREVIEW_MAX_ROWS)"),
+    rows: PreviewRowsQ = 10,
     version: str | None = Query(None, description="Default: latest"),
 ) -> JSONResponse:
     return ok(_service(ctx).preview(dataset_id, rows, version))
@@ -144,8 +194,10 @@ def dataset_preview(
 @router.post(
     "/{dataset_id}/versions",
     status_code=201,
-    openapi_extra=_UPLOAD_DOC,
+    openapi_extra=_upload_doc(new_dataset=False),
     summary="Upload a new version of a dataset",
+    response_model=Envelope[Record],
+    responses=errors(404, 413, 415, 422, 503),
 )
 async def create_version(dataset_id: str, request: Request, ctx: Ctx) -> JSONResponse:
     with upload_workdir(ctx.settings, "upload-") as tmp:
