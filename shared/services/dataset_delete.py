@@ -177,8 +177,8 @@ def _refusal(dataset: Dataset, deps: _Dependents, cascade: bool) -> Conflict | N
         if named:
             more = f" and {len(named) - _LISTED} more" if len(named) > _LISTED else ""
             reasons.append(
-                f"{', '.join(named[:_LISTED])}{more} depend on it; delete them "
-                "first, or repeat with ?cascade=true to delete them with the dataset"
+                f"{', '.join(named[:_LISTED])}{more} depend on it; repeat with "
+                "?cascade=true to delete them with the dataset"
             )
     else:
         production = [m for m in deps.models if m.status == PRODUCTION]
