@@ -6,6 +6,7 @@ so that the OpenAPI document shows each answer's shape and every error it can gi
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -109,7 +110,6 @@ def errors(*codes: int) -> Responses:
 
 
 ERRORS_404 = errors(404)
-ERRORS_409 = errors(409)
 ERRORS_404_409 = errors(404, 409)
 ERRORS_404_422 = errors(404, 422)
 ERRORS_404_409_422 = errors(404, 409, 422)
@@ -324,7 +324,7 @@ def declare_errors(document: dict[str, Any]) -> dict[str, Any]:
                         },
                     }
     for unused in ("HTTPValidationError", "ValidationError"):
-        if unused in components and f'/{unused}"' not in _dumps(document):
+        if unused in components and f'/{unused}"' not in json.dumps(document):
             del components[unused]
     return document
 
@@ -332,12 +332,6 @@ def declare_errors(document: dict[str, Any]) -> dict[str, Any]:
 def _is_fastapi_422(answer: Mapping[str, Any]) -> bool:
     schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
     return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
-
-
-def _dumps(document: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(document)
 
 
 class RequestIdMiddleware:
