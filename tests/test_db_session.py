@@ -54,10 +54,13 @@ def test_entra_token_becomes_the_connection_password(
 @pytest.mark.parametrize("durable", [False, True])
 def test_the_postgresql_online_engine_plans_once(pg_url: str, durable: bool) -> None:
     """The scoring path's engine: generic plans, asynchronous commits unless durable
-    ones are asked for; the main engine keeps PostgreSQL's defaults."""
+    ones are asked for, no ping per checkout whatever the commit (a dropped
+    connection costs a retry instead); the main engine keeps PostgreSQL's defaults."""
     db = Database(pg_url, online_durable_commit=durable)
     commit = "on" if durable else "off"
     try:
+        assert db.online_engine.pool._pre_ping is False
+        assert db.engine.pool._pre_ping is True
         with db.online_engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == (
                 "force_generic_plan"
