@@ -88,7 +88,8 @@ def _model_prefix(m: MLModel) -> str:
     return path if str(m.id) in path else f"models/{m.id}/"
 
 
-def _parse_id(dataset_id: str | uuid.UUID) -> uuid.UUID:
+def parse_dataset_id(dataset_id: str | uuid.UUID) -> uuid.UUID:
+    """A dataset id from the path; 404 when it is not a UUID."""
     if isinstance(dataset_id, uuid.UUID):
         return dataset_id
     try:
@@ -245,7 +246,7 @@ class DatasetDeletion:
     def delete(self, dataset_id: str | uuid.UUID, cascade: bool = False) -> None:
         """Delete the dataset (and with ``cascade`` its dependents), or refuse with
         409 before anything is touched."""
-        key = _parse_id(dataset_id)
+        key = parse_dataset_id(dataset_id)
         # a feature set computed from the dataset while it is being deleted (its job
         # read the dataset before the tombstone) is caught by the next round
         for _ in range(3):

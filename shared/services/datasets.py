@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from shared.bootstrap import AppContext
 from shared.db.models import Dataset, DatasetVersion
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
-from shared.services.dataset_delete import DatasetDeletion
+from shared.services.dataset_delete import DatasetDeletion, parse_dataset_id
 from shared.services.dataset_form import (
     check_description,
     check_name,
@@ -84,17 +84,8 @@ def dataset_to_dict(
     return out
 
 
-def _parse_id(dataset_id: str | uuid.UUID) -> uuid.UUID:
-    if isinstance(dataset_id, uuid.UUID):
-        return dataset_id
-    try:
-        return uuid.UUID(dataset_id)
-    except ValueError:
-        raise NotFound(f"Dataset {dataset_id!r} not found.") from None
-
-
 def _get(session: Session, dataset_id: str | uuid.UUID) -> Dataset:
-    dataset = session.get(Dataset, _parse_id(dataset_id))
+    dataset = session.get(Dataset, parse_dataset_id(dataset_id))
     if dataset is None or dataset.status == "DELETING":
         raise NotFound(f"Dataset {dataset_id} not found.")
     return dataset

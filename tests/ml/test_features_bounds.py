@@ -25,6 +25,7 @@ from ml.features.config import MAX_AMOUNT, MAX_TIMESTAMP, MIN_TIMESTAMP
 from ml.features.online import _Txn
 from ml.features.online_batch import batch_features
 from ml.features.transaction_features import amount_features, amount_features_one
+from tests.ml.test_features_online_batch import _one_by_one
 
 CONFIG = FeatureConfig()
 T0 = pd.Timestamp("2026-03-01T12:00:00Z")
@@ -38,20 +39,6 @@ def _txn(i: int, amount: float = 10.0, **ids: str) -> dict[str, Any]:
         "timestamp": T0 + pd.Timedelta(minutes=i),
         **ids,
     }
-
-
-def _one_by_one(
-    engine: OnlineFeatureEngine,
-    txns: list[dict[str, Any]],
-    states: dict[EntityKey, State | None],
-) -> np.ndarray:
-    rows = []
-    for txn in txns:
-        keys = engine.entity_keys(txn)
-        features, touched = engine.process(txn, {k: states.get(k) for k in keys})
-        states.update(touched)
-        rows.append([features[name] for name in engine.feature_names])
-    return np.asarray(rows)
 
 
 def _at_once(
