@@ -24,11 +24,13 @@ time, so a slow server shows as latency, not as a lower rate):
 Criteria: no answer but 200 (and no transport error); every acknowledged prediction
 logged; RSS growth from start to end under ``--max-rss-growth`` (5 %). The exit code
 is 1 when any criterion failed. The data set is sized so that the live traffic meets
-entities the history already has (``--users``, ``--merchants``), so a growing online
-cache is not mistaken for a leak.
+entities the history already has (``--users``, ``--merchants``), and the history
+spans more than the longest feature window (30 days: 150,000 of about 276,000 rows
+over 120 days), so the online state starts at its steady size: RSS that grows then is
+a leak, not the windows filling up.
 
     .venv/bin/python bench/bench_reliability_load.py [--backend both] [--rate 200]
-        [--duration 600] [--warmup 30] [--history 20000] [--workers 1]
+        [--duration 600] [--warmup 30] [--history 150000] [--workers 1]
 """
 
 from __future__ import annotations
@@ -287,10 +289,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds")
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds")
     parser.add_argument("--max-rss-growth", type=float, default=5.0, help="percent")
-    parser.add_argument("--history", type=int, default=20_000, help="training rows")
+    parser.add_argument("--history", type=int, default=150_000, help="training rows")
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--merchants", type=int, default=200)
-    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     args = parser.parse_args()

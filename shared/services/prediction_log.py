@@ -149,11 +149,13 @@ class PredictionLog:
 
     def repair(self, records: Sequence[PredictionRecord]) -> int:
         """Insert those of ``records`` whose prediction id has no row yet; the number
-        inserted. For replayed predictions: their first answer's row may be missing."""
+        inserted. For replayed predictions: the first answer's row may be missing (an
+        earlier version's), or the replay is another model's first (shadow scoring of a
+        transaction its feature configuration has seen)."""
         rows = [r.to_row() for r in records]
         added = self._insert_missing(rows)
         if added:
-            log.warning("prediction log: %d missing row(s) of replays restored", added)
+            log.info("prediction log: %d row(s) of replayed predictions written", added)
             with self._lock:
                 self._repaired += added
         return added
