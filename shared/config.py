@@ -42,11 +42,13 @@ class Settings(BaseSettings):
         "identity (DefaultAzureCredential) instead of a password",
     )
     online_durable_commit: bool = Field(
-        True,
+        False,
         description="PostgreSQL: each scored transaction (online state and its "
         "prediction-log row) waits for the WAL flush before the answer leaves. Off, "
-        "commits return before it (faster): a database server crash can then forget "
-        "the last moments of acknowledged predictions, state and log row together",
+        "the commit returns before the flush: a crash of the app loses nothing, a "
+        "crash of the database server can forget the last moments of acknowledged "
+        "predictions (state and log row together); on, /predict could not sustain "
+        "200 requests/s on this project's machines (docs: README, Reliability)",
     )
     online_warm_entities: int = Field(
         50_000,
