@@ -14,7 +14,7 @@ against the server with a small keep-alive asyncio client (``bench/http_load.py`
   latency from each request's scheduled send time, or from its send when the client
   sent it early (queueing counts; ``send_late_ms``: how late requests went out);
 - predict_max: closed loop, ``--concurrency`` connections for ``--seconds``; then the
-  server is stopped with SIGINT (it flushes its prediction log), the ``predictions``
+  server is stopped with SIGINT, the ``predictions``
   table is counted against the OK answers so far, and the server restarted;
 - batch: ``--batches`` sequential POSTs of ``--batch-size`` transactions;
 - explain_warm: once the server has settled again after the batches (``drain_s``),

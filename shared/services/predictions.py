@@ -222,7 +222,7 @@ class Predictor:
 
         def score_and_log(batch: BatchFeatures, conn: Connection) -> None:
             scored.append(self._batch_answer(model, batch, started))
-            results, records = scored[-1]
+            records = scored[-1][1]
             self.log.write(
                 conn,
                 [
