@@ -4,18 +4,22 @@ updated exactly once per transaction id, bulk backfill, late labels."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import IntegrityError
 
 from ml.datagen import GeneratorConfig, generate_transactions
 from ml.features import FeatureConfig, OnlineFeatureEngine, compute_features
 from ml.features.config import ROLES
+from shared.db.models import Prediction
 from shared.db.session import Database
-from shared.services.online_features import OnlineFeatureStore
+from shared.services.online_features import OnlineFeatures, OnlineFeatureStore
+from shared.services.prediction_log import PredictionLog, PredictionRecord
 
 N_REPLAY = 20_000
 
@@ -494,6 +498,82 @@ def test_postgresql_applies_a_cached_transaction_in_one_statement(
     # left none behind
     events = _count(pg_db, "feature_entity_events", a.namespace)
     assert events == 4 * len(a.engine.entity_keys(first))
+
+
+class _LogRowWith:
+    """An InsertWith writing one prediction log row per applied transaction; its
+    ``model_id`` decides whether the insert succeeds (an unknown model breaks its
+    foreign key)."""
+
+    def __init__(self, log: PredictionLog, model_id: uuid.UUID | None) -> None:
+        self.log, self.model_id = log, model_id
+
+    def _record(self, online: OnlineFeatures) -> PredictionRecord:
+        return PredictionRecord.new(
+            model_id=self.model_id,
+            transaction_id=online.transaction_id,
+            input_features=online.features,
+            fraud_score=0.25,
+            is_fraud=False,
+            explanation={"top_features": []},
+            latency_ms=1.0,
+        )
+
+    def __call__(self, online: OnlineFeatures, conn: Connection, /) -> None:
+        self.log.write(conn, [self._record(online)])
+
+    def insert_for(self, online: OnlineFeatures, /) -> tuple[str, list[Any]]:
+        return self.log.insert_for([self._record(online)])
+
+
+def test_postgresql_writes_an_insert_with_in_the_statement_that_applies(
+    pg_db: Database, transactions: pd.DataFrame
+) -> None:
+    """An InsertWith's row is written by the one call that applies the transaction
+    (one statement with a warm cache, no BEGIN or COMMIT); a known transaction writes
+    none; an insert that fails leaves nothing of the transaction behind."""
+    from sqlalchemy import event
+
+    store = _store(pg_db)
+    log = PredictionLog(pg_db)
+    rows = _records(transactions.head(3))
+    first = rows[0]
+    log_rows = _LogRowWith(log, None)
+    store.process(first, log_rows)  # caches the entities
+    statements: list[str] = []
+
+    def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    same = {**first, "transaction_id": "same-entities"}
+    same["timestamp"] = first["timestamp"] + pd.Timedelta(seconds=1)
+    for engine in _online_engines(pg_db):
+        event.listen(engine, "before_cursor_execute", seen)
+    try:
+        applied = store.process(same, log_rows)
+        assert len(statements) == 1, statements
+        assert "online_apply_if_current" in statements[0]
+        assert "INSERT INTO predictions" in statements[0]
+        statements.clear()
+        again = store.process(same, log_rows)
+        assert again.replayed and len(statements) == 1
+    finally:
+        for engine in _online_engines(pg_db):
+            event.remove(engine, "before_cursor_execute", seen)
+    with pg_db.engine.connect() as conn:
+        logged = conn.execute(
+            select(Prediction.transaction_id, Prediction.input_features)
+        ).all()
+    assert sorted(t for t, _ in logged) == [first["transaction_id"], "same-entities"]
+    assert dict(logged)["same-entities"] == pytest.approx(applied.features, nan_ok=True)
+
+    broken = {**rows[1], "transaction_id": "broken-insert"}
+    with pytest.raises(IntegrityError):
+        store.process(broken, _LogRowWith(log, uuid.uuid4()))
+    assert _count(pg_db, "online_transactions", store.namespace) == 2
+    retried = store.process(broken, log_rows)  # nothing was kept: applied anew
+    assert not retried.replayed
+    assert _count(pg_db, "online_transactions", store.namespace) == 3
 
 
 def test_postgresql_scores_after_a_backfill_in_two_statements(

@@ -74,6 +74,8 @@ def test_rows_land_with_their_values_in_the_callers_transaction(
     assert third.explanation == records[3].explanation
     assert third.fraud_score == 0.03 and third.is_fraud is False
     assert third.latency_ms == 1.25 and third.transaction_id == "T3"
+    assert plog.stats().written == 0  # counted when the caller says it committed
+    plog.committed(len(records))
     assert plog.stats().written == 1200
 
 

@@ -41,7 +41,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    NamedTuple,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+    runtime_checkable,
+)
 
 import orjson
 from sqlalchemy import (
@@ -153,6 +162,17 @@ class CommitWith(Protocol[_T_contra]):
     """Work that must commit with an applied transaction, in its database transaction."""
 
     def __call__(self, applied: _T_contra, conn: Connection, /) -> None: ...
+
+
+@runtime_checkable
+class InsertWith(CommitWith[_T_contra], Protocol[_T_contra]):
+    """A ``CommitWith`` that can also be said as one ``INSERT … SELECT`` (text with
+    ``:name`` placeholders, its values in placeholder order, no WHERE clause):
+    PostgreSQL's one-call path runs it in the statement that applies the transaction,
+    one round trip for both (autocommit) instead of four (BEGIN, apply, insert,
+    COMMIT). Scored before the apply: wasted when the transaction was known."""
+
+    def insert_for(self, applied: _T_contra, /) -> tuple[str, Sequence[Any]]: ...
 
 
 class _Head(NamedTuple):  # a tuple: a batch builds 16,000, a dataclass was slower
@@ -363,6 +383,19 @@ _APPLY_IF_CURRENT = (
     "CAST(:ids AS varchar[]), CAST(:gens AS bigint[]), CAST(:seqs AS bigint[]), "
     ":event, :event_time, CAST(:keys AS json), CAST(:features AS json), :now)"
 )
+
+
+@functools.cache
+def _apply_and_insert(insert: str) -> str:
+    """``_APPLY_IF_CURRENT`` and an ``InsertWith``'s insert in one statement: the
+    insert runs only if the transaction was applied; either fails, neither is kept."""
+    return (
+        f"WITH a AS MATERIALIZED ({_APPLY_IF_CURRENT}), w AS ({insert} "
+        "WHERE EXISTS (SELECT FROM a WHERE a.outcome = 'applied')) "
+        "SELECT outcome, entity_type, entity_id, gen, seq, snapshot_seq, known FROM a"
+    )
+
+
 _MOVED_ON = "40001"  # serialization_failure: another worker created a new entity first
 # PostgreSQL: the current states of a transaction's entities that the cache lacks, in
 # one round trip and one snapshot of the database: each head (none for a new entity),
@@ -450,6 +483,9 @@ class OnlineFeatureStore:
         # options set once: per connection they cost a scored transaction measurably
         self._write_engine = db.online_engine.execution_options(
             sqlite_begin="immediate"
+        )
+        self._autocommit_engine = db.online_engine.execution_options(
+            isolation_level="AUTOCOMMIT"
         )
         # the hot statements go to the driver (shared/db/driver.py); the rest is Core
         self._sql = DriverSQL(db.online_engine.dialect, (_STATE, _EVENTS, _TXN))
@@ -880,7 +916,9 @@ class OnlineFeatureStore:
 
         ``commit_with(features, conn)`` runs inside the database transaction that
         applies a new transaction id, before it commits (the prediction log writes its
-        row there): if it raises, nothing of the transaction is stored."""
+        row there): if it raises, nothing of the transaction is stored. An
+        ``InsertWith`` keeps PostgreSQL's one-call path (see there); another callable
+        takes the locked path."""
         from ml.features.online import normalize_transaction
 
         event = normalize_transaction(txn)  # validates before anything is written
@@ -910,9 +948,16 @@ class OnlineFeatureStore:
             # PostgreSQL: when a head moved on (another worker), its state is read
             # again and the call tried once more (three round trips), before the
             # locked path (five and more): two workers with warm caches meet this often
-            for _ in range(2 if self._postgres else 0):
+            one_call = self._postgres and (
+                commit_with is None or isinstance(commit_with, InsertWith)
+            )
+            for _ in range(2 if one_call else 0):
                 applied = self._apply_if_current(
-                    event, transaction_id, keys, payload, commit_with
+                    event,
+                    transaction_id,
+                    keys,
+                    payload,
+                    cast("InsertWith[OnlineFeatures] | None", commit_with),
                 )
                 if applied is not None:
                     return applied
@@ -958,16 +1003,17 @@ class OnlineFeatureStore:
         transaction_id: str,
         keys: list[EntityKey],
         payload: bytes,
-        commit_with: CommitWith[OnlineFeatures] | None,
+        insert_with: InsertWith[OnlineFeatures] | None,
     ) -> OnlineFeatures | None:
         """PostgreSQL: the states the cache lacks read in one statement, the features
-        computed, then one call of ``online_apply_if_current`` (migration 0005) and
-        ``commit_with`` in one transaction: against four and more on the locked path.
-        None when a head moved on since it was read or cached (another worker): the
-        caller then tries once more (the moved states are read again), then takes the
-        locked path."""
+        computed, then one call of ``online_apply_if_current`` (migration 0005) with
+        ``insert_with``'s insert in the same statement, in autocommit: two round trips
+        at most, against four and more on the locked path. None when a head moved on
+        since it was read or cached (another worker): the caller then tries once more
+        (the moved states are read again), then takes the locked path."""
         try:
-            with self._write() as cursor:
+            with self._autocommit_engine.connect() as conn:
+                cursor = DriverCursor(conn, self._sql)
                 heads = self._cached_or_read(cursor, keys)
                 # computing the features moves the cached states on: on any outcome
                 # but success they are dropped from the cache below
@@ -977,7 +1023,7 @@ class OnlineFeatureStore:
                 _, _, event_time, entity_keys, features_json, now = self._record(
                     event, keys, self._values_of(features), self._now()
                 )
-                params = (
+                params: tuple[Any, ...] = (
                     self.namespace,
                     transaction_id,
                     [key[0] for key in keys],
@@ -990,11 +1036,14 @@ class OnlineFeatureStore:
                     features_json,
                     now,
                 )
-                rows = cursor.execute(_APPLY_IF_CURRENT, params).fetchall()
-                if commit_with is not None and rows[0][0] == "applied":
-                    commit_with(
-                        OnlineFeatures(transaction_id, features, False), cursor.conn
+                statement = _APPLY_IF_CURRENT
+                if insert_with is not None:
+                    insert, values = insert_with.insert_for(
+                        OnlineFeatures(transaction_id, features, False)
                     )
+                    statement = _apply_and_insert(insert)
+                    params = (*params, *values)
+                rows = cursor.execute(statement, params).fetchall()
         except IntegrityError:
             # the same transaction id, applied concurrently by another worker
             self._cache.evict(keys)

@@ -17,6 +17,7 @@ PostgreSQL's JSONB has no NaN.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy.engine import Dialect
 
 from shared.db.driver import DriverCursor, DriverSQL
 from shared.db.models import Prediction
@@ -144,8 +146,21 @@ class PredictionLog:
         cursor = DriverCursor(conn, self._sql)
         for columns, group in self._bound([r.to_row() for r in records]).items():
             cursor.insert_many(_TABLE, columns, group)
+
+    def insert_for(self, records: Sequence[PredictionRecord]) -> tuple[str, list[Any]]:
+        """PostgreSQL: ``records`` as one ``INSERT … SELECT`` with each value cast to
+        its column's type (an ``InsertWith``'s form, for a caller that runs it inside
+        its own statement)."""
+        # every record has the same columns (``PredictionRecord.to_row``): one group
+        ((columns, rows),) = self._bound([r.to_row() for r in records]).items()
+        values = [value for row in rows for value in row]
+        return _insert_select(self._sql.dialect, columns, len(rows)), values
+
+    def committed(self, count: int) -> None:
+        """Count ``count`` rows written by :meth:`write` or :meth:`insert_for` whose
+        transaction committed (the caller knows; the log does not)."""
         with self._lock:
-            self._written += len(records)
+            self._written += count
 
     def repair(self, records: Sequence[PredictionRecord]) -> int:
         """Insert those of ``records`` whose prediction id has no row yet; the number
@@ -223,6 +238,15 @@ class PredictionLog:
                     columns.append([None if v is None else bind(v) for v in values])
             out[names] = list(zip(*columns, strict=True))
         return out
+
+
+@functools.cache
+def _insert_select(dialect: Dialect, columns: tuple[str, ...], rows: int) -> str:
+    types = [_TABLE.c[name].type.compile(dialect) for name in columns]
+    casts = [", ".join(f"CAST(:v AS {t})" for t in types)] * rows
+    selects = " UNION ALL ".join(f"SELECT {row}" for row in casts)
+    body = selects if rows == 1 else f"SELECT * FROM ({selects}) AS r"
+    return f"INSERT INTO {_TABLE.name} ({', '.join(columns)}) {body}"
 
 
 # ---- labels and counts ----------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,24 @@ _VERSION_MASK, _VERSION_5 = 0xF000 << 64, 5 << 76
 _VARIANT_MASK, _RFC_4122 = 0xC000 << 48, 0x8000 << 48
 
 
+class _LogWith:
+    """The log row of one new prediction, written with its transaction: inside its
+    database transaction, or (PostgreSQL's one-call path) in the statement applying it
+    (an ``InsertWith`` of the online store). ``score`` gives the row."""
+
+    def __init__(
+        self, log: PredictionLog, score: Callable[[OnlineFeatures], PredictionRecord]
+    ) -> None:
+        self.log = log
+        self.score = score
+
+    def __call__(self, online: OnlineFeatures, conn: Connection, /) -> None:
+        self.log.write(conn, [self.score(online)])
+
+    def insert_for(self, online: OnlineFeatures, /) -> tuple[str, list[Any]]:
+        return self.log.insert_for([self.score(online)])
+
+
 def _feature_error(exc: Exception, prefix: str) -> ValidationFailed:
     field = getattr(exc, "field", None) or ""
     return ValidationFailed(
@@ -96,17 +114,19 @@ class Predictor:
         model = self.models.resolve(model_id)
         answers: list[tuple[dict[str, Any], PredictionRecord]] = []
 
-        def score_and_log(online: OnlineFeatures, conn: Connection) -> None:
+        def score(online: OnlineFeatures) -> PredictionRecord:
             answers.append(self._answer(model, online, started, explain, top_k))
-            self.log.write(conn, [answers[-1][1]])
+            return answers[-1][1]
 
         try:
-            online = model.store.process(transaction, score_and_log)
+            online = model.store.process(transaction, _LogWith(self.log, score))
         except FeatureInputError as exc:
             raise _feature_error(exc, "transaction") from None
         if online.replayed:  # nothing was applied: the first answer, given again
             answers.append(self._answer(model, online, started, explain, top_k))
             self.log.repair([answers[-1][1]])
+        else:
+            self.log.committed(1)
         return answers[-1][0]
 
     def _answer(
@@ -244,6 +264,7 @@ class Predictor:
         ]
         if replays:
             self.log.repair(replays)
+        self.log.committed(len(records) - len(replays))
         return {
             **_model_fields(model),
             "count": len(results),
