@@ -167,6 +167,27 @@ def test_sqlite_write_turn_excludes_threads_and_processes(tmp_path: Path) -> Non
     assert waited > 0.3, "the other process's turn was not respected"
 
 
+def test_the_writers_own_checkpoints_keep_the_wal_small(tmp_path: Path) -> None:
+    """Without the guard's rounds, SQLite's own checkpoints (run by the committing
+    writer) restart the WAL under steady writes: it stays near its 1,000-page bound
+    instead of the ~30 MB of 3,000 writes, with a TRUNCATE in the guard never needed."""
+    db = Database(f"sqlite:///{tmp_path}/wal.db")
+    assert db._checkpointer is not None
+    db._checkpointer.stop()
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+    wal = tmp_path / "wal.db-wal"
+    largest = 0
+    try:
+        for _ in range(3000):
+            with db.writing(), db.engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (randomblob(6000))")
+            largest = max(largest, wal.stat().st_size)
+        assert largest < 8 * 1024 * 1024, largest
+    finally:
+        db.dispose()
+
+
 def test_the_wal_is_emptied_under_steady_writes(tmp_path: Path) -> None:
     """PASSIVE checkpoints alone let the WAL grow for as long as writes never pause
     (4.7 GB in six minutes of /predict at 200/s); past its bound the checkpointer
