@@ -1,0 +1,106 @@
+"""The README's quick start, run as a new user runs it: every ```bash block marked
+``<!-- quickstart -->`` in README.md, in order, in one bash session, against the local
+runtime (SQLite, a temporary data dir, a free port on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.local_server import ROOT, LocalServer
+
+MARK = "<!-- quickstart -->"
+BLOCK = re.compile(r"^" + re.escape(MARK) + r"\n```bash\n(.*?)\n```", re.S | re.M)
+README_API = "http://localhost:7071/api/v1"
+STEP = "@@quickstart-step"
+
+
+def quickstart_blocks(readme: str) -> list[str]:
+    blocks = BLOCK.findall(readme)
+    marks = re.findall(r"^" + re.escape(MARK) + "$", readme, re.M)
+    assert len(marks) == len(blocks), f"a {MARK} line not followed by a bash block"
+    return blocks
+
+
+def json_answers(output: str) -> Iterator[dict[str, Any]]:
+    """Every line of ``output`` that is a JSON object."""
+    for line in output.splitlines():
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                yield value
+
+
+def test_the_blocks_are_found_and_stop_at_the_first_failure() -> None:
+    blocks = quickstart_blocks((ROOT / "README.md").read_text())
+    assert len(blocks) >= 4
+    assert README_API in blocks[0], "the first block must set API to the default URL"
+    script = "\n".join(blocks)
+    for flags in re.findall(r"\bcurl\s+(\S+)", script):
+        assert flags.startswith("-") and "f" in flags, f"curl {flags}: use curl -f"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalServer]:
+    srv = LocalServer(tmp_path / "data")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.mark.slow
+def test_the_quick_start_runs_as_written(server: LocalServer, tmp_path: Path) -> None:
+    blocks = quickstart_blocks((ROOT / "README.md").read_text())
+    api = f"http://127.0.0.1:{server.port}/api/v1"
+    steps = [
+        f"echo {STEP} {i}\n{block.replace(README_API, api)}"
+        for i, block in enumerate(blocks)
+    ]
+    script = "set -euo pipefail\n" + "\n".join(steps) + "\n"
+    # The user's working directory is the project root; a copy of its entrances keeps
+    # the files the quick start writes out of the checkout.
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in (".venv", "scripts"):
+        (work / name).symlink_to(ROOT / name)
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {
+        "NO_PROXY": "*",
+        "no_proxy": "*",
+    }
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    outputs = done.stdout.split(STEP)[1:]
+    ran = len(outputs)
+    report = (
+        f"exit {done.returncode} in step {ran - 1} of {len(blocks)}:\n"
+        f"{blocks[ran - 1] if ran else ''}\n--- stdout\n{done.stdout[-4000:]}\n"
+        f"--- stderr\n{done.stderr[-4000:]}\n--- server\n{server.tail()}"
+    )
+    assert done.returncode == 0, report
+    assert ran == len(blocks), report
+    scored = [
+        a["data"]
+        for a in json_answers(done.stdout)
+        if isinstance(a.get("data"), dict) and "fraud_score" in a["data"]
+    ]
+    assert scored, report
+    assert all(0.0 <= s["fraud_score"] <= 1.0 for s in scored), report
+    assert (work / "transactions.csv").is_file()
