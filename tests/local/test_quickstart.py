@@ -104,3 +104,19 @@ def test_the_quick_start_runs_as_written(server: LocalServer, tmp_path: Path) ->
     assert scored, report
     assert all(0.0 <= s["fraud_score"] <= 1.0 for s in scored), report
     assert (work / "transactions.csv").is_file()
+
+
+def test_every_pinned_dependency_says_why_it_is_there() -> None:
+    doc = (ROOT / "docs" / "dependencies.md").read_text().lower()
+    named = {
+        name.strip().split("[")[0]
+        for row in re.findall(r"^\| ([^|]+) \|", doc, re.M)
+        for name in row.split(",")
+    }
+    pinned = {
+        re.split(r"[\[=<>~ ]", line, maxsplit=1)[0].lower()
+        for req in ("requirements.txt", "requirements-dev.txt")
+        for line in (ROOT / req).read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "-"))
+    }
+    assert pinned - named == set(), "add a row to docs/dependencies.md"
