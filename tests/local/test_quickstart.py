@@ -1,6 +1,7 @@
 """The README's quick start, run as a new user runs it: every ```bash block marked
-``<!-- quickstart -->`` in README.md, in order, in one bash session, against the local
-runtime (SQLite, a temporary data dir, a free port on 127.0.0.1)."""
+``<!-- quickstart -->`` in README.md, then every one marked ``<!-- example -->`` in
+docs/guide.md, in order, in one bash session, against the local runtime (SQLite, a
+temporary data dir, a free port on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,20 @@ import pytest
 
 from tests.support.local_server import ROOT, LocalServer
 
-MARK = "<!-- quickstart -->"
-BLOCK = re.compile(r"^" + re.escape(MARK) + r"\n```bash\n(.*?)\n```", re.S | re.M)
+QUICKSTART = "<!-- quickstart -->"
+EXAMPLE = "<!-- example -->"
 README_API = "http://localhost:7071/api/v1"
 STEP = "@@quickstart-step"
 
 
-def quickstart_blocks(readme: str) -> list[str]:
-    blocks = BLOCK.findall(readme)
-    marks = re.findall(r"^" + re.escape(MARK) + "$", readme, re.M)
-    assert len(marks) == len(blocks), f"a {MARK} line not followed by a bash block"
+def marked_blocks(path: Path, mark: str) -> list[str]:
+    """The ```bash blocks of ``path`` right after a line that is ``mark``."""
+    text = path.read_text()
+    blocks = re.findall(
+        r"^" + re.escape(mark) + r"\n```bash\n(.*?)\n```", text, re.S | re.M
+    )
+    marks = re.findall(r"^" + re.escape(mark) + "$", text, re.M)
+    assert len(marks) == len(blocks), f"{path}: a {mark} not followed by a bash block"
     return blocks
 
 
@@ -42,8 +47,9 @@ def json_answers(output: str) -> Iterator[dict[str, Any]]:
 
 
 def test_the_blocks_are_found_and_stop_at_the_first_failure() -> None:
-    blocks = quickstart_blocks((ROOT / "README.md").read_text())
+    blocks = marked_blocks(ROOT / "README.md", QUICKSTART)
     assert len(blocks) >= 4
+    assert len(marked_blocks(ROOT / "docs" / "guide.md", EXAMPLE)) >= 4
     assert README_API in blocks[0], "the first block must set API to the default URL"
     script = "\n".join(blocks)
     for flags in re.findall(r"\bcurl\s+(\S+)", script):
@@ -61,8 +67,11 @@ def server(tmp_path: Path) -> Iterator[LocalServer]:
 
 
 @pytest.mark.slow
-def test_the_quick_start_runs_as_written(server: LocalServer, tmp_path: Path) -> None:
-    blocks = quickstart_blocks((ROOT / "README.md").read_text())
+def test_the_quick_start_and_the_guide_run_as_written(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    quickstart = marked_blocks(ROOT / "README.md", QUICKSTART)
+    blocks = quickstart + marked_blocks(ROOT / "docs" / "guide.md", EXAMPLE)
     api = f"http://127.0.0.1:{server.port}/api/v1"
     steps = [
         f"echo {STEP} {i}\n{block.replace(README_API, api)}"
@@ -96,9 +105,10 @@ def test_the_quick_start_runs_as_written(server: LocalServer, tmp_path: Path) ->
     )
     assert done.returncode == 0, report
     assert ran == len(blocks), report
+    quickstart_output = STEP.join(outputs[: len(quickstart)])
     scored = [
         a["data"]
-        for a in json_answers(done.stdout)
+        for a in json_answers(quickstart_output)
         if isinstance(a.get("data"), dict) and "fraud_score" in a["data"]
     ]
     assert scored, report
