@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from functions.api.deps import Ctx, Paging
+from functions.api.deps import ModelCatalogDep, ModelRegistryDep, Paging
 from functions.api.envelope import (
     ERRORS_404,
     ERRORS_404_409_422,
@@ -20,13 +20,10 @@ from functions.api.envelope import (
 )
 from functions.api.schemas import Record
 
-if TYPE_CHECKING:
-    from shared.services.models import ModelRegistry
-
 router = APIRouter(prefix="/models", tags=["models"])
 
 
-# the values as shared.services.models takes them (kept light here; a test compares)
+# the values as shared.services.registry takes them (kept light here; a test compares)
 Metric = Literal["precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr"]
 Operator = Literal["gte", "lte", "eq"]
 
@@ -102,12 +99,6 @@ class RollbackRequest(BaseModel):
     online_state: OnlineState = "keep"
 
 
-def _registry(ctx: Ctx) -> ModelRegistry:
-    from shared.services.models import ModelRegistry
-
-    return ModelRegistry(ctx)
-
-
 # 2 to 10 ids, commas between, spaces around them allowed
 _IDS = r"^ *[^, ]+ *(, *[^, ]+ *){1,9}$"
 
@@ -119,14 +110,14 @@ _IDS = r"^ *[^, ]+ *(, *[^, ]+ *){1,9}$"
     responses=ERRORS_422,
 )
 def list_models(
-    ctx: Ctx,
+    models: ModelCatalogDep,
     paging: Paging,
     name: str | None = Query(None, description="Only the versions of this name"),
     status: str | None = Query(
         None, description="TRAINED, STAGING, PRODUCTION, ARCHIVED"
     ),
 ) -> JSONResponse:
-    result = _registry(ctx).list_models(paging.page, paging.page_size, name, status)
+    result = models.list_models(paging.page, paging.page_size, name, status)
     return ok(result.items, pagination=result.meta)
 
 
@@ -137,10 +128,10 @@ def list_models(
     responses=ERRORS_404_422,
 )
 def compare_models(
-    ctx: Ctx,
+    models: ModelCatalogDep,
     ids: str = Query(pattern=_IDS, description="2 to 10 model ids, comma-separated"),
 ) -> JSONResponse:
-    return ok(_registry(ctx).compare([i.strip(" ") for i in ids.split(",")]))
+    return ok(models.compare([i.strip(" ") for i in ids.split(",")]))
 
 
 @router.get(
@@ -149,8 +140,8 @@ def compare_models(
     response_model=Envelope[Record],
     responses=ERRORS_404,
 )
-def get_model(model_id: str, ctx: Ctx) -> JSONResponse:
-    return ok(_registry(ctx).get(model_id))
+def get_model(model_id: str, models: ModelCatalogDep) -> JSONResponse:
+    return ok(models.get(model_id))
 
 
 @router.get(
@@ -159,8 +150,8 @@ def get_model(model_id: str, ctx: Ctx) -> JSONResponse:
     response_model=Envelope[Record],
     responses=ERRORS_404,
 )
-def model_metrics(model_id: str, ctx: Ctx) -> JSONResponse:
-    return ok(_registry(ctx).metrics(model_id))
+def model_metrics(model_id: str, models: ModelCatalogDep) -> JSONResponse:
+    return ok(models.metrics(model_id))
 
 
 @router.get(
@@ -169,8 +160,8 @@ def model_metrics(model_id: str, ctx: Ctx) -> JSONResponse:
     response_model=Envelope[list[Record]],
     responses=ERRORS_404,
 )
-def model_transitions(model_id: str, ctx: Ctx) -> JSONResponse:
-    return ok(_registry(ctx).transitions(model_id))
+def model_transitions(model_id: str, models: ModelCatalogDep) -> JSONResponse:
+    return ok(models.transitions(model_id))
 
 
 @router.post(
@@ -180,11 +171,11 @@ def model_transitions(model_id: str, ctx: Ctx) -> JSONResponse:
     response_model=Envelope[Record],
     responses=ERRORS_404_422,
 )
-def set_baselines(model_id: str, body: BaselinesRequest, ctx: Ctx) -> JSONResponse:
+def set_baselines(
+    model_id: str, body: BaselinesRequest, registry: ModelRegistryDep
+) -> JSONResponse:
     return ok(
-        _registry(ctx).set_baselines(
-            model_id, [b.model_dump() for b in body.baselines]
-        ),
+        registry.set_baselines(model_id, [b.model_dump() for b in body.baselines]),
         201,
     )
 
@@ -195,9 +186,11 @@ def set_baselines(model_id: str, body: BaselinesRequest, ctx: Ctx) -> JSONRespon
     response_model=Envelope[Record],
     responses=ERRORS_404_409_422,
 )
-def promote(model_id: str, body: PromoteRequest, ctx: Ctx) -> JSONResponse:
+def promote(
+    model_id: str, body: PromoteRequest, registry: ModelRegistryDep
+) -> JSONResponse:
     return ok(
-        _registry(ctx).promote(
+        registry.promote(
             model_id,
             body.stage,
             body.reason,
@@ -214,9 +207,11 @@ def promote(model_id: str, body: PromoteRequest, ctx: Ctx) -> JSONResponse:
     response_model=Envelope[Record],
     responses=ERRORS_404_409_422,
 )
-def rollback(model_id: str, body: RollbackRequest, ctx: Ctx) -> JSONResponse:
+def rollback(
+    model_id: str, body: RollbackRequest, registry: ModelRegistryDep
+) -> JSONResponse:
     return ok(
-        _registry(ctx).rollback(
+        registry.rollback(
             model_id, body.reason, body.actor, online_state=body.online_state
         )
     )
