@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -99,6 +99,90 @@ class RollbackRequest(BaseModel):
     online_state: OnlineState = "keep"
 
 
+class ModelSummary(BaseModel):
+    id: str
+    name: str
+    version: str
+    algorithm: str
+    status: str = Field(description="TRAINED, STAGING, PRODUCTION, ARCHIVED")
+    metrics: Record | None
+    threshold: float | None
+    onnx_max_abs_diff: float | None
+    feature_set_id: str | None
+    storage_path: str
+    promoted_at: str | None
+    created_at: str | None
+
+
+class BaselineView(BaseModel):
+    id: str
+    metric: str
+    threshold: float
+    operator: str
+    is_active: bool
+    created_at: str | None
+
+
+class ModelDetail(ModelSummary):
+    hyperparameters: Record | None
+    details: Record
+    baselines: list[BaselineView] = Field(default_factory=list)
+
+
+class PromotionResult(ModelDetail):
+    online_backfill_job_id: str | None = Field(
+        None, description="The online backfill job, when promoted to production"
+    )
+
+
+class ModelMetrics(BaseModel):
+    model_id: str
+    version: str
+    metrics: Record | None
+    threshold: float | None
+    roc_curve: Any = None
+    pr_curve: Any = None
+    feature_importance: Record | None
+
+
+class Comparison(BaseModel):
+    models: list[ModelSummary]
+    metrics: list[str]
+    best: dict[str, str] = Field(description="metric: id of the best model")
+
+
+class Transition(BaseModel):
+    id: str
+    model_id: str
+    from_status: str
+    to_status: str
+    action: str
+    reason: str | None
+    override_baselines: bool
+    actor: str | None
+    created_at: str | None
+
+
+class BaselineCheck(BaseModel):
+    metric: str
+    operator: str
+    threshold: float
+    value: float | None
+    passed: bool
+
+
+class BaselinesSet(BaseModel):
+    model_id: str
+    baselines: list[BaselineView]
+    evaluation: list[BaselineCheck]
+
+
+class RollbackResult(BaseModel):
+    online_backfill_job_id: str | None
+    rolled_back: ModelSummary
+    production: ModelSummary
+
+
 # 2 to 10 ids, commas between, spaces around them allowed
 _IDS = r"^ *[^, ]+ *(, *[^, ]+ *){1,9}$"
 
@@ -106,7 +190,7 @@ _IDS = r"^ *[^, ]+ *(, *[^, ]+ *){1,9}$"
 @router.get(
     "",
     summary="List models",
-    response_model=Envelope[list[Record]],
+    response_model=Envelope[list[ModelSummary]],
     responses=ERRORS_422,
 )
 def list_models(
@@ -124,7 +208,7 @@ def list_models(
 @router.get(
     "/compare",
     summary="Compare several models side by side",
-    response_model=Envelope[Record],
+    response_model=Envelope[Comparison],
     responses=ERRORS_404_422,
 )
 def compare_models(
@@ -137,7 +221,7 @@ def compare_models(
 @router.get(
     "/{model_id}",
     summary="Model details",
-    response_model=Envelope[Record],
+    response_model=Envelope[ModelDetail],
     responses=ERRORS_404,
 )
 def get_model(model_id: str, models: ModelCatalogDep) -> JSONResponse:
@@ -147,7 +231,7 @@ def get_model(model_id: str, models: ModelCatalogDep) -> JSONResponse:
 @router.get(
     "/{model_id}/metrics",
     summary="Test-set metrics, curves, importance",
-    response_model=Envelope[Record],
+    response_model=Envelope[ModelMetrics],
     responses=ERRORS_404,
 )
 def model_metrics(model_id: str, models: ModelCatalogDep) -> JSONResponse:
@@ -157,7 +241,7 @@ def model_metrics(model_id: str, models: ModelCatalogDep) -> JSONResponse:
 @router.get(
     "/{model_id}/transitions",
     summary="Every status change of this model's name",
-    response_model=Envelope[list[Record]],
+    response_model=Envelope[list[Transition]],
     responses=ERRORS_404,
 )
 def model_transitions(model_id: str, models: ModelCatalogDep) -> JSONResponse:
@@ -168,7 +252,7 @@ def model_transitions(model_id: str, models: ModelCatalogDep) -> JSONResponse:
     "/{model_id}/baselines",
     status_code=201,
     summary="Set the baselines that gate promotion",
-    response_model=Envelope[Record],
+    response_model=Envelope[BaselinesSet],
     responses=ERRORS_404_422,
 )
 def set_baselines(
@@ -183,7 +267,7 @@ def set_baselines(
 @router.post(
     "/{model_id}/promote",
     summary="Promote to staging or production",
-    response_model=Envelope[Record],
+    response_model=Envelope[PromotionResult],
     responses=ERRORS_404_409_422,
 )
 def promote(
@@ -204,7 +288,7 @@ def promote(
 @router.post(
     "/{model_id}/rollback",
     summary="Restore the previous production version",
-    response_model=Envelope[Record],
+    response_model=Envelope[RollbackResult],
     responses=ERRORS_404_409_422,
 )
 def rollback(
