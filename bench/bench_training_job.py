@@ -52,10 +52,11 @@ def phase_timers(phases: dict[str, float]) -> Iterator[None]:
     import ml.training.onnx_export as onnx_mod
     import ml.training.splits as splits_mod
     import ml.training.trainer as trainer_mod
-    from shared.services.training import TrainingService
+    from shared.services.training_handoff import ModelHandOff
+    from shared.services.training_run import TrainingRun
 
     patches: list[tuple[Any, str, Any]] = [
-        (TrainingService, "_load", "load"),
+        (TrainingRun, "_load", "load"),
         (splits_mod, "stratified_split", "split"),
         (trainer_mod, "train_model", "train_model"),
         (xgb, "train", "xgboost.train (inside train_model)"),
@@ -63,7 +64,7 @@ def phase_timers(phases: dict[str, float]) -> Iterator[None]:
         (metrics_mod, "evaluate", "evaluate"),
         (onnx_mod, "to_onnx", "onnx_export"),
         (onnx_mod, "onnx_max_abs_diff", "onnx_parity"),
-        (TrainingService, "_register", "register"),
+        (ModelHandOff, "register", "register"),
     ]
     saved: list[tuple[Any, str, Any]] = []
 
@@ -147,10 +148,10 @@ def load_training_matrix(
     import pyarrow.parquet as pq
 
     from ml.training.splits import stratified_split
-    from shared.services.training import TrainingService
+    from shared.services.training_request import ready_feature_set
     from shared.storage.local_copy import local_file
 
-    fs = TrainingService(ctx)._feature_set(fs_id)
+    fs = ready_feature_set(ctx.db, fs_id)
     names = [f["name"] for f in fs.features or []]
     with local_file(ctx.blobs, fs.storage_path or "") as path:
         table = pq.read_table(path, columns=[*names, target])

@@ -1,11 +1,14 @@
-"""Functions every job orchestration shares: the Service Bus starter that turns a queued
-job into a Durable instance on Azure, and the activity that ends a job FAILED."""
+"""What every job orchestration shares: the Service Bus starter that turns a queued job
+into a Durable instance on Azure, the one generic orchestrator of single-activity jobs
+(run the job's activity, fail the job with the reason), and the activity that ends a
+job FAILED."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 import azure.durable_functions as df
@@ -16,6 +19,27 @@ from shared.jobs.launcher import JOBS_QUEUE
 log = logging.getLogger(__name__)
 
 bp = df.Blueprint()
+
+FAIL_ACTIVITY = "job_fail"
+
+
+@dataclass(frozen=True)
+class SingleActivityJob:
+    """A kind of job that is one idempotent activity: the orchestrator name its service
+    launches, the activity, the stage shown as custom status, and how many attempts."""
+
+    orchestrator: str
+    activity: str
+    stage: str
+    attempts: int
+    first_retry_ms: int = 2000
+
+
+# Training is expensive and deterministic given its input: one attempt.
+SINGLE_ACTIVITY_JOBS = (
+    SingleActivityJob("features_orchestrator", "features_compute", "computing", 3),
+    SingleActivityJob("training_orchestrator", "training_run", "training", 1, 1000),
+)
 
 
 @bp.service_bus_queue_trigger(
@@ -49,6 +73,7 @@ async def jobs_starter(
 @bp.activity_trigger(input_name="failure")
 def job_fail(failure: dict[str, Any]) -> None:
     """Record why a job failed once its orchestration has given up."""
+    # the service layer loads SQLAlchemy: not when the host indexes the app
     from shared.bootstrap import get_context
     from shared.jobs.service import JobService
 
@@ -69,16 +94,41 @@ def run_job_activity(
     activity: str,
     job: dict[str, Any],
     retry: df.RetryOptions,
-    fail_activity: str = "job_fail",
 ) -> Generator[Any, Any, Any]:
-    """The body every job orchestrator shares: call the job's idempotent activity with
-    retries; when they run out, record the reason on the job. Use with ``yield from``."""
+    """Call the job's idempotent activity with retries; when they run out, record the
+    reason on the job. Use with ``yield from``."""
     try:
         result = yield context.call_activity_with_retry(activity, retry, job)
     except Exception as exc:  # the SDK raises the activity's final failure here
         reason = failure_reason(exc)
         yield context.call_activity(
-            fail_activity, {"job_id": job["job_id"], "reason": reason}
+            FAIL_ACTIVITY, {"job_id": job["job_id"], "reason": reason}
         )
         return {"status": "FAILED", "error": reason}
     return result
+
+
+def single_activity_orchestrator(
+    spec: SingleActivityJob,
+) -> Callable[[df.DurableOrchestrationContext], Generator[Any, Any, Any]]:
+    """The generic orchestrator, named after the kind's orchestrator."""
+    retry = df.RetryOptions(
+        first_retry_interval_in_milliseconds=spec.first_retry_ms,
+        max_number_of_attempts=spec.attempts,
+    )
+
+    def orchestrator(
+        context: df.DurableOrchestrationContext,
+    ) -> Generator[Any, Any, Any]:
+        job = context.get_input()
+        context.set_custom_status({"stage": spec.stage})
+        return (yield from run_job_activity(context, spec.activity, job, retry))
+
+    orchestrator.__name__ = orchestrator.__qualname__ = spec.orchestrator
+    return orchestrator
+
+
+for _spec in SINGLE_ACTIVITY_JOBS:
+    bp.orchestration_trigger(context_name="context")(
+        single_activity_orchestrator(_spec)
+    )

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from shared.db.migrate import alembic_config, upgrade
-from shared.db.models import Base, MLModel
+from shared.db.models import Base, Job, MLModel, TrainingJob
 from shared.db.partitions import ensure_prediction_partitions
 from shared.db.session import Database
 from tests.support import services
@@ -253,5 +253,73 @@ def test_0004_keeps_online_records_and_their_json_both_ways(url_at_0003: str) ->
         assert stored() == ([["user", "u1"]], features)
         if db.dialect == "postgresql":
             assert (before, after, column_types()) == ({"jsonb"}, {"json"}, {"jsonb"})
+    finally:
+        db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url_at_0005(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with _database_at(request.param, "0005", tmp_path) as url:
+        yield url
+
+
+def test_0006_moves_training_jobs_into_jobs_and_back(url_at_0005: str) -> None:
+    """Training jobs written before 0006 become jobs of kind 'training' (QUEUED becomes
+    PENDING) with their detail kept by job id, and a downgrade puts them back."""
+    queued, failed = uuid.uuid4(), uuid.uuid4()
+    created = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    db = Database(url_at_0005)
+    insert = text(
+        "INSERT INTO training_jobs (id, name, algorithm, hyperparameters, config, "
+        "status, progress, error_message, created_at) VALUES "
+        "(:id, :name, 'xgboost', :params, :config, :status, :progress, :error, :at)"
+    )
+
+    def key(value: uuid.UUID) -> str:
+        return str(value) if db.dialect == "postgresql" else value.hex
+
+    try:
+        with db.engine.begin() as conn:
+            for job_id, status, progress, error in (
+                (queued, "QUEUED", 0.0, None),
+                (failed, "FAILED", 0.4, "no label"),
+            ):
+                conn.execute(
+                    insert,
+                    {
+                        "id": key(job_id),
+                        "name": f"fraud-{status}",
+                        "params": json.dumps({"max_depth": 4}),
+                        "config": json.dumps({"seed": 42}),
+                        "status": status,
+                        "progress": progress,
+                        "error": error,
+                        "at": created.replace(tzinfo=None),
+                    },
+                )
+        upgrade(url_at_0005)
+        with db.session() as s:
+            jobs = {j.id: j for j in s.scalars(select(TrainingJob))}
+            assert set(s.scalars(select(Job.kind))) == {"training"}
+        assert jobs[queued].status == "PENDING"
+        assert (jobs[failed].status, jobs[failed].error_message) == (
+            "FAILED",
+            "no label",
+        )
+        assert jobs[failed].progress == pytest.approx(0.4)
+        assert jobs[queued].name == "fraud-QUEUED"
+        assert jobs[queued].hyperparameters == {"max_depth": 4}
+        assert jobs[queued].created_at == created
+        command.downgrade(alembic_config(url_at_0005), "0005")
+        with db.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT name, status, progress, error_message FROM training_jobs")
+            ).all()
+            left = conn.execute(text("SELECT count(*) FROM jobs")).scalar()
+        assert sorted(tuple(r) for r in rows) == [
+            ("fraud-FAILED", "FAILED", pytest.approx(0.4), "no label"),
+            ("fraud-QUEUED", "QUEUED", 0.0, None),
+        ]
+        assert left == 0
     finally:
         db.dispose()

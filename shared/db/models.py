@@ -1,12 +1,11 @@
 """SQLAlchemy models: the spec's schema plus the tables the rest of the platform needs.
 
 The spec's tables keep its column names. Additions: dataset_versions (every uploaded
-version), jobs (feature computation, retraining, audits: anything run as an
-orchestration), orchestration_instances/events (the local Durable engine's history),
-model_transitions
-(who promoted what, when, why), alert_rules, and the online feature store tables
-(feature_entity_state, feature_entity_snapshots, feature_entity_events,
-online_transactions). ``predictions`` is range-partitioned by
+version), jobs (every long operation, training included; training_jobs holds a training
+job's detail keyed by the job id), orchestration_instances/events (the local Durable
+engine's history), model_transitions (who promoted what, when, why), alert_rules, and
+the online feature store tables (feature_entity_state, feature_entity_snapshots,
+feature_entity_events, online_transactions). ``predictions`` is range-partitioned by
 created_at on PostgreSQL (see the migration), so its primary key includes created_at.
 """
 
@@ -29,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    case,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -264,28 +264,10 @@ class AlertRule(Base):
     created_at: Mapped[datetime] = _created()
 
 
-class TrainingJob(Base):
-    __tablename__ = "training_jobs"
-    id: Mapped[uuid.UUID] = _id()
-    name: Mapped[str] = mapped_column(String(255))
-    feature_set_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("feature_sets.id")
-    )
-    algorithm: Mapped[str] = mapped_column(String(100))
-    hyperparameters: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    config: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(50), default="QUEUED", index=True)
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
-    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    error_message: Mapped[str | None] = mapped_column(Text)
-    model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ml_models.id"))
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = _created()
-
-
 class Job(Base):
-    """Any long-running work other than training: features, retraining, audits."""
+    """Every kind of long work (features, training, backfills, audits): one state machine,
+    PENDING, RUNNING, then COMPLETED, FAILED or CANCELLED. Kind-specific detail lives in
+    its own table keyed by the job id (joined-table inheritance, e.g. TrainingJob)."""
 
     __tablename__ = "jobs"
     __table_args__ = (Index("idx_jobs_kind_status", "kind", "status"),)
@@ -294,7 +276,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(50), default="PENDING")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text)
-    input: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    input: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error_message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -303,6 +285,34 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow
     )
+    # kinds without a detail table all load as Job
+    __mapper_args__ = {
+        "polymorphic_on": case((kind == "training", "training"), else_="job"),
+        "polymorphic_identity": "job",
+    }
+
+
+class TrainingJob(Job):
+    """A training job's detail; status, progress and times are the Job's."""
+
+    __tablename__ = "training_jobs"
+    id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    feature_set_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("feature_sets.id")
+    )
+    algorithm: Mapped[str] = mapped_column(String(100))
+    hyperparameters: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ml_models.id"))
+    __mapper_args__ = {"polymorphic_identity": "training"}
+
+    def __init__(self, **values: Any) -> None:
+        values.setdefault("kind", "training")  # polymorphic_on is an expression
+        super().__init__(**values)
 
 
 class OrchestrationInstance(Base):

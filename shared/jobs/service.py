@@ -1,31 +1,39 @@
 """Jobs: the database row that every runtime reports progress through.
 
-An API call writes the row, hands the job to a launcher and answers 202. Activities move
-the row along (RUNNING, progress, message) and finish it (COMPLETED with a result, or
-FAILED with a reason). Cancellation is a flag on the row, so an activity sees it the same
-way under the Durable host on Azure and under the local engine.
+One state machine for every kind of long work: PENDING, RUNNING, then COMPLETED, FAILED
+or CANCELLED (CANCELLING while a running job winds down). An API call writes the row,
+hands the job to a launcher and answers 202. Activities move the row along and finish
+it. Cancellation is a flag on the row, so an activity sees it the same way under the
+Durable host on Azure and under the local engine.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
-from shared.bootstrap import AppContext
-from shared.db.models import Job
+from shared.db.models import Job, TrainingJob
 from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound
 from shared.services.pagination import Page, paginate
 from shared.timefmt import elapsed_and_eta, iso
+
+if TYPE_CHECKING:
+    from shared.bootstrap import AppContext
+    from shared.db.session import Database
+    from shared.jobs.launcher import JobLauncher
 
 log = logging.getLogger(__name__)
 
 PENDING, RUNNING, COMPLETED, FAILED = "PENDING", "RUNNING", "COMPLETED", "FAILED"
 CANCELLING, CANCELLED = "CANCELLING", "CANCELLED"
 FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
+STOPPING = frozenset({CANCELLING, CANCELLED})
 
 
 class JobCancelled(Exception):
@@ -33,6 +41,7 @@ class JobCancelled(Exception):
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
+    """The generic view of a job of any kind (GET /jobs/{id})."""
     started, done = job.started_at, job.completed_at
     elapsed, eta = elapsed_and_eta(started, done, job.progress, job.status == RUNNING)
     return {
@@ -52,36 +61,96 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def _uuid(job_id: str | uuid.UUID) -> uuid.UUID:
+def mark_completed(job: Job, result: dict[str, Any]) -> None:
+    """RUNNING to COMPLETED, in the caller's session (with the work's own writes)."""
+    job.status, job.progress, job.message = COMPLETED, 1.0, "done"
+    job.result, job.completed_at = result, utcnow()
+
+
+def delete_jobs(s: Session, job_ids: list[uuid.UUID]) -> None:
+    """Remove jobs with their kind's detail rows (a bulk delete of a subclass would
+    leave the ``jobs`` row behind)."""
+    if job_ids:
+        s.execute(delete(TrainingJob).where(TrainingJob.id.in_(job_ids)))
+        s.execute(delete(Job).where(Job.id.in_(job_ids)))
+
+
+def job_uuid(job_id: str | uuid.UUID, what: str = "Job") -> uuid.UUID:
     try:
         return job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
     except ValueError:
-        raise NotFound(f"Job {job_id!r} not found.") from None
+        raise NotFound(f"{what} {job_id!r} not found.") from None
 
 
 class JobService:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
+    """Takes the database and (read when used: a runtime attaches it after start) the
+    launcher. ``JobService(ctx)`` builds it from the application context."""
+
+    def __init__(
+        self,
+        ctx: AppContext | None = None,
+        *,
+        db: Database | None = None,
+        launcher: Callable[[], JobLauncher] | None = None,
+    ) -> None:
+        if ctx is not None:
+            db = ctx.db
+            launcher = launcher or (lambda: ctx.launcher)
+        if db is None or launcher is None:
+            raise TypeError("JobService needs an AppContext, or a db and a launcher")
+        self.db = db
+        self._launcher = launcher
+
+    @property
+    def launcher(self) -> JobLauncher:
+        return self._launcher()
 
     def create(
-        self, kind: str, payload: dict[str, Any], job_id: uuid.UUID | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        job_id: uuid.UUID | None = None,
+        *,
+        row: Job | None = None,
     ) -> Job:
-        with self.ctx.db.session(write=True) as s:
-            job = Job(
-                id=job_id or uuid.uuid4(), kind=kind, status=PENDING, input=payload
-            )
+        """Record a PENDING job; ``row`` is a kind's own subclass (e.g. TrainingJob)."""
+        job = row if row is not None else Job()
+        job.id = job_id or job.id or uuid.uuid4()
+        job.kind, job.status, job.input, job.progress = kind, PENDING, payload, 0.0
+        with self.db.session(write=True) as s:
             s.add(job)
         return job
 
     def get_row(self, job_id: str | uuid.UUID, kind: str | None = None) -> Job:
-        with self.ctx.db.session() as s:
-            job = s.get(Job, _uuid(job_id))
+        what = "Training job" if kind == "training" else "Job"
+        entity = TrainingJob if kind == "training" else Job
+        with self.db.session() as s:
+            job = s.get(entity, job_uuid(job_id, what))
             if job is None or (kind is not None and job.kind != kind):
-                raise NotFound(f"Job {job_id} not found.")
+                raise NotFound(f"{what} {job_id} not found.")
             return job
 
     def get(self, job_id: str | uuid.UUID, kind: str | None = None) -> dict[str, Any]:
         return job_to_dict(self.get_row(job_id, kind))
+
+    def list_rows(
+        self,
+        page: int,
+        page_size: int,
+        kind: str | None = None,
+        status: str | None = None,
+        view: Callable[[Any], dict[str, Any]] = job_to_dict,
+    ) -> Page[dict[str, Any]]:
+        entity = TrainingJob if kind == "training" else Job
+        query = select(entity).order_by(Job.created_at.desc(), Job.id)
+        if kind:
+            query = query.where(Job.kind == kind)
+        if status:
+            query = query.where(Job.status == status.upper())
+        with self.db.session() as s:
+            result = paginate(s, query, page, page_size)
+            items = [view(j) for j in result.items]
+        return Page(items, result.page, result.page_size, result.total)
 
     def list_jobs(
         self,
@@ -90,15 +159,7 @@ class JobService:
         kind: str | None = None,
         status: str | None = None,
     ) -> Page[dict[str, Any]]:
-        query = select(Job).order_by(Job.created_at.desc(), Job.id)
-        if kind:
-            query = query.where(Job.kind == kind)
-        if status:
-            query = query.where(Job.status == status.upper())
-        with self.ctx.db.session() as s:
-            result = paginate(s, query, page, page_size)
-            items = [job_to_dict(j) for j in result.items]
-        return Page(items, result.page, result.page_size, result.total)
+        return self.list_rows(page, page_size, kind, status)
 
     # -- called from activities -------------------------------------------------------
 
@@ -107,11 +168,11 @@ class JobService:
     ) -> dict[str, Any]:
         """Mark RUNNING (idempotent: a re-run activity starts again) and return the input.
         Raises JobCancelled when the job was cancelled before it began."""
-        with self.ctx.db.session(write=True) as s:
-            job = s.get(Job, _uuid(job_id))
+        with self.db.session(write=True) as s:
+            job = s.get(Job, job_uuid(job_id))
             if job is None:
                 raise NotFound(f"Job {job_id} not found.")
-            if job.status in (CANCELLING, CANCELLED):
+            if job.status in STOPPING:
                 job.status, job.completed_at = CANCELLED, job.completed_at or utcnow()
                 raise_cancel = True
             else:
@@ -120,25 +181,31 @@ class JobService:
                 job.started_at = job.started_at or utcnow()
                 job.message = message
                 job.error_message = None
-            payload = dict(job.input)
+            payload = dict(job.input or {})
         if raise_cancel:
             raise JobCancelled(str(job_id))
         return payload
 
-    def progress(self, job_id: str | uuid.UUID, fraction: float, message: str) -> None:
-        """Record progress; raises JobCancelled if a cancel was asked for meanwhile."""
-        with self.ctx.db.session(write=True) as s:
-            job = s.get(Job, _uuid(job_id))
+    def record(self, job_id: str | uuid.UUID, **values: Any) -> str:
+        """Write fields of the job (or of its kind's detail) unless it was cancelled
+        meanwhile, which ends it CANCELLED; returns the status."""
+        with self.db.session(write=True) as s:
+            job = s.get(Job, job_uuid(job_id))
             if job is None:
                 raise NotFound(f"Job {job_id} not found.")
-            if job.status in (CANCELLING, CANCELLED):
-                job.status, job.completed_at = CANCELLED, utcnow()
-                cancelled = True
-            else:
-                cancelled = False
-                job.progress = max(0.0, min(1.0, fraction))
-                job.message = message
-        if cancelled:
+            if job.status in STOPPING:
+                job.status, job.completed_at = CANCELLED, job.completed_at or utcnow()
+                return CANCELLED
+            for key, value in values.items():
+                setattr(job, key, value)
+            return job.status
+
+    def progress(self, job_id: str | uuid.UUID, fraction: float, message: str) -> None:
+        """Record progress; raises JobCancelled if a cancel was asked for meanwhile."""
+        status = self.record(
+            job_id, progress=max(0.0, min(1.0, fraction)), message=message
+        )
+        if status == CANCELLED:
             raise JobCancelled(str(job_id))
         log.info(
             "job %s: %.0f%% %s",
@@ -148,24 +215,23 @@ class JobService:
             extra={"job_id": str(job_id)},
         )
 
+    def is_stopping(self, job_id: str | uuid.UUID) -> bool:
+        """A cancel was asked for (or has ended the job)."""
+        with self.db.session() as s:
+            status = s.scalar(select(Job.status).where(Job.id == job_uuid(job_id)))
+        return status in STOPPING
+
     def complete(self, job_id: str | uuid.UUID, result: dict[str, Any]) -> None:
-        with self.ctx.db.session(write=True) as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == _uuid(job_id))
-                .values(
-                    status=COMPLETED,
-                    progress=1.0,
-                    message="done",
-                    result=result,
-                    completed_at=utcnow(),
-                )
-            )
+        with self.db.session(write=True) as s:
+            job = s.get(Job, job_uuid(job_id))
+            if job is not None:
+                mark_completed(job, result)
 
     def fail(self, job_id: str | uuid.UUID, reason: str) -> None:
-        """End the job FAILED with a reason, unless it already finished or was cancelled."""
-        with self.ctx.db.session(write=True) as s:
-            job = s.get(Job, _uuid(job_id))
+        """End the job FAILED with a reason, unless it already finished; a cancel in
+        flight ends it CANCELLED. The one fail path of every kind of job."""
+        with self.db.session(write=True) as s:
+            job = s.get(Job, job_uuid(job_id))
             if job is None or job.status in FINISHED:
                 return
             if job.status == CANCELLING:
@@ -178,14 +244,20 @@ class JobService:
     def request_cancel(
         self, job_id: str | uuid.UUID, kind: str | None = None
     ) -> dict[str, Any]:
-        with self.ctx.db.session(write=True) as s:
-            job = s.get(Job, _uuid(job_id))
+        self.cancel(job_id, kind)
+        return self.get(job_id)
+
+    def cancel(self, job_id: str | uuid.UUID, kind: str | None = None) -> None:
+        """A PENDING job ends CANCELLED at once; a RUNNING one is CANCELLING until its
+        activity sees the flag."""
+        what = "Training job" if kind == "training" else "Job"
+        with self.db.session(write=True) as s:
+            job = s.get(Job, job_uuid(job_id, what))
             if job is None or (kind is not None and job.kind != kind):
-                raise NotFound(f"Job {job_id} not found.")
+                raise NotFound(f"{what} {job_id} not found.")
             if job.status in FINISHED:
-                raise Conflict(f"Job {job_id} has already finished ({job.status}).")
+                raise Conflict(f"{what} {job_id} has already finished ({job.status}).")
             job.status = CANCELLED if job.status == PENDING else CANCELLING
             if job.status == CANCELLED:
                 job.completed_at = utcnow()
-        self.ctx.launcher.cancel(str(job_id), "cancelled by the user")
-        return self.get(job_id)
+        self.launcher.cancel(str(job_id), "cancelled by the user")

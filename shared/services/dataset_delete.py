@@ -47,11 +47,12 @@ from shared.db.models import (
     TrainingJob,
 )
 from shared.errors import Conflict, NotFound
+from shared.jobs.service import delete_jobs
+from shared.services.registry import is_production
 
 log = logging.getLogger(__name__)
 
 DELETING = "DELETING"
-PRODUCTION = "PRODUCTION"
 _JOBS_FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 _PENDING_KEY = "pending_blob_prefixes"  # in a tombstone's schema column
 _LISTED = 10  # dependents named in the message; details name them all
@@ -182,7 +183,7 @@ def _refusal(dataset: Dataset, deps: _Dependents, cascade: bool) -> Conflict | N
                 "?cascade=true to delete them with the dataset"
             )
     else:
-        production = [m for m in deps.models if m.status == PRODUCTION]
+        production = [m for m in deps.models if is_production(m)]
         details += [
             {"field": "models", "message": f"{_model_label(m)} is in PRODUCTION"}
             for m in production
@@ -225,14 +226,13 @@ def _remove_rows(s: Session, deps: _Dependents) -> None:
         for table in (AlertRule, DriftMetric, BiasMetric, Baseline, ModelTransition):
             s.execute(delete(table).where(table.model_id.in_(model_ids)))
     if model_ids or fs_ids:
-        s.execute(
-            delete(TrainingJob).where(
-                or_(
-                    TrainingJob.model_id.in_(model_ids),
-                    TrainingJob.feature_set_id.in_(fs_ids),
-                )
+        training = select(TrainingJob.id).where(
+            or_(
+                TrainingJob.model_id.in_(model_ids),
+                TrainingJob.feature_set_id.in_(fs_ids),
             )
         )
+        delete_jobs(s, list(s.scalars(training)))
     if model_ids:
         s.execute(delete(MLModel).where(MLModel.id.in_(model_ids)))
     if fs_ids:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from shared.db.models import FeatureSet, MLModel
 from shared.errors import Conflict, NotFound, field_error
+from shared.services.registry import production_model_id
 
 if TYPE_CHECKING:
     from ml.explain import ModelExplainer
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PRODUCTION = "PRODUCTION"
 NO_PRODUCTION_MODEL = (
     "No model is in production. Promote a trained model with "
     'POST /api/v1/models/{model_id}/promote {"stage": "production"}, '
@@ -134,19 +134,14 @@ class ModelServer:
 
     def _refresh(self) -> ServingModel:
         with self.ctx.db.session() as s:
-            row = s.execute(
-                select(MLModel.id)
-                .where(MLModel.status == PRODUCTION)
-                .order_by(MLModel.promoted_at.desc())
-                .limit(1)
-            ).first()
-        if row is None:
+            production_id = production_model_id(s)
+        if production_id is None:
             self._production = None
             self._checked_at = time.monotonic()
             raise Conflict(NO_PRODUCTION_MODEL, code="NO_PRODUCTION_MODEL")
         current = self._production
-        if current is None or current.id != row.id:
-            loaded = self.get(row.id)  # fully built before it is published
+        if current is None or current.id != production_id:
+            loaded = self.get(production_id)  # fully built before it is published
             if current is not None:
                 log.info(
                     "production model now %s %s (was %s %s)",

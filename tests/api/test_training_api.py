@@ -265,3 +265,64 @@ def test_promotion_backfills_the_online_state(
     store = OnlineFeatureStore.for_feature_config(ctx.db, fs.feature_config)
     user = ("user", str(transactions["user_id"].iloc[-1]))
     assert store.states([user])[user]["ts"], "the user's history is in the online state"
+
+
+def _training_row(ctx: AppContext, status: str) -> str:
+    """A training job as the service records it, without a runtime to start it."""
+    import uuid
+
+    from shared.db.models import TrainingJob
+
+    job_id = uuid.uuid4()
+    with ctx.db.session(write=True) as s:
+        s.add(
+            TrainingJob(
+                id=job_id,
+                name="fraud",
+                algorithm="xgboost",
+                status=status,
+                input={"job_id": str(job_id)},
+                config={"model_id": str(uuid.uuid4())},
+            )
+        )
+    return str(job_id)
+
+
+def test_generic_job_endpoints_cover_training_jobs(
+    client: Any, ctx: AppContext
+) -> None:
+    """A training job is a job: /jobs/{id} reports it (PENDING, the state every job
+    starts in), /training/jobs/{id} in the spec's training shape (QUEUED), and the
+    generic cancel ends it."""
+    job_id = _training_row(ctx, "PENDING")
+    generic = client.get(f"{API}/jobs/{job_id}")
+    assert generic.status_code == 200, generic.text
+    assert generic.json()["data"]["kind"] == "training"
+    assert generic.json()["data"]["status"] == "PENDING"
+    training = client.get(f"{API}/training/jobs/{job_id}").json()["data"]
+    assert (training["status"], training["name"]) == ("QUEUED", "fraud")
+    listed = client.get(f"{API}/jobs", params={"kind": "training"}).json()["data"]
+    assert [j["job_id"] for j in listed] == [job_id]
+    queued = client.get(f"{API}/training/jobs", params={"status": "QUEUED"})
+    assert [j["job_id"] for j in queued.json()["data"]] == [job_id]
+
+    cancelled = client.post(f"{API}/jobs/{job_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["data"]["status"] == "CANCELLED"
+    assert client.get(f"{API}/training/jobs/{job_id}").json()["data"]["status"] == (
+        "CANCELLED"
+    )
+    assert client.post(f"{API}/jobs/{job_id}/cancel").status_code == 409
+
+
+def test_generic_cancel_of_a_running_training_job_asks_it_to_stop(
+    client: Any, ctx: AppContext
+) -> None:
+    job_id = _training_row(ctx, "RUNNING")
+    resp = client.post(f"{API}/jobs/{job_id}/cancel")
+    assert resp.json()["data"]["status"] == "CANCELLING"
+    assert client.get(f"{API}/training/jobs/{job_id}").json()["data"]["status"] == (
+        "CANCELLING"
+    )
+    # a feature job's route does not answer for a training job
+    assert client.get(f"{API}/features/jobs/{job_id}").status_code == 404

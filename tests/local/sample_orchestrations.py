@@ -17,6 +17,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from local.durable.cancellation import is_cancel_requested, raise_if_cancelled
+from orchestrations.jobs import (
+    FAIL_ACTIVITY,
+    SingleActivityJob,
+    single_activity_orchestrator,
+)
 
 bp = df.Blueprint()
 
@@ -36,6 +41,7 @@ class Probe:
         self.started: defaultdict[str, threading.Event] = defaultdict(threading.Event)
         self.gates: defaultdict[str, threading.Event] = defaultdict(threading.Event)
         self.observed_cancel = threading.Event()
+        self.failed_jobs: list[dict[str, Any]] = []
 
     def count(self, key: str) -> int:
         with self.lock:
@@ -225,6 +231,28 @@ def race_with_retry(context: df.DurableOrchestrationContext) -> Orchestration:
     )
     after = yield context.call_activity("count", "c")
     return [winner.result, after]
+
+
+# the generic orchestrator of single-activity jobs, as orchestrations/jobs.py builds it
+SAMPLE_JOB = SingleActivityJob("sample_job_orchestrator", "flaky_job", "working", 2, 10)
+bp.orchestration_trigger(context_name="context")(
+    single_activity_orchestrator(SAMPLE_JOB)
+)
+
+
+@bp.activity_trigger(input_name="job")
+def flaky_job(job: dict[str, Any]) -> dict[str, Any]:
+    attempt = probe.count(job["job_id"])
+    if attempt <= job["failures"]:
+        raise RuntimeError(f"{job['job_id']} failed on attempt {attempt}")
+    return {"status": "COMPLETED", "attempts": attempt}
+
+
+@bp.activity_trigger(input_name="failure")
+def job_fail(failure: dict[str, Any]) -> None:
+    assert FAIL_ACTIVITY == "job_fail"
+    with probe.lock:
+        probe.failed_jobs.append(failure)
 
 
 app = func.FunctionApp()

@@ -347,3 +347,29 @@ def test_terminate_requested_through_the_store_is_picked_up(
 def test_only_the_thread_executor_is_available(store: HistoryStore) -> None:
     with pytest.raises(ValueError, match="executor"):
         LocalDurableEngine(sample.app, store, executor="process")
+
+
+def test_the_generic_job_orchestrator_retries_its_activity(
+    engine: LocalDurableEngine,
+) -> None:
+    job = {"job_id": "job-ok", "failures": 1}
+    status = run(engine, sample.SAMPLE_JOB.orchestrator, job)
+
+    assert status.runtime_status == Status.Completed
+    assert status.output == {"status": "COMPLETED", "attempts": 2}
+    assert status.custom_status == {"stage": "working"}
+    assert probe.failed_jobs == []
+
+
+def test_the_generic_job_orchestrator_fails_the_job_with_the_reason(
+    engine: LocalDurableEngine,
+) -> None:
+    job = {"job_id": "job-bad", "failures": 5}
+    status = run(engine, sample.SAMPLE_JOB.orchestrator, job)
+
+    assert status.runtime_status == Status.Completed
+    assert status.output["status"] == "FAILED"
+    reason = status.output["error"]
+    assert reason.endswith("job-bad failed on attempt 2")
+    assert probe.failed_jobs == [{"job_id": "job-bad", "reason": reason}]
+    assert probe.calls["job-bad"] == 2

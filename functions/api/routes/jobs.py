@@ -1,11 +1,12 @@
-"""Generic job status for every kind of long work (GET /jobs, /jobs/{id}, cancel)."""
+"""Generic job status for every kind of long work, training included (GET /jobs,
+/jobs/{id}, cancel)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from functions.api.deps import Ctx, Paging
+from functions.api.deps import JobServiceDep, Paging
 from functions.api.envelope import ERRORS_404, ERRORS_404_409, ERRORS_422, Envelope, ok
 from functions.api.schemas import Job
 
@@ -19,14 +20,12 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
     responses=ERRORS_422,
 )
 def list_jobs(
-    ctx: Ctx,
+    jobs: JobServiceDep,
     paging: Paging,
-    kind: str | None = Query(None, description="features, retraining, ..."),
+    kind: str | None = Query(None, description="features, training, ..."),
     status: str | None = Query(None, description="PENDING, RUNNING, COMPLETED, ..."),
 ) -> JSONResponse:
-    from shared.jobs.service import JobService
-
-    result = JobService(ctx).list_jobs(paging.page, paging.page_size, kind, status)
+    result = jobs.list_jobs(paging.page, paging.page_size, kind, status)
     return ok(result.items, pagination=result.meta)
 
 
@@ -36,10 +35,8 @@ def list_jobs(
     response_model=Envelope[Job],
     responses=ERRORS_404,
 )
-def get_job(job_id: str, ctx: Ctx) -> JSONResponse:
-    from shared.jobs.service import JobService
-
-    return ok(JobService(ctx).get(job_id))
+def get_job(job_id: str, jobs: JobServiceDep) -> JSONResponse:
+    return ok(jobs.get(job_id))
 
 
 @router.post(
@@ -48,7 +45,5 @@ def get_job(job_id: str, ctx: Ctx) -> JSONResponse:
     response_model=Envelope[Job],
     responses=ERRORS_404_409,
 )
-def cancel_job(job_id: str, ctx: Ctx) -> JSONResponse:
-    from shared.jobs.service import JobService
-
-    return ok(JobService(ctx).request_cancel(job_id))
+def cancel_job(job_id: str, jobs: JobServiceDep) -> JSONResponse:
+    return ok(jobs.request_cancel(job_id))

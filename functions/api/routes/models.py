@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from functions.api.deps import Ctx, Paging
+from functions.api.deps import ModelCatalogDep, ModelRegistryDep, Paging
 from functions.api.envelope import (
     ERRORS_404,
     ERRORS_404_409_422,
@@ -20,13 +20,10 @@ from functions.api.envelope import (
 )
 from functions.api.schemas import Record
 
-if TYPE_CHECKING:
-    from shared.services.models import ModelRegistry
-
 router = APIRouter(prefix="/models", tags=["models"])
 
 
-# the values as shared.services.models takes them (kept light here; a test compares)
+# the values as shared.services.registry takes them (kept light here; a test compares)
 Metric = Literal["precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr"]
 Operator = Literal["gte", "lte", "eq"]
 
@@ -102,10 +99,88 @@ class RollbackRequest(BaseModel):
     online_state: OnlineState = "keep"
 
 
-def _registry(ctx: Ctx) -> ModelRegistry:
-    from shared.services.models import ModelRegistry
+class ModelSummary(BaseModel):
+    id: str
+    name: str
+    version: str
+    algorithm: str
+    status: str = Field(description="TRAINED, STAGING, PRODUCTION, ARCHIVED")
+    metrics: Record | None
+    threshold: float | None
+    onnx_max_abs_diff: float | None
+    feature_set_id: str | None
+    storage_path: str
+    promoted_at: str | None
+    created_at: str | None
 
-    return ModelRegistry(ctx)
+
+class BaselineView(BaseModel):
+    id: str
+    metric: str
+    threshold: float
+    operator: str
+    is_active: bool
+    created_at: str | None
+
+
+class ModelDetail(ModelSummary):
+    hyperparameters: Record | None
+    details: Record
+    baselines: list[BaselineView] = Field(default_factory=list)
+
+
+class PromotionResult(ModelDetail):
+    online_backfill_job_id: str | None = Field(
+        None, description="The online backfill job, when promoted to production"
+    )
+
+
+class ModelMetrics(BaseModel):
+    model_id: str
+    version: str
+    metrics: Record | None
+    threshold: float | None
+    roc_curve: Any = None
+    pr_curve: Any = None
+    feature_importance: Record | None
+
+
+class Comparison(BaseModel):
+    models: list[ModelSummary]
+    metrics: list[str]
+    best: dict[str, str] = Field(description="metric: id of the best model")
+
+
+class Transition(BaseModel):
+    id: str
+    model_id: str
+    from_status: str
+    to_status: str
+    action: str
+    reason: str | None
+    override_baselines: bool
+    actor: str | None
+    created_at: str | None
+
+
+class BaselineCheck(BaseModel):
+    metric: str
+    operator: str
+    threshold: float
+    value: float | None
+    passed: bool
+
+
+class BaselinesSet(BaseModel):
+    model_id: str
+    baselines: list[BaselineView]
+    evaluation: list[BaselineCheck]
+
+
+class RollbackResult(BaseModel):
+    online_backfill_job_id: str | None
+    rolled_back: ModelSummary
+    production: ModelSummary
 
 
 # 2 to 10 ids, commas between, spaces around them allowed
@@ -115,76 +190,76 @@ _IDS = r"^ *[^, ]+ *(, *[^, ]+ *){1,9}$"
 @router.get(
     "",
     summary="List models",
-    response_model=Envelope[list[Record]],
+    response_model=Envelope[list[ModelSummary]],
     responses=ERRORS_422,
 )
 def list_models(
-    ctx: Ctx,
+    models: ModelCatalogDep,
     paging: Paging,
     name: str | None = Query(None, description="Only the versions of this name"),
     status: str | None = Query(
         None, description="TRAINED, STAGING, PRODUCTION, ARCHIVED"
     ),
 ) -> JSONResponse:
-    result = _registry(ctx).list_models(paging.page, paging.page_size, name, status)
+    result = models.list_models(paging.page, paging.page_size, name, status)
     return ok(result.items, pagination=result.meta)
 
 
 @router.get(
     "/compare",
     summary="Compare several models side by side",
-    response_model=Envelope[Record],
+    response_model=Envelope[Comparison],
     responses=ERRORS_404_422,
 )
 def compare_models(
-    ctx: Ctx,
+    models: ModelCatalogDep,
     ids: str = Query(pattern=_IDS, description="2 to 10 model ids, comma-separated"),
 ) -> JSONResponse:
-    return ok(_registry(ctx).compare([i.strip(" ") for i in ids.split(",")]))
+    return ok(models.compare([i.strip(" ") for i in ids.split(",")]))
 
 
 @router.get(
     "/{model_id}",
     summary="Model details",
-    response_model=Envelope[Record],
+    response_model=Envelope[ModelDetail],
     responses=ERRORS_404,
 )
-def get_model(model_id: str, ctx: Ctx) -> JSONResponse:
-    return ok(_registry(ctx).get(model_id))
+def get_model(model_id: str, models: ModelCatalogDep) -> JSONResponse:
+    return ok(models.get(model_id))
 
 
 @router.get(
     "/{model_id}/metrics",
     summary="Test-set metrics, curves, importance",
-    response_model=Envelope[Record],
+    response_model=Envelope[ModelMetrics],
     responses=ERRORS_404,
 )
-def model_metrics(model_id: str, ctx: Ctx) -> JSONResponse:
-    return ok(_registry(ctx).metrics(model_id))
+def model_metrics(model_id: str, models: ModelCatalogDep) -> JSONResponse:
+    return ok(models.metrics(model_id))
 
 
 @router.get(
     "/{model_id}/transitions",
     summary="Every status change of this model's name",
-    response_model=Envelope[list[Record]],
+    response_model=Envelope[list[Transition]],
     responses=ERRORS_404,
 )
-def model_transitions(model_id: str, ctx: Ctx) -> JSONResponse:
-    return ok(_registry(ctx).transitions(model_id))
+def model_transitions(model_id: str, models: ModelCatalogDep) -> JSONResponse:
+    return ok(models.transitions(model_id))
 
 
 @router.post(
     "/{model_id}/baselines",
     status_code=201,
     summary="Set the baselines that gate promotion",
-    response_model=Envelope[Record],
+    response_model=Envelope[BaselinesSet],
     responses=ERRORS_404_422,
 )
-def set_baselines(model_id: str, body: BaselinesRequest, ctx: Ctx) -> JSONResponse:
+def set_baselines(
+    model_id: str, body: BaselinesRequest, registry: ModelRegistryDep
+) -> JSONResponse:
     return ok(
-        _registry(ctx).set_baselines(
-            model_id, [b.model_dump() for b in body.baselines]
-        ),
+        registry.set_baselines(model_id, [b.model_dump() for b in body.baselines]),
         201,
     )
 
@@ -192,12 +267,14 @@ def set_baselines(model_id: str, body: BaselinesRequest, ctx: Ctx) -> JSONRespon
 @router.post(
     "/{model_id}/promote",
     summary="Promote to staging or production",
-    response_model=Envelope[Record],
+    response_model=Envelope[PromotionResult],
     responses=ERRORS_404_409_422,
 )
-def promote(model_id: str, body: PromoteRequest, ctx: Ctx) -> JSONResponse:
+def promote(
+    model_id: str, body: PromoteRequest, registry: ModelRegistryDep
+) -> JSONResponse:
     return ok(
-        _registry(ctx).promote(
+        registry.promote(
             model_id,
             body.stage,
             body.reason,
@@ -211,12 +288,14 @@ def promote(model_id: str, body: PromoteRequest, ctx: Ctx) -> JSONResponse:
 @router.post(
     "/{model_id}/rollback",
     summary="Restore the previous production version",
-    response_model=Envelope[Record],
+    response_model=Envelope[RollbackResult],
     responses=ERRORS_404_409_422,
 )
-def rollback(model_id: str, body: RollbackRequest, ctx: Ctx) -> JSONResponse:
+def rollback(
+    model_id: str, body: RollbackRequest, registry: ModelRegistryDep
+) -> JSONResponse:
     return ok(
-        _registry(ctx).rollback(
+        registry.rollback(
             model_id, body.reason, body.actor, online_state=body.online_state
         )
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.api.deps import Ctx, Paging
+from functions.api.deps import Paging, TrainingServiceDep
 from functions.api.envelope import (
     ERRORS_404,
     ERRORS_404_409,
@@ -123,16 +123,52 @@ class StartTrainingRequest(BaseModel):
     )
     seed: int | None = 42
 
+    def to_request(self) -> dict[str, Any]:
+        """The request as the service takes it: unset split options left out."""
+        request = self.model_dump()
+        if self.split is None:
+            request.pop("split")
+        if self.train_test_split is None:
+            request.pop("train_test_split")
+        return request
+
+
+class TrainingMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    train_loss: float | None = None
+    val_loss: float | None = None
+    val_auc: float | None = None
+
+
+class TrainingJobView(BaseModel):
+    job_id: str
+    name: str
+    algorithm: str
+    feature_set_id: str | None
+    status: str = Field(
+        description="QUEUED, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED"
+    )
+    progress: float = Field(ge=0, le=1)
+    current_epoch: int | None
+    total_epochs: int | None
+    metrics: TrainingMetrics
+    hyperparameters: Record | None
+    config: Record | None
+    model_id: str | None
+    error_message: str | None
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    eta_seconds: float | None
+
 
 @router.get(
     "/algorithms",
     summary="Algorithms and their hyperparameters",
     response_model=Envelope[list[Record]],
 )
-def algorithms() -> JSONResponse:
-    from ml.training.algorithms import algorithm_catalog
-
-    return ok(algorithm_catalog())
+def algorithms(training: TrainingServiceDep) -> JSONResponse:
+    return ok(training.algorithms())
 
 
 @router.post(
@@ -142,53 +178,42 @@ def algorithms() -> JSONResponse:
     response_model=Envelope[JobAccepted],
     responses=ERRORS_404_409_422,
 )
-def start_training(body: StartTrainingRequest, ctx: Ctx) -> JSONResponse:
-    from shared.services.training import TrainingService
-
-    request = body.model_dump()
-    if body.split is None:
-        request.pop("split")
-    if body.train_test_split is None:
-        request.pop("train_test_split")
-    return ok(TrainingService(ctx).start(request), 202)
+def start_training(
+    body: StartTrainingRequest, training: TrainingServiceDep
+) -> JSONResponse:
+    return ok(training.start(body.to_request()), 202)
 
 
 @router.get(
     "/jobs",
     summary="List training jobs",
-    response_model=Envelope[list[Record]],
+    response_model=Envelope[list[TrainingJobView]],
     responses=ERRORS_422,
 )
 def list_training_jobs(
-    ctx: Ctx,
+    training: TrainingServiceDep,
     paging: Paging,
     status: str | None = Query(None, description="QUEUED, RUNNING, COMPLETED, ..."),
 ) -> JSONResponse:
-    from shared.services.training import TrainingService
-
-    result = TrainingService(ctx).list_jobs(paging.page, paging.page_size, status)
+    result = training.list_jobs(paging.page, paging.page_size, status)
     return ok(result.items, pagination=result.meta)
 
 
 @router.get(
     "/jobs/{job_id}",
     summary="Status, progress, live metrics, ETA, model_id",
-    response_model=Envelope[Record],
+    response_model=Envelope[TrainingJobView],
     responses=ERRORS_404,
 )
-def get_training_job(job_id: str, ctx: Ctx) -> JSONResponse:
-    from shared.services.training import TrainingService
-
-    return ok(TrainingService(ctx).get(job_id))
+def get_training_job(job_id: str, training: TrainingServiceDep) -> JSONResponse:
+    return ok(training.get(job_id))
 
 
 @router.post(
     "/jobs/{job_id}/cancel",
     summary="Cancel a queued or running job",
-    response_model=Envelope[Record],
+    response_model=Envelope[TrainingJobView],
     responses=ERRORS_404_409,
 )
-def cancel_training_job(job_id: str, ctx: Ctx) -> JSONResponse:
-    from shared.services.training import TrainingService
-
-    return ok(TrainingService(ctx).cancel(job_id))
+def cancel_training_job(job_id: str, training: TrainingServiceDep) -> JSONResponse:
+    return ok(training.cancel(job_id))

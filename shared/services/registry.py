@@ -1,0 +1,393 @@
+"""The model registry: registering a trained model (its version), stages, baselines that
+gate promotion, promotion and rollback with every transition recorded (who, when, why),
+and which model is in production.
+
+Versions per name are guarded by the unique (name, version) constraint; exactly one
+PRODUCTION model per name is a partial unique index, so two racing promotions cannot
+both win: the loser gets 409.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.db.models import Baseline, MLModel, ModelTransition
+from shared.db.types import utcnow
+from shared.errors import Conflict, NotFound, ValidationFailed, field_error
+from shared.timefmt import iso
+
+if TYPE_CHECKING:
+    from shared.db.session import Database
+
+TRAINED, STAGING, PRODUCTION, ARCHIVED = "TRAINED", "STAGING", "PRODUCTION", "ARCHIVED"
+METRICS = ("precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr")
+OPERATORS = {
+    "gte": lambda v, t: v >= t,
+    "lte": lambda v, t: v <= t,
+    "eq": lambda v, t: v == t,
+}
+ONNX_TOLERANCE = 1e-4
+
+OnlineState = Literal["keep", "replace"]
+"""What a promotion or rollback does with a live online feature state: keep it (the
+model continues from what was scored live) or replace it from the training data."""
+
+Backfill = Callable[[MLModel, bool], "str | None"]
+"""Starts the online backfill for a model going live (replace_live); its job id."""
+
+
+def production_model_id(s: Session, name: str | None = None) -> uuid.UUID | None:
+    """Which model is in production (of ``name``; without one, the latest promoted)."""
+    query = select(MLModel.id).where(MLModel.status == PRODUCTION)
+    if name:
+        query = query.where(MLModel.name == name)
+    return s.scalar(query.order_by(MLModel.promoted_at.desc()).limit(1))
+
+
+def production_model(s: Session, name: str | None = None) -> MLModel | None:
+    model_id = production_model_id(s, name)
+    return None if model_id is None else s.get(MLModel, model_id)
+
+
+def is_production(model: MLModel) -> bool:
+    return model.status == PRODUCTION
+
+
+def model_to_dict(m: MLModel, full: bool = True) -> dict[str, Any]:
+    details = m.details or {}
+    out: dict[str, Any] = {
+        "id": str(m.id),
+        "name": m.name,
+        "version": m.version,
+        "algorithm": m.algorithm,
+        "status": m.status,
+        "metrics": m.metrics,
+        "threshold": details.get("threshold"),
+        "onnx_max_abs_diff": details.get("onnx_max_abs_diff"),
+        "feature_set_id": str(m.feature_set_id) if m.feature_set_id else None,
+        "storage_path": m.storage_path,
+        "promoted_at": iso(m.promoted_at),
+        "created_at": iso(m.created_at),
+    }
+    if full:
+        out["hyperparameters"] = m.hyperparameters
+        out["details"] = details
+    return out
+
+
+def baseline_to_dict(b: Baseline) -> dict[str, Any]:
+    return {
+        "id": str(b.id),
+        "metric": b.metric_name,
+        "threshold": b.threshold,
+        "operator": b.operator,
+        "is_active": b.is_active,
+        "created_at": iso(b.created_at),
+    }
+
+
+def active_baselines(s: Session, model_id: uuid.UUID) -> list[Baseline]:
+    return list(
+        s.scalars(
+            select(Baseline).where(Baseline.model_id == model_id, Baseline.is_active)
+        )
+    )
+
+
+def get_model(s: Session, model_id: str | uuid.UUID) -> MLModel:
+    try:
+        key = model_id if isinstance(model_id, uuid.UUID) else uuid.UUID(str(model_id))
+    except ValueError:
+        raise NotFound(f"Model {model_id!r} not found.") from None
+    model = s.get(MLModel, key)
+    if model is None:
+        raise NotFound(f"Model {model_id} not found.")
+    return model
+
+
+def next_version(s: Session, name: str) -> str:
+    """One more than the highest major version of ``name`` ("1.0", "2.0", ...)."""
+    versions = s.scalars(select(MLModel.version).where(MLModel.name == name))
+    majors = [int(v.split(".")[0]) for v in versions if v.split(".")[0].isdigit()]
+    return f"{max(majors, default=0) + 1}.0"
+
+
+@dataclass(frozen=True)
+class NewModel:
+    """A trained model whose files are stored, ready to be registered."""
+
+    id: uuid.UUID
+    name: str
+    algorithm: str
+    hyperparameters: dict[str, Any] | None
+    metrics: dict[str, Any]
+    storage_path: str
+    feature_set_id: uuid.UUID | None
+    details: dict[str, Any]
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        on_change: Callable[[], None] | None = None,
+        backfill: Backfill | None = None,
+    ) -> None:
+        self.db = db
+        self._on_change = on_change or (lambda: None)
+        self._backfill = backfill or (lambda model, replace: None)
+
+    # -- registering ------------------------------------------------------------------
+
+    def is_registered(self, model_id: uuid.UUID) -> bool:
+        with self.db.session() as s:
+            return s.get(MLModel, model_id) is not None
+
+    def register(
+        self, new: NewModel, also: Callable[[Session], None] | None = None
+    ) -> str:
+        """Add the model as TRAINED with the next version of its name, in one transaction
+        with ``also`` (e.g. finishing its job). Returns the version. A concurrent
+        registration of the same name can take the version first: one retry."""
+        for attempt in (1, 2):
+            try:
+                with self.db.session(write=True) as s:
+                    version = next_version(s, new.name)
+                    s.add(
+                        MLModel(
+                            id=new.id,
+                            name=new.name,
+                            version=version,
+                            algorithm=new.algorithm,
+                            hyperparameters=new.hyperparameters,
+                            metrics=new.metrics,
+                            storage_path=new.storage_path,
+                            feature_set_id=new.feature_set_id,
+                            details=new.details,
+                            status=TRAINED,
+                        )
+                    )
+                    if also is not None:
+                        also(s)
+                return version
+            except IntegrityError:
+                if attempt == 2 or self.is_registered(new.id):
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- baselines --------------------------------------------------------------------
+
+    def set_baselines(
+        self, model_id: str, baselines: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        details = []
+        for i, b in enumerate(baselines):
+            if b.get("metric") not in METRICS:
+                details.append(
+                    {"field": f"baselines.{i}.metric", "message": f"one of {METRICS}"}
+                )
+            if b.get("operator") not in OPERATORS:
+                details.append(
+                    {"field": f"baselines.{i}.operator", "message": "gte, lte or eq"}
+                )
+        if details:
+            raise ValidationFailed("Invalid baselines.", details)
+        with self.db.session(write=True) as s:
+            model = get_model(s, model_id)
+            for old in active_baselines(s, model.id):
+                old.is_active = False
+            s.add_all(
+                Baseline(
+                    model_id=model.id,
+                    metric_name=b["metric"],
+                    threshold=float(b["threshold"]),
+                    operator=b["operator"],
+                )
+                for b in baselines
+            )
+            s.flush()
+            active = active_baselines(s, model.id)
+            listed = [baseline_to_dict(b) for b in active]
+            check = check_baselines(model, active)
+        return {"model_id": model_id, "baselines": listed, "evaluation": check}
+
+    # -- promotion and rollback ---------------------------------------------------------
+
+    def production(self, name: str | None = None) -> MLModel | None:
+        with self.db.session() as s:
+            return production_model(s, name)
+
+    def promote(
+        self,
+        model_id: str,
+        stage: str,
+        reason: str | None,
+        override_baselines: bool = False,
+        actor: str | None = None,
+        *,
+        online_state: OnlineState = "keep",
+    ) -> dict[str, Any]:
+        stage = (stage or "").upper()
+        if stage not in (STAGING, PRODUCTION):
+            raise ValidationFailed(
+                "stage must be 'staging' or 'production'.",
+                field_error("stage", "staging or production"),
+            )
+        if override_baselines and not (reason or "").strip():
+            raise ValidationFailed(
+                "Overriding baselines needs a written reason.",
+                field_error("reason", "required with override_baselines"),
+            )
+        try:
+            with self.db.session(write=True) as s:
+                model = get_model(s, model_id)
+                if model.status == ARCHIVED:
+                    raise Conflict(
+                        f"Model {model_id} is ARCHIVED; archived models cannot be promoted "
+                        "(roll back to it with POST /models/{id}/rollback on the current "
+                        "production model)."
+                    )
+                if model.status == stage:
+                    raise Conflict(f"Model {model_id} is already {stage}.")
+                if stage == STAGING and model.status != TRAINED:
+                    raise Conflict(
+                        f"Only TRAINED models move to STAGING (this is {model.status})."
+                    )
+                if stage == PRODUCTION:
+                    current = production_model(s, model.name)
+                    _gate(s, model, current, override_baselines)
+                    if current is not None:
+                        _move(s, current, ARCHIVED, "archive", reason, False, actor)
+                        s.flush()
+                    model.promoted_at = utcnow()
+                _move(s, model, stage, "promote", reason, override_baselines, actor)
+                s.flush()
+                result = model_to_dict(model)
+        except IntegrityError:
+            raise Conflict(
+                "Another promotion of this model name finished first; reload and retry."
+            ) from None
+        if stage == PRODUCTION:
+            self._on_change()
+            result["online_backfill_job_id"] = self._backfill(
+                model, online_state == "replace"
+            )
+        return result
+
+    def rollback(
+        self,
+        model_id: str,
+        reason: str | None,
+        actor: str | None = None,
+        *,
+        online_state: OnlineState = "keep",
+    ) -> dict[str, Any]:
+        with self.db.session(write=True) as s:
+            model = get_model(s, model_id)
+            if model.status != PRODUCTION:
+                raise Conflict(
+                    f"Model {model_id} is {model.status}; roll back from the PRODUCTION model."
+                )
+            previous = s.scalar(
+                select(MLModel)
+                .join(ModelTransition, ModelTransition.model_id == MLModel.id)
+                .where(
+                    MLModel.name == model.name,
+                    MLModel.id != model.id,
+                    ModelTransition.from_status == PRODUCTION,
+                )
+                .order_by(ModelTransition.created_at.desc())
+                .limit(1)
+            )
+            if previous is None:
+                raise Conflict(
+                    f"No earlier production version of {model.name!r} to roll back to."
+                )
+            _move(s, model, ARCHIVED, "rollback", reason, False, actor)
+            s.flush()
+            _move(s, previous, PRODUCTION, "rollback", reason, False, actor)
+            previous.promoted_at = utcnow()
+            s.flush()
+        self._on_change()
+        return {
+            "online_backfill_job_id": self._backfill(
+                previous, online_state == "replace"
+            ),
+            "rolled_back": model_to_dict(model, full=False),
+            "production": model_to_dict(previous, full=False),
+        }
+
+
+def check_baselines(model: MLModel, baselines: list[Baseline]) -> list[dict[str, Any]]:
+    out = []
+    for b in baselines:
+        value = (model.metrics or {}).get(b.metric_name)
+        passed = value is not None and OPERATORS[b.operator](float(value), b.threshold)
+        out.append(
+            {
+                "metric": b.metric_name,
+                "operator": b.operator,
+                "threshold": b.threshold,
+                "value": value,
+                "passed": passed,
+            }
+        )
+    return out
+
+
+def _gate(s: Session, model: MLModel, current: MLModel | None, override: bool) -> None:
+    details = model.details or {}
+    diff = details.get("onnx_max_abs_diff")
+    if diff is None or float(diff) > ONNX_TOLERANCE:
+        raise Conflict(
+            f"The ONNX export differs from the native model by {diff} (> {ONNX_TOLERANCE});"
+            " it cannot serve /predict and cannot be promoted."
+        )
+    baselines = active_baselines(s, model.id)
+    if current is not None and current.id != model.id:
+        baselines += active_baselines(s, current.id)
+    failed = [c for c in check_baselines(model, baselines) if not c["passed"]]
+    if failed and not override:
+        raise Conflict(
+            "The model misses active baselines; pass override_baselines with a reason "
+            "to promote it anyway.",
+            [
+                {
+                    "field": f"metrics.{c['metric']}",
+                    "message": f"{c['value']} is not {c['operator']} {c['threshold']}",
+                }
+                for c in failed
+            ],
+            code="BASELINE_NOT_MET",
+        )
+
+
+def _move(
+    s: Session,
+    model: MLModel,
+    to: str,
+    action: str,
+    reason: str | None,
+    override: bool,
+    actor: str | None,
+) -> None:
+    s.add(
+        ModelTransition(
+            model_id=model.id,
+            from_status=model.status,
+            to_status=to,
+            action=action,
+            reason=reason,
+            override_baselines=override,
+            actor=actor,
+        )
+    )
+    model.status = to

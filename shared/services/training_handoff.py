@@ -1,0 +1,169 @@
+"""From a trained model to a registered one: test-set evaluation and threshold, the ONNX
+export checked against the native model, the files in blob storage, then the registry
+entry and the job's completion in one transaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import tempfile
+import uuid
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from shared.db.models import FeatureSet, TrainingJob
+from shared.jobs.service import COMPLETED, mark_completed
+from shared.services.registry import ONNX_TOLERANCE, ModelRegistry, NewModel
+
+if TYPE_CHECKING:
+    from shared.storage.base import BlobStore
+
+log = logging.getLogger(__name__)
+
+_LIBRARIES = (
+    "numpy",
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+    "onnx",
+    "onnxruntime",
+    "onnxmltools",
+    "skl2onnx",
+)
+_ONNX_CHECK_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    job: TrainingJob
+    model_id: uuid.UUID
+    feature_set: FeatureSet
+    model: Any
+    X_test: Any
+    y_test: Any
+    n_train: int
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class ModelHandOff:
+    def __init__(self, blobs: BlobStore, registry: ModelRegistry) -> None:
+        self.blobs = blobs
+        self.registry = registry
+
+    def evaluate_and_register(self, trained: TrainedModel) -> dict[str, Any]:
+        # ml.training loads scikit-learn: imported on first use, not with the API
+        from ml.training.metrics import choose_threshold, evaluate
+        from ml.training.onnx_export import onnx_max_abs_diff, to_onnx
+
+        model, job = trained.model, trained.job
+        scores = model.predict_scores(trained.X_test)
+        rule = (job.config or {})["threshold"]
+        threshold = choose_threshold(
+            trained.y_test, scores, rule["rule"], rule.get("cost_ratio")
+        )
+        metrics = evaluate(trained.y_test, scores, threshold)
+        onnx_bytes = to_onnx(model)
+        sample = trained.X_test[: min(len(trained.X_test), _ONNX_CHECK_ROWS)]
+        onnx_diff = float(onnx_max_abs_diff(model, onnx_bytes, sample))
+        return self.register(trained, onnx_bytes, onnx_diff, metrics, threshold)
+
+    def register(
+        self,
+        trained: TrainedModel,
+        onnx_bytes: bytes,
+        onnx_diff: float,
+        metrics: dict[str, Any],
+        threshold: float,
+    ) -> dict[str, Any]:
+        """Store the files, then register the model and complete the job together. A
+        failure removes the files, unless an earlier run of the activity registered the
+        model (its files stay)."""
+        job, model, fs, model_id = (
+            trained.job,
+            trained.model,
+            trained.feature_set,
+            trained.model_id,
+        )
+        prefix = f"models/{model_id}/"
+        training_data = {
+            "feature_set_id": str(fs.id),
+            "dataset_id": str(fs.dataset_id),
+            "dataset_version": fs.dataset_version,
+            "rows_train": trained.n_train,
+            "rows_test": len(trained.X_test),
+        }
+        versions = library_versions()
+        metadata = {
+            "model_id": str(model_id),
+            "algorithm": job.algorithm,
+            "features": model.feature_names,
+            "threshold": threshold,
+            "score_transform": model.score_transform,
+            "feature_set_id": str(fs.id),
+            "feature_config": fs.feature_config,
+            "training_data": training_data,
+            "onnx_max_abs_diff": onnx_diff,
+            "library_versions": versions,
+        }
+        scalars = {k: v for k, v in metrics.items() if not k.endswith("_curve")}
+        new = NewModel(
+            id=model_id,
+            name=job.name,
+            algorithm=job.algorithm,
+            hyperparameters=job.hyperparameters,
+            metrics=scalars,
+            storage_path=prefix,
+            feature_set_id=fs.id,
+            details={
+                "threshold": threshold,
+                "onnx_max_abs_diff": onnx_diff,
+                "onnx_ok": onnx_diff <= ONNX_TOLERANCE,
+                "feature_importance": model.feature_importance(),
+                "roc_curve": metrics.get("roc_curve"),
+                "pr_curve": metrics.get("pr_curve"),
+                "features": model.feature_names,
+                "score_transform": model.score_transform,
+                "training_job_id": str(job.id),
+                "training_data": training_data,
+                "library_versions": versions,
+            },
+        )
+
+        def complete_job(s: Session) -> None:
+            row = s.get(TrainingJob, job.id)
+            assert row is not None
+            row.model_id = model_id
+            row.metrics = {"live": (row.metrics or {}).get("live", {}), **scalars}
+            mark_completed(row, {"status": COMPLETED, "model_id": str(model_id)})
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="sh-model-") as tmp:
+                native = Path(tmp) / "model.native"
+                model.save_native(native)
+                self.blobs.upload_file(prefix + "model.native", native)
+            self.blobs.put_bytes(prefix + "model.onnx", onnx_bytes)
+            self.blobs.put_bytes(
+                prefix + "metadata.json", json.dumps(metadata).encode()
+            )
+            self.registry.register(new, also=complete_job)
+        except BaseException:
+            if self.registry.is_registered(model_id):
+                return {"status": COMPLETED, "model_id": str(model_id)}
+            self.blobs.delete_prefix(prefix)
+            raise
+        log.info("training job %s registered model %s", job.id, model_id)
+        return {"status": COMPLETED, "model_id": str(model_id)}
