@@ -93,6 +93,16 @@ def test_retried_transaction_changes_nothing(
     assert store.states(keys) == state_after_first
 
 
+def test_the_adapter_is_the_databases_and_chosen_when_the_store_is_built(
+    db: Database,
+) -> None:
+    from shared.adapters.online_state.postgresql import PostgresOnlineState
+    from shared.adapters.online_state.sqlite import SqliteOnlineState
+
+    want = PostgresOnlineState if db.dialect == "postgresql" else SqliteOnlineState
+    assert type(_store(db).state) is want
+
+
 def test_backfill_then_online_equals_batch(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
 ) -> None:
