@@ -17,33 +17,31 @@ PostgreSQL's JSONB has no NaN.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, func, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Connection
 
-from shared.db.driver import DriverCursor, DriverSQL
-from shared.db.models import Prediction
+from shared.adapters.prediction_log.sql import (
+    SqlPredictionTable,
+    count_rows,
+    set_labels,
+)
 from shared.db.session import Database
 from shared.errors import ValidationFailed
+from shared.ports import PredictionSink
 from shared.services import prediction_spool as spool
 
 if TYPE_CHECKING:
     from shared.bootstrap import AppContext
 
 log = logging.getLogger(__name__)
-
-_TABLE = cast(Table, Prediction.__table__)
-_LABEL_CHUNK = 500
-_REPAIR_CHUNK = 500
 
 
 def _number(value: Any) -> Any:
@@ -124,11 +122,15 @@ class PredictionLogStats:
 class PredictionLog:
     """Writes prediction rows inside the caller's transaction; see the module doc."""
 
-    def __init__(self, db: Database, spool_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        spool_dir: Path | None = None,
+        sink: PredictionSink | None = None,
+    ) -> None:
         self.db = db
         self.spool_dir = spool_dir
-        self._engine = db.engine.execution_options(sqlite_begin="immediate")
-        self._sql = DriverSQL(db.engine.dialect, [_TABLE])
+        self.sink: PredictionSink = sink or SqlPredictionTable(db)
         self._lock = threading.Lock()
         self._written = 0
         self._repaired = 0
@@ -141,20 +143,14 @@ class PredictionLog:
 
     def write(self, conn: Connection, records: Sequence[PredictionRecord]) -> None:
         """Insert ``records`` in ``conn``'s open transaction (the caller commits)."""
-        if not records:
-            return
-        cursor = DriverCursor(conn, self._sql)
-        for columns, group in self._bound([r.to_row() for r in records]).items():
-            cursor.insert_many(_TABLE, columns, group)
+        if records:
+            self.sink.write(conn, [r.to_row() for r in records])
 
     def insert_for(self, records: Sequence[PredictionRecord]) -> tuple[str, list[Any]]:
-        """PostgreSQL: ``records`` as one ``INSERT … SELECT`` with each value cast to
-        its column's type (an ``InsertWith``'s form, for a caller that runs it inside
-        its own statement)."""
-        # every record has the same columns (``PredictionRecord.to_row``): one group
-        ((columns, rows),) = self._bound([r.to_row() for r in records]).items()
-        values = [value for row in rows for value in row]
-        return _insert_select(self._sql.dialect, columns, len(rows)), values
+        """``records`` as one ``INSERT … SELECT`` with each value cast to its column's
+        type (an ``InsertWith``'s form, for a caller that runs it inside its own
+        statement)."""
+        return self.sink.insert_for([r.to_row() for r in records])
 
     def committed(self, count: int) -> None:
         """Count ``count`` rows written by :meth:`write` or :meth:`insert_for` whose
@@ -168,7 +164,7 @@ class PredictionLog:
         earlier version's), or the replay is another model's first (shadow scoring of a
         transaction its feature configuration has seen)."""
         rows = [r.to_row() for r in records]
-        added = self._insert_missing(rows)
+        added = self.sink.insert_missing(rows)
         if added:
             log.info("prediction log: %d row(s) of replayed predictions written", added)
             with self._lock:
@@ -185,7 +181,7 @@ class PredictionLog:
                 rows = [r for r in spool.read_rows(path) if not isinstance(r, str)]
             except FileNotFoundError:  # another worker replayed it
                 continue
-            self._insert_missing(rows)
+            self.sink.insert_missing(rows)
             path.unlink(missing_ok=True)
             with self._lock:
                 self._replayed += len(rows)
@@ -197,56 +193,6 @@ class PredictionLog:
     def stats(self) -> PredictionLogStats:
         with self._lock:
             return PredictionLogStats(self._written, self._repaired, self._replayed)
-
-    def _insert_missing(self, rows: Sequence[dict[str, Any]]) -> int:
-        added = 0
-        for start in range(0, len(rows), _REPAIR_CHUNK):
-            chunk = rows[start : start + _REPAIR_CHUNK]
-            ids = [row["id"] for row in chunk]
-            with self.db.writing(), self._engine.begin() as conn:
-                stored = set(
-                    conn.execute(select(_TABLE.c.id).where(_TABLE.c.id.in_(ids)))
-                    .scalars()
-                    .all()
-                )
-                missing = [row for row in chunk if row["id"] not in stored]
-                if missing:
-                    cursor = DriverCursor(conn, self._sql)
-                    for columns, group in self._bound(missing).items():
-                        cursor.insert_many(_TABLE, columns, group)
-            added += len(missing)
-        return added
-
-    def _bound(
-        self, rows: Sequence[dict[str, Any]]
-    ) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
-        """The rows as the driver takes them, grouped by their columns, bound column by
-        column (a value repeated through a column, a batch's model, is bound once)."""
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            groups.setdefault(tuple(row), []).append(row)
-        out: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for names, group in groups.items():
-            columns = []
-            for name in names:
-                values = [row[name] for row in group]
-                bind = self._sql.bind(_TABLE, name)
-                first = values[0]
-                if first is not None and all(v is first for v in values):
-                    columns.append([bind(first)] * len(values))
-                else:
-                    columns.append([None if v is None else bind(v) for v in values])
-            out[names] = list(zip(*columns, strict=True))
-        return out
-
-
-@functools.cache
-def _insert_select(dialect: Dialect, columns: tuple[str, ...], rows: int) -> str:
-    types = [_TABLE.c[name].type.compile(dialect) for name in columns]
-    casts = [", ".join(f"CAST(:v AS {t})" for t in types)] * rows
-    selects = " UNION ALL ".join(f"SELECT {row}" for row in casts)
-    body = selects if rows == 1 else f"SELECT * FROM ({selects}) AS r"
-    return f"INSERT INTO {_TABLE.name} ({', '.join(columns)}) {body}"
 
 
 # ---- labels and counts ----------------------------------------------------------------
@@ -311,11 +257,6 @@ def _parse_label_items(
     return by_id, by_txn
 
 
-def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
-
-
 def label_predictions(db: Database, items: Sequence[Mapping[str, Any]]) -> LabelResult:
     """Set ``actual_label`` from ``{"prediction_id": uuid | str, "label": bool | 0 | 1}``
     or ``{"transaction_id": str, "label": ...}`` items, in one transaction.
@@ -324,26 +265,7 @@ def label_predictions(db: Database, items: Sequence[Mapping[str, Any]]) -> Label
     named twice, the later item wins, and a prediction id wins over a transaction id.
     Invalid items raise ValidationFailed before anything is written."""
     by_id, by_txn = _parse_label_items(items)
-    touched: set[uuid.UUID] = set()
-    matched: dict[str, set[Any]] = {"id": set(), "transaction_id": set()}
-    engine = db.engine.execution_options(sqlite_begin="immediate")
-    with db.writing(), engine.begin() as conn:
-        # ids last: a prediction named by id wins over its transaction's label
-        for column, labels in (("transaction_id", by_txn), ("id", by_id)):
-            key = _TABLE.c[column]
-            for value in (False, True):
-                keys = [k for k, v in labels.items() if v is value]
-                for part in _chunks(keys, _LABEL_CHUNK):
-                    result = conn.execute(
-                        update(_TABLE)
-                        .where(key.in_(part))
-                        .values(actual_label=value)
-                        .returning(_TABLE.c.id, key)
-                    )
-                    for row_id, matched_key in result:
-                        touched.add(row_id)
-                        matched[column].add(matched_key)
-    matched_ids, matched_txns = matched["id"], matched["transaction_id"]
+    touched, matched_txns, matched_ids = set_labels(db, by_txn, by_id)
     return LabelResult(
         updated=len(touched),
         unmatched_prediction_ids=[i for i in by_id if i not in matched_ids],
@@ -353,8 +275,4 @@ def label_predictions(db: Database, items: Sequence[Mapping[str, Any]]) -> Label
 
 def count_predictions(db: Database, model_id: uuid.UUID | None = None) -> int:
     """Rows in ``predictions`` (of one model, if given)."""
-    stmt = select(func.count()).select_from(_TABLE)
-    if model_id is not None:
-        stmt = stmt.where(_TABLE.c.model_id == model_id)
-    with db.engine.connect() as conn:
-        return int(conn.execute(stmt).scalar_one())
+    return count_rows(db, model_id)

@@ -93,6 +93,16 @@ def test_retried_transaction_changes_nothing(
     assert store.states(keys) == state_after_first
 
 
+def test_the_adapter_is_the_databases_and_chosen_when_the_store_is_built(
+    db: Database,
+) -> None:
+    from shared.adapters.online_state.postgresql import PostgresOnlineState
+    from shared.adapters.online_state.sqlite import SqliteOnlineState
+
+    want = PostgresOnlineState if db.dialect == "postgresql" else SqliteOnlineState
+    assert type(_store(db).state) is want
+
+
 def test_backfill_then_online_equals_batch(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
 ) -> None:
@@ -115,7 +125,11 @@ def test_bulk_reads_go_by_key_whatever_the_statistics_say(
     The backfill also leaves fresh statistics for the heads and snapshots."""
     from sqlalchemy import text
 
-    from shared.services.online_features import _PG_EVENTS, _PG_KNOWN, _PG_SNAPSHOTS
+    from shared.adapters.online_state.postgresql import (
+        _PG_EVENTS,
+        _PG_KNOWN,
+        _PG_SNAPSHOTS,
+    )
 
     store = _store(pg_db)
     store.backfill(transactions.iloc[:15_000])
@@ -255,7 +269,7 @@ def test_a_failed_transaction_leaves_no_trace_in_state_or_cache(
     def broken(*_: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store, "_record", broken)
+    monkeypatch.setattr(store.state.rows, "record", broken)
     with pytest.raises(RuntimeError):
         store.process(failing)
     monkeypatch.undo()
@@ -617,7 +631,7 @@ def test_closing_the_store_stops_its_warm_up(
     store.backfill(transactions.iloc[:2000])
     slices: list[int] = []
     reading = threading.Event()
-    read = store._read_states
+    read = store.state._read_states
 
     def slow(cursor: Any, part: Any) -> Any:
         slices.append(len(part))
@@ -625,7 +639,7 @@ def test_closing_the_store_stops_its_warm_up(
         time.sleep(0.05)
         return read(cursor, part)
 
-    monkeypatch.setattr(store, "_read_states", slow)
+    monkeypatch.setattr(store.state, "_read_states", slow)
     thread = store.warm_in_background(500)
     assert reading.wait(10)
     store.close()
@@ -697,19 +711,19 @@ def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
         a.process(txn)
     first = b.process(live[300])  # b caches these entities before warming
     touched = sorted(b.engine.entity_keys(live[300]))
-    before = {key: b._cache.get(key) for key in touched}
+    before = {key: b.state.cache.get(key) for key in touched}
     warmed = b.warm(10**6)
     assert warmed > 100 and b.cached_entities == warmed + len(touched)
-    assert all(b._cache.get(key) is before[key] for key in touched)
-    sample = [key for key in b._cache._items if key not in before][:200]
+    assert all(b.state.cache.get(key) is before[key] for key in touched)
+    sample = [key for key in b.state.cache.keys() if key not in before][:200]
     stored = b.states(sample)
     for key in sample:
-        cached = b._cache.get(key)
+        cached = b.state.cache.get(key)
         assert cached is not None and cached.state == stored[key], key
     # states whose snapshot is over the size limit are left to scoring
-    from shared.services import online_features
+    from shared.adapters.online_state import reads
 
-    monkeypatch.setattr(online_features, "WARM_MAX_SNAPSHOT_BYTES", 2_000)
+    monkeypatch.setattr(reads, "WARM_MAX_SNAPSHOT_BYTES", 2_000)
     small = _store(db)
     assert 0 < small.warm(10**6) < warmed
     online = {first.transaction_id: first.features}
@@ -727,18 +741,18 @@ def test_warm_up_reads_in_short_transactions_that_see_compactions_meanwhile(
     written between the listing and the chunk is the one it reads."""
     from sqlalchemy import event
 
-    from shared.services import online_features
+    from shared.adapters.online_state import reads
 
     a = _store(db)
     a.backfill(transactions.iloc[:3000])
     live = _records(transactions.iloc[3000:3400])
     for txn in live:
         a.process(txn)
-    monkeypatch.setattr(online_features, "_WARM_CHUNK", 10)
+    monkeypatch.setattr(reads, "WARM_CHUNK", 10)
     b = OnlineFeatureStore(
         db, OnlineFeatureEngine(FeatureConfig(), ROLES), ROLES, compact_min_events=1
     )
-    listed = b._heads_of
+    listed = b.state._heads_of
     begun: list[int] = []
     engine = db.online_engine
 
@@ -751,7 +765,7 @@ def test_warm_up_reads_in_short_transactions_that_see_compactions_meanwhile(
                 b.process({**txn, "transaction_id": f"again-{txn['transaction_id']}"})
         return listed(conn, keys)
 
-    monkeypatch.setattr(b, "_heads_of", heads_of)
+    monkeypatch.setattr(b.state, "_heads_of", heads_of)
     event.listen(engine, "begin", begin)
     try:
         warmed = b.warm(200)
@@ -759,10 +773,10 @@ def test_warm_up_reads_in_short_transactions_that_see_compactions_meanwhile(
         event.remove(engine, "begin", begin)
     assert warmed >= 100
     assert len(begun) >= 1 + 100 // 10  # the listing, then one per chunk
-    keys = list(b._cache._items)
+    keys = list(b.state.cache.keys())
     stored = b.states(keys)
     for key in keys:
-        cached = b._cache.get(key)
+        cached = b.state.cache.get(key)
         assert cached is not None and cached.state == stored[key], key
 
 

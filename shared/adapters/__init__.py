@@ -1,0 +1,1 @@
+"""Adapters: one backend per module, behind the Protocols of ``shared.ports``."""

@@ -1,0 +1,1 @@
+"""The ``PredictionSink`` adapter: the ``predictions`` table (``sql.py``)."""
