@@ -96,6 +96,7 @@ def _compare(
     assert expected[:, names.index("device_txn_count_30d")].min() == 0  # missing ids
 
 
+@pytest.mark.slow
 def test_batches_in_time_order_score_vectorised_as_one_by_one(
     history: tuple[pd.DataFrame, dict[EntityKey, State]],
 ) -> None:
@@ -108,6 +109,7 @@ def test_batches_in_time_order_score_vectorised_as_one_by_one(
     _compare(live, states, sizes, vectorised=True)
 
 
+@pytest.mark.slow
 def test_new_users_in_a_batch_score_and_fold_as_one_by_one(
     history: tuple[pd.DataFrame, dict[EntityKey, State]],
 ) -> None:
@@ -120,6 +122,7 @@ def test_new_users_in_a_batch_score_and_fold_as_one_by_one(
     _compare(live, states, [2_500, 3_500], vectorised=True)
 
 
+@pytest.mark.slow
 def test_batch_out_of_time_order_goes_one_by_one(
     history: tuple[pd.DataFrame, dict[EntityKey, State]],
 ) -> None:
@@ -182,6 +185,7 @@ def test_transaction_at_its_entities_last_time_sees_the_same_history() -> None:
     assert one == many
 
 
+@pytest.mark.slow
 def test_search_by_entity_and_time_matches_brute_force_across_key_slices() -> None:
     """Times spanning years force several slices of entity codes (keys stay in int64)."""
     from ml.features.online_batch import first_at_or_after
