@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 7071
 
-.PHONY: run test lint typecheck format venv node clean bench
+.PHONY: run test test-fast lint typecheck format venv node clean bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,19 @@ node: node_modules/.installed
 run: venv
 	PORT=$(PORT) $(PY) -m local
 
-## Lint, type-check and run every test (starts Azurite itself; needs PostgreSQL on :5432)
+## Lint, type-check and run every test, as CI does (starts Azurite itself; needs
+## PostgreSQL on :5432)
 test: venv node
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+## The loop to run every few minutes: no lint or type check, and only the tests not
+## marked `slow` (over about 5 s; every module keeps its quick ones). `make test` still
+## runs everything before a push.
+test-fast: venv node
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check .

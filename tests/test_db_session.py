@@ -122,6 +122,7 @@ def test_sqlite_immediate_transactions_take_the_write_lock_first(
     ]
 
 
+@pytest.mark.slow
 def test_sqlite_write_turn_excludes_threads_and_processes(tmp_path: Path) -> None:
     """Writers queue on the write turn, not in SQLite's sleeping busy handler; it is
     re-entrant in a thread and exclusive across threads and worker processes."""
@@ -188,6 +189,7 @@ def test_the_writers_own_checkpoints_keep_the_wal_small(tmp_path: Path) -> None:
         db.dispose()
 
 
+@pytest.mark.slow
 def test_the_wal_is_emptied_under_steady_writes(tmp_path: Path) -> None:
     """PASSIVE checkpoints alone let the WAL grow for as long as writes never pause
     (4.7 GB in six minutes of /predict at 200/s); past its bound the checkpointer

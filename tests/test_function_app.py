@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import azure.functions as func
+import pytest
 
 from tests.support.fresh_process import loaded_after
 
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "sklearn", "xgboost", "lightgbm", "shap", "pyarrow", "sqlalchemy")
 
 
+@pytest.mark.slow
 def test_import_is_light() -> None:
     """Cold start indexes the whole app: it must not drag in the ML stack (how long the
     import takes is measured by bench/bench_import.py, not asserted here)."""

@@ -43,6 +43,7 @@ def _dead_frozen_cycle(full_every: float) -> tuple[GcFreezer, weakref.ref[_Node]
     return freezer, ref
 
 
+@pytest.mark.slow
 def test_the_full_pass_reclaims_a_cycle_that_died_while_frozen() -> None:
     freezer, ref = _dead_frozen_cycle(full_every=100)
     freezer.tick(now=50.0)  # a normal round: the frozen cycle stays
@@ -52,6 +53,7 @@ def test_the_full_pass_reclaims_a_cycle_that_died_while_frozen() -> None:
     assert gc.get_freeze_count() > 0  # and what is alive is frozen again
 
 
+@pytest.mark.slow
 def test_no_full_pass_when_it_is_turned_off() -> None:
     freezer, ref = _dead_frozen_cycle(full_every=0)
     freezer.tick(now=10**9)  # any time later: still only freezing

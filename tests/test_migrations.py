@@ -119,6 +119,7 @@ def url_at_0002(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield url
 
 
+@pytest.mark.slow
 def test_0003_moves_snapshots_out_of_the_head_rows_and_back(url_at_0002: str) -> None:
     """States written before 0003 (in the head row) are still served after it, and a
     downgrade puts them back."""
@@ -200,6 +201,7 @@ def url_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield url
 
 
+@pytest.mark.slow
 def test_0004_keeps_online_records_and_their_json_both_ways(url_at_0003: str) -> None:
     """Records written as JSONB read back the same as plain JSON after 0004, and after
     a downgrade (SQLite: text both ways)."""

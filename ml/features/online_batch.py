@@ -1,12 +1,11 @@
 """Features of a whole batch of transactions at once, equal to scoring them one by one.
 
-``OnlineFeatureEngine.process`` takes one transaction; a /predict/batch of 10,000 spent
-most of its feature time in that per-call work. Here every transaction of a batch gets
-its features from the entity states *before* the batch plus the batch's own earlier
-transactions: window counts and sums with numpy per entity type, the amount and
-calendar formulas in their array form, and the few features that need per-value
-bookkeeping (first-seen values, distinct devices and countries, merchant labels) in one
-plain loop per entity.
+Every transaction of a batch gets its features from the entity states *before* the
+batch plus the batch's own earlier transactions: window counts and sums with numpy per
+entity type, the amount and calendar formulas in their array form, and the few features
+that need per-value bookkeeping (first-seen values, distinct devices and countries,
+merchant labels) in one plain loop per entity. States are read, never changed: the
+caller folds the batch in afterwards (``StateFolder.apply_run``).
 
 This holds when each entity's transactions in the batch are in time order, none before
 the entity's latest state time, and none carries a label: "earlier in the batch" then
@@ -22,22 +21,20 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ml.features.aggregation_features import fraud_rate
 from ml.features.behavioral_features import activity_features
 from ml.features.config import Float64Array, Int64Array
-from ml.features.online import _add_moment
-from ml.features.registry import AGG_ENTITIES, NEW_VALUE_ROLES
+from ml.features.online_compute import ENTITY_ROLE, OnlinePlan
+from ml.features.online_event import Txn
+from ml.features.online_state import EntityKey, State, add_moment
+from ml.features.registry import NEW_VALUE_ROLES
 from ml.features.temporal_features import temporal_features
 from ml.features.transaction_features import amount_features
 
-if TYPE_CHECKING:
-    from ml.features.online import EntityKey, OnlineFeatureEngine, State, _Txn
-
-_ENTITY_ROLE = dict(AGG_ENTITIES)
 _NO_TIME = np.iinfo(np.int64).min
 _KEY_LIMIT = 1 << 62  # entity code * time span must stay below int64's range
 
@@ -49,11 +46,11 @@ class _Entities:
     def __init__(
         self,
         entity: str,
-        txns: Sequence[_Txn],
+        txns: Sequence[Txn],
         t: Int64Array,
         states: Mapping[EntityKey, State | None],
     ) -> None:
-        role = _ENTITY_ROLE[entity]
+        role = ENTITY_ROLE[entity]
         index: dict[str, int] = {}
         rows: list[int] = []
         codes: list[int] = []
@@ -96,12 +93,12 @@ class _Entities:
 
 
 def batch_features(
-    engine: OnlineFeatureEngine,
-    txns: Sequence[_Txn],
+    plan: OnlinePlan,
+    txns: Sequence[Txn],
     states: Mapping[EntityKey, State | None],
 ) -> Float64Array | None:
     """The features of each transaction (rows in batch order, columns in
-    ``engine.feature_names`` order), or None when the batch does not qualify (see the
+    ``plan.feature_names`` order), or None when the batch does not qualify (see the
     module docstring). ``states`` are read, never modified."""
     if any(p.label is not None for p in txns):
         return None
@@ -109,26 +106,26 @@ def batch_features(
     t = np.fromiter((p.t for p in txns), dtype=np.int64, count=n)
     amount = np.fromiter((p.amount for p in txns), dtype=np.float64, count=n)
     groups: dict[str, _Entities] = {}
-    for entity in engine.entity_types:
+    for entity in plan.entity_types:
         group = _Entities(entity, txns, t, states)
         if not group.in_order():
             return None
         groups[entity] = group
     values: dict[str, Float64Array] = {}
-    if "temporal" in engine._groups:
+    if "temporal" in plan.groups:
         values.update(temporal_features(t))
     if "user" in groups:
-        values.update(_user_features(engine, groups["user"], txns, amount))
+        values.update(_user_features(plan, groups["user"], txns, amount))
     for entity, group in groups.items():
-        if engine._windows:
-            found = _window_features(engine, entity, group, amount, n)
+        if plan.windows:
+            found = _window_features(plan, entity, group, amount, n)
             if found is None:
                 return None
             values.update(found)
-    if "merchant" in groups and engine._fraud:
-        values.update(_fraud_features(engine, groups["merchant"], n))
-    out = np.zeros((n, len(engine.feature_names)), dtype=np.float64)
-    for j, name in enumerate(engine.feature_names):
+    if "merchant" in groups and plan.fraud:
+        values.update(_fraud_features(plan, groups["merchant"], n))
+    out = np.zeros((n, len(plan.feature_names)), dtype=np.float64)
+    for j, name in enumerate(plan.feature_names):
         column = values.get(name)
         if column is not None:
             out[:, j] = column
@@ -139,23 +136,23 @@ def batch_features(
 
 
 def _user_features(
-    engine: OnlineFeatureEngine,
+    plan: OnlinePlan,
     users: _Entities,
-    txns: Sequence[_Txn],
+    txns: Sequence[Txn],
     amount: Float64Array,
 ) -> dict[str, Float64Array]:
     """Amount, activity, first-seen and distinct-value features. The moments and the
-    first-seen values follow each user through the batch exactly as ``_apply_user``
+    first-seen values follow each user through the batch exactly as ``StateFolder.apply``
     would, so they are the one-by-one values, not just close to them."""
     n = len(txns)
     size = users.rows.size
     moments = np.zeros((size, 3), dtype=np.float64)
     shift = np.zeros(size, dtype=np.float64)
     prev = np.zeros(size, dtype=np.int64)
-    behavioral = "behavioral" in engine._groups
-    seen_roles = engine.seen_roles if behavioral else ()
+    behavioral = "behavioral" in plan.groups
+    seen_roles = plan.seen_roles if behavioral else ()
     new_values: dict[str, list[float]] = {role: [0.0] * size for role in seen_roles}
-    distinct = engine._distinct if behavioral else ()
+    distinct = plan.distinct if behavioral else ()
     counts: dict[str, list[float]] = {
         f"user_distinct_{noun}_{name}": [0.0] * size
         for noun in ("devices", "countries")
@@ -192,7 +189,7 @@ def _user_features(
             batch_first: dict[tuple[str, str], int] = {}
         p = txns[rows[r]]
         tr = times[r]
-        # -- features from the history so far (as _user_values)
+        # -- features from the history so far (as online_compute)
         if last is None:
             moments[r] = (0.0, 0.0, 0.0)
         elif tr > last:
@@ -224,7 +221,7 @@ def _user_features(
             hist_ts.append(tr)
             hist_dev.append(p.ids["device_id"])
             hist_loc.append(p.ids["location"])
-        # -- fold the transaction in (as _apply_user)
+        # -- fold the transaction in (as StateFolder.apply)
         a = amounts[r]
         if user_shift is None:
             user_shift = a
@@ -233,9 +230,9 @@ def _user_features(
             base = tot
             prev_ts = last
             last = tr
-        tot = _add_moment(tot, x)
+        tot = add_moment(tot, x)
     out: dict[str, Float64Array] = {}
-    if "transaction" in engine._groups:
+    if "transaction" in plan.groups:
         found_amount = amount_features(
             amount[users.rows], moments[:, 0], moments[:, 1], moments[:, 2], shift
         )
@@ -257,7 +254,7 @@ def _user_features(
 
 
 def _window_features(
-    engine: OnlineFeatureEngine,
+    plan: OnlinePlan,
     entity: str,
     group: _Entities,
     amount: Float64Array,
@@ -300,14 +297,14 @@ def _window_features(
     cum0 = np.array([0.0 if s is None else s["cum0"] for s in states])
     line_code = np.repeat(np.arange(m), total)
     seg_lo = starts[group.code]
-    queries = [group.ts] + [group.ts - width for _, width in engine._windows]
-    found = _first_at_or_after(line_code, line_t, group.code, queries)
+    queries = [group.ts] + [group.ts - width for _, width in plan.windows]
+    found = first_at_or_after(line_code, line_t, group.code, queries)
     if found is None:
         return None
     hi, lows = found[0], found[1:]
     out: dict[str, Float64Array] = {}
     end = line_cum[np.maximum(hi - 1, 0)]
-    for (name, _), lo in zip(engine._windows, lows, strict=True):
+    for (name, _), lo in zip(plan.windows, lows, strict=True):
         before = np.where(
             lo > seg_lo, line_cum[np.maximum(lo - 1, 0)], cum0[group.code]
         )
@@ -323,7 +320,7 @@ def _running_totals(
     group: _Entities, amount: Float64Array, states: Sequence[State | None]
 ) -> list[float]:
     """Each batch transaction's running amount total, added one by one from its
-    entity's last total as ``_apply`` adds them (same floating-point sums)."""
+    entity's last total as ``StateFolder.apply`` adds them (same floating-point sums)."""
     out: list[float] = []
     total = 0.0
     for first, code, a in zip(
@@ -344,7 +341,7 @@ def _running_totals(
     return out
 
 
-def _first_at_or_after(
+def first_at_or_after(
     codes: Int64Array,
     times: Int64Array,
     q_codes: Int64Array,
@@ -381,24 +378,24 @@ def _first_at_or_after(
 
 
 def _fraud_features(
-    engine: OnlineFeatureEngine, merchants: _Entities, n: int
+    plan: OnlinePlan, merchants: _Entities, n: int
 ) -> dict[str, Float64Array]:
     """Labelled counts and fraud rates: labels come only from the states here (the
     batch carries none), so each transaction reads its merchant's state."""
     size = merchants.rows.size
-    labelled = {name: np.zeros(size) for name, _ in engine._fraud}
-    fraud = {name: np.zeros(size) for name, _ in engine._fraud}
+    labelled = {name: np.zeros(size) for name, _ in plan.fraud}
+    fraud = {name: np.zeros(size) for name, _ in plan.fraud}
     for r, (code, tr) in enumerate(
         zip(merchants.code.tolist(), merchants.ts.tolist(), strict=True)
     ):
         state = merchants.states[code]
         if state is None:
             continue
-        for name, width in engine._fraud:
-            labelled[name][r] = engine._known_in_window(state["lab_ts"], tr, width)
-            fraud[name][r] = engine._known_in_window(state["fraud_ts"], tr, width)
+        for name, width in plan.fraud:
+            labelled[name][r] = plan.known_in_window(state["lab_ts"], tr, width)
+            fraud[name][r] = plan.known_in_window(state["fraud_ts"], tr, width)
     out: dict[str, Float64Array] = {}
-    for name, _ in engine._fraud:
+    for name, _ in plan.fraud:
         rate = fraud_rate(fraud[name], labelled[name])
         out[f"merchant_fraud_rate_{name}"] = merchants.scatter(rate, n)
         out[f"merchant_labelled_count_{name}"] = merchants.scatter(labelled[name], n)

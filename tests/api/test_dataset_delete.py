@@ -83,6 +83,7 @@ def _all_gone(
         assert s.scalar(select(func.count()).select_from(ModelTransition)) == 0
 
 
+@pytest.mark.slow
 def test_dependents_are_named_and_nothing_changes_until_cascade(
     client: Any, ctx: AppContext, runtime: Any, history: pd.DataFrame
 ) -> None:
@@ -166,6 +167,7 @@ class _FailingDatasetDelete:
         return getattr(self.inner, name)
 
 
+@pytest.mark.slow
 def test_a_delete_interrupted_half_way_finishes_on_retry(
     client: Any, ctx: AppContext, runtime: Any, history: pd.DataFrame
 ) -> None:

@@ -275,6 +275,7 @@ def test_transient_activity_failure_is_retried(
     assert len(calls) == 2
 
 
+@pytest.mark.slow
 def test_exhausted_retries_fail_the_job_with_the_reason(
     client: Any,
     ctx: AppContext,

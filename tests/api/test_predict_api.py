@@ -80,6 +80,7 @@ def test_without_a_production_model_predict_says_what_to_do(client: Any) -> None
     assert error["code"] == "NO_PRODUCTION_MODEL" and "promote" in error["message"]
 
 
+@pytest.mark.slow
 def test_predict_uses_online_features_equal_to_batch_and_logs_each_once(
     client: Any,
     ctx: AppContext,
@@ -163,6 +164,7 @@ def test_explanations_add_up_to_the_raw_score_and_read_well(
     assert all(p.explanation is not None for p in logged.values())
 
 
+@pytest.mark.slow
 def test_batch_scores_in_order_all_or_nothing(
     client: Any,
     ctx: AppContext,
@@ -269,6 +271,7 @@ def test_bad_input_is_refused_with_field_details(
     assert resp.status_code == 200 and 0 <= resp.json()["data"]["fraud_score"] <= 1
 
 
+@pytest.mark.slow
 def test_labels_fill_actual_label_and_the_online_state(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
 ) -> None:
@@ -302,6 +305,7 @@ def test_labels_fill_actual_label_and_the_online_state(
     assert bad.status_code == 422
 
 
+@pytest.mark.slow
 def test_promotion_swaps_the_model_without_failing_a_request(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
 ) -> None:
@@ -341,6 +345,7 @@ def test_promotion_swaps_the_model_without_failing_a_request(
     assert set(models[switched:]) == {second}, "never back to the old model"
 
 
+@pytest.mark.slow
 def test_each_answer_is_sent_only_once_its_prediction_is_stored(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
 ) -> None:
@@ -405,6 +410,7 @@ def test_a_failure_while_scoring_stores_nothing_and_the_retry_applies_it(
     assert _count(ctx, Prediction) == 1
 
 
+@pytest.mark.slow
 def test_a_replay_whose_log_row_is_missing_restores_it(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
 ) -> None:
@@ -440,6 +446,7 @@ def test_a_replay_whose_log_row_is_missing_restores_it(
     assert _count(ctx, Prediction) == len(live)
 
 
+@pytest.mark.slow
 def test_a_promotion_keeps_the_live_online_state_unless_told_to_replace_it(
     client: Any,
     ctx: AppContext,
@@ -483,6 +490,7 @@ def test_a_promotion_keeps_the_live_online_state_unless_told_to_replace_it(
     assert not store.is_live()
 
 
+@pytest.mark.slow
 def test_labels_reach_every_feature_configuration_that_scored_the_transaction(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
 ) -> None:

@@ -13,6 +13,8 @@ from shared.bootstrap import AppContext
 from tests.support.fresh_process import run_fresh
 from tests.support.serving import as_request, generated, serve
 
+pytestmark = pytest.mark.slow
+
 TRAINING_STACK = (
     "pandas",
     "pyarrow",

@@ -61,6 +61,7 @@ def test_algorithms_catalog_describes_every_hyperparameter(client: Any) -> None:
             assert {"name", "type", "default", "description"} <= set(hp), hp
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", list(SMALL))
 def test_train_each_algorithm_and_register_the_model(
     client: Any,
@@ -100,6 +101,7 @@ def test_train_each_algorithm_and_register_the_model(
     assert len(curves["roc_curve"]["fpr"]) > 2 and curves["feature_importance"]
 
 
+@pytest.mark.slow
 def test_time_split_and_cost_threshold(
     client: Any, runtime: Any, transactions: pd.DataFrame
 ) -> None:
@@ -129,6 +131,7 @@ def test_time_split_and_cost_threshold(
     assert sorted(v["version"] for v in versions) == ["1.0", "2.0"]
 
 
+@pytest.mark.slow
 def test_cancel_a_running_job(
     client: Any, runtime: Any, transactions: pd.DataFrame
 ) -> None:
@@ -236,6 +239,7 @@ def test_one_class_in_the_training_window_fails_the_job(
     assert job["model_id"] is None
 
 
+@pytest.mark.slow
 def test_promotion_backfills_the_online_state(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
 ) -> None:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api/v1"
@@ -98,6 +99,7 @@ def _start_upload(port: int, total: int, sent: int) -> socket.socket:
     return conn
 
 
+@pytest.mark.slow
 def test_a_killed_upload_leaves_no_spool_after_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     system_tmp = tmp_path / "system-tmp"

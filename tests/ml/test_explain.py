@@ -98,6 +98,7 @@ def _additivity_tol(algorithm: str) -> float:
     return 1e-4 if algorithm in BOOSTERS else 1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_explain_reproduces_raw_output_and_fraud_score(
     algorithm: str, data: Data, models: dict[str, tuple[TrainedModel, bytes]]
@@ -130,6 +131,7 @@ def test_explain_reproduces_raw_output_and_fraud_score(
         np.testing.assert_allclose(sigmoid, scores, rtol=0, atol=tol)
 
 
+@pytest.mark.slow
 def test_booster_raw_is_the_native_margin(
     data: Data, models: dict[str, tuple[TrainedModel, bytes]]
 ) -> None:
@@ -144,6 +146,7 @@ def test_booster_raw_is_the_native_margin(
     np.testing.assert_allclose(explainer.explain(rows).raw, margin, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_isolation_forest_unit_is_negated_mean_path_length(
     data: Data, models: dict[str, tuple[TrainedModel, bytes]]
 ) -> None:
@@ -160,6 +163,7 @@ def test_isolation_forest_unit_is_negated_mean_path_length(
     assert np.argmax(scores) == np.argmax(explanation.raw)
 
 
+@pytest.mark.slow
 def test_xgboost_json_blob_loads_too(
     data: Data, models: dict[str, tuple[TrainedModel, bytes]], tmp_path: Path
 ) -> None:
@@ -180,6 +184,7 @@ def test_xgboost_json_blob_loads_too(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_nan_rows_are_explained(
     algorithm: str, data: Data, models: dict[str, tuple[TrainedModel, bytes]]
@@ -218,6 +223,7 @@ def test_nan_rows_are_explained(
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_single_row_by_name_matches_matrix(
     algorithm: str, data: Data, models: dict[str, tuple[TrainedModel, bytes]]
@@ -238,6 +244,7 @@ def test_single_row_by_name_matches_matrix(
     np.testing.assert_allclose(by_name.raw, by_row.raw)
 
 
+@pytest.mark.slow
 def test_neural_net_explanations_repeat_and_leave_global_rng_alone(
     data: Data, models: dict[str, tuple[TrainedModel, bytes]]
 ) -> None:
@@ -253,6 +260,7 @@ def test_neural_net_explanations_repeat_and_leave_global_rng_alone(
     )
 
 
+@pytest.mark.slow
 def test_bad_input_is_rejected(
     data: Data, models: dict[str, tuple[TrainedModel, bytes]]
 ) -> None:
@@ -277,6 +285,7 @@ def test_bad_input_is_rejected(
 # ------------------------------------------------------------------ top_features
 
 
+@pytest.mark.slow
 def test_top_features_orders_by_magnitude_and_is_json_ready(
     data: Data, models: dict[str, tuple[TrainedModel, bytes]]
 ) -> None:

@@ -23,6 +23,7 @@ def _close(one: dict[str, float], arrays: dict[str, np.ndarray], i: int) -> None
         )
 
 
+@pytest.mark.slow
 def test_amount_features_agree() -> None:
     amount = np.concatenate(
         [RNG.lognormal(3, 2, N), [0.0, 0.005, 0.015, 10.0, 1000.0, 12.345, 0.125]]
@@ -42,6 +43,7 @@ def test_amount_features_agree() -> None:
         _close(one, arrays, i)
 
 
+@pytest.mark.slow
 def test_activity_temporal_and_fraud_rate_agree() -> None:
     ts = RNG.integers(0, 2_000_000_000 * 10**9, N)
     prev = ts - RNG.integers(0, 10**14, N)

@@ -22,7 +22,7 @@ from ml.features import (
     compute_features,
 )
 from ml.features.config import MAX_AMOUNT, MAX_TIMESTAMP, MIN_TIMESTAMP
-from ml.features.online import _Txn
+from ml.features.online import Txn
 from ml.features.online_batch import batch_features
 from ml.features.transaction_features import amount_features, amount_features_one
 from tests.ml.test_features_online_batch import _one_by_one
@@ -48,9 +48,9 @@ def _at_once(
 ) -> np.ndarray:
     keys = {k for txn in txns for k in engine.entity_keys(txn)}
     batch = {k: states.get(k) for k in keys}
-    assert batch_features(engine, [_Txn(t) for t in txns], dict(batch)) is not None, (
-        "the batch should take the vectorised path"
-    )
+    assert (
+        batch_features(engine.plan, [Txn(t) for t in txns], dict(batch)) is not None
+    ), "the batch should take the vectorised path"
     rows = engine.process_batch_matrix(txns, batch)
     states.update(batch)
     return rows

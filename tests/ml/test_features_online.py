@@ -90,6 +90,7 @@ def replayed() -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[EntityKey, St
     return df, online, expected, replay.states
 
 
+@pytest.mark.slow
 def test_online_replay_equals_batch(
     replayed: tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[EntityKey, State]],
 ) -> None:
@@ -106,6 +107,7 @@ def test_online_replay_equals_batch(
     assert df["timestamp"].duplicated().sum() > 1_000
 
 
+@pytest.mark.slow
 def test_backfill_equals_replayed_states(
     replayed: tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[EntityKey, State]],
 ) -> None:
@@ -139,6 +141,7 @@ def _assert_states_close(a: Any, b: Any) -> None:
         assert a == b and type(a) is type(b)
 
 
+@pytest.mark.slow
 def test_backfill_prefix_then_online_equals_batch() -> None:
     df = transactions(8_000, 300, 30, 60, seed=3)
     batch = compute_features(df, CONFIG)

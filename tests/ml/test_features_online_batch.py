@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ml.features import EntityKey, FeatureConfig, OnlineFeatureEngine, State
-from ml.features.online import _Txn, backfill_states
+from ml.features.online import Txn, backfill_states
 from ml.features.online_batch import batch_features
 from tests.ml.test_features_data import transactions
 
@@ -77,7 +77,7 @@ def _compare(
         part = txns[start : start + size]
         keys = {k for txn in part for k in engine.entity_keys(txn)}
         fast = batch_features(
-            engine, [_Txn(t) for t in part], {k: many.get(k) for k in keys}
+            engine.plan, [Txn(t) for t in part], {k: many.get(k) for k in keys}
         )
         assert (fast is not None) is vectorised
         got.append(_at_once(engine, part, many))
@@ -96,6 +96,7 @@ def _compare(
     assert expected[:, names.index("device_txn_count_30d")].min() == 0  # missing ids
 
 
+@pytest.mark.slow
 def test_batches_in_time_order_score_vectorised_as_one_by_one(
     history: tuple[pd.DataFrame, dict[EntityKey, State]],
 ) -> None:
@@ -108,6 +109,7 @@ def test_batches_in_time_order_score_vectorised_as_one_by_one(
     _compare(live, states, sizes, vectorised=True)
 
 
+@pytest.mark.slow
 def test_new_users_in_a_batch_score_and_fold_as_one_by_one(
     history: tuple[pd.DataFrame, dict[EntityKey, State]],
 ) -> None:
@@ -120,6 +122,7 @@ def test_new_users_in_a_batch_score_and_fold_as_one_by_one(
     _compare(live, states, [2_500, 3_500], vectorised=True)
 
 
+@pytest.mark.slow
 def test_batch_out_of_time_order_goes_one_by_one(
     history: tuple[pd.DataFrame, dict[EntityKey, State]],
 ) -> None:
@@ -138,7 +141,9 @@ def test_batch_with_labels_goes_one_by_one() -> None:
     many: dict[EntityKey, State | None] = copy.deepcopy(states)  # type: ignore[arg-type]
     keys = {k for txn in txns for k in engine.entity_keys(txn)}
     assert (
-        batch_features(engine, [_Txn(t) for t in txns], {k: many.get(k) for k in keys})
+        batch_features(
+            engine.plan, [Txn(t) for t in txns], {k: many.get(k) for k in keys}
+        )
         is None
     )
     np.testing.assert_array_equal(
@@ -169,7 +174,9 @@ def test_transaction_at_its_entities_last_time_sees_the_same_history() -> None:
     many = copy.deepcopy(one)
     keys = {k for txn in later for k in engine.entity_keys(txn)}
     assert (
-        batch_features(engine, [_Txn(t) for t in later], {k: many.get(k) for k in keys})
+        batch_features(
+            engine.plan, [Txn(t) for t in later], {k: many.get(k) for k in keys}
+        )
         is not None
     )
     np.testing.assert_allclose(
@@ -178,9 +185,10 @@ def test_transaction_at_its_entities_last_time_sees_the_same_history() -> None:
     assert one == many
 
 
+@pytest.mark.slow
 def test_search_by_entity_and_time_matches_brute_force_across_key_slices() -> None:
     """Times spanning years force several slices of entity codes (keys stay in int64)."""
-    from ml.features.online_batch import _first_at_or_after
+    from ml.features.online_batch import first_at_or_after
 
     rng = np.random.default_rng(9)
     year = 365 * 86_400 * 10**9
@@ -190,7 +198,7 @@ def test_search_by_entity_and_time_matches_brute_force_across_key_slices() -> No
     codes, times = codes[order], times[order]
     q_codes = rng.integers(0, 300, 500)
     q_times = [rng.integers(year, 40 * year, q_codes.size) for _ in range(2)]
-    found = _first_at_or_after(codes, times, q_codes, q_times)
+    found = first_at_or_after(codes, times, q_codes, q_times)
     assert found is not None
     pairs = list(zip(codes.tolist(), times.tolist(), strict=True))
     for q, result in zip(q_times, found, strict=True):

@@ -29,6 +29,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return X.astype(np.float32), y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", list(PARAMS))
 def test_onnx_matches_native(
     algorithm: str, data: tuple[np.ndarray, np.ndarray]

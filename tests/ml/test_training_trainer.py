@@ -47,6 +47,7 @@ def outliers() -> tuple[np.ndarray, ...]:
     return X[:3500], y[:3500], X[3500:], y[3500:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["xgboost", "lightgbm", "neural_net"])
 def test_supervised_trains_and_reports_progress(
     algorithm: str, data: tuple[np.ndarray, ...], tmp_path: Path
@@ -73,6 +74,7 @@ def test_supervised_trains_and_reports_progress(
     assert path.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_xgboost_save_native_round_trips(
     data: tuple[np.ndarray, ...], tmp_path: Path
 ) -> None:

@@ -103,6 +103,7 @@ def test_the_adapter_is_the_databases_and_chosen_when_the_store_is_built(
     assert type(_store(db).state) is want
 
 
+@pytest.mark.slow
 def test_backfill_then_online_equals_batch(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
 ) -> None:
@@ -115,6 +116,7 @@ def test_backfill_then_online_equals_batch(
     assert _max_abs_diff(online, batch) <= 1e-6
 
 
+@pytest.mark.slow
 def test_bulk_reads_go_by_key_whatever_the_statistics_say(
     pg_db: Database, transactions: pd.DataFrame
 ) -> None:
@@ -225,6 +227,7 @@ def _count(db: Database, table: str, namespace: str) -> int:
         )
 
 
+@pytest.mark.slow
 def test_workers_sharing_the_state_stay_exact_and_snapshots_compact(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
 ) -> None:
@@ -282,6 +285,7 @@ def _stored_count(db: Database, store: OnlineFeatureStore) -> int:
     return _count(db, "online_transactions", store.namespace)
 
 
+@pytest.mark.slow
 def test_a_backfill_by_another_worker_invalidates_cached_states(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
 ) -> None:
@@ -300,6 +304,7 @@ def test_a_backfill_by_another_worker_invalidates_cached_states(
     assert _max_abs_diff({r.transaction_id: r.features for r in results}, batch) <= 1e-6
 
 
+@pytest.mark.slow
 def test_a_connection_dropped_by_the_server_is_retried_once(
     pg_db: Database,
     transactions: pd.DataFrame,
@@ -365,6 +370,7 @@ def test_records_keep_values_and_records_by_name_still_replay(
         assert result.replayed and result.features == before.features
 
 
+@pytest.mark.slow
 def test_process_many_equals_batch_and_replays_known_ids(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
 ) -> None:
@@ -400,6 +406,7 @@ def test_process_many_equals_batch_and_replays_known_ids(
     assert _stored_count(db, store) == 3000
 
 
+@pytest.mark.slow
 def test_workers_taking_turns_at_batches_stay_exact(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame
 ) -> None:
@@ -698,6 +705,7 @@ def test_a_background_warm_up_says_when_it_runs_and_survives_a_failure(
     }
 
 
+@pytest.mark.slow
 def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
     db: Database, transactions: pd.DataFrame, batch: pd.DataFrame, monkeypatch: Any
 ) -> None:
@@ -733,6 +741,7 @@ def test_a_warmed_cache_holds_the_current_states_and_keeps_newer_ones(
     assert _max_abs_diff(online, batch) <= 1e-6
 
 
+@pytest.mark.slow
 def test_warm_up_reads_in_short_transactions_that_see_compactions_meanwhile(
     db: Database, transactions: pd.DataFrame, monkeypatch: Any
 ) -> None:
