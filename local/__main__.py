@@ -82,9 +82,9 @@ def _worker(host: str, port: int) -> None:
     """A secondary process: serves the API; jobs go to the primary's engine."""
     from function_app import asgi_app
     from local.workers import RemoteLauncher, listen
-    from shared.bootstrap import get_context
+    from shared.container import container
 
-    ctx = get_context()
+    ctx = container()
     ctx.launcher = RemoteLauncher(os.environ[_CONTROL], os.environ[_TOKEN])
     try:
         _serve(asgi_app, [listen(host, port, reuse_port=True)])
@@ -152,9 +152,9 @@ def main() -> None:
     from function_app import asgi_app
     from local.runtime import LocalRuntime
     from local.workers import PrimaryControl, listen
-    from shared.bootstrap import get_context
+    from shared.container import container
 
-    ctx = get_context()
+    ctx = container()
     runtime = LocalRuntime(ctx)
     runtime.start()
     extra = max(0, args.workers - 1)

@@ -29,8 +29,8 @@ from functions.api.routes import (
     training,
 )
 from functions.api.scoring_path import ScoringPath
-from shared.bootstrap import current_context
 from shared.config import get_settings
+from shared.container import built
 from shared.errors import NotFound
 
 API_PREFIX = "/api/v1"
@@ -47,9 +47,9 @@ Shadow Hubble: fraud-detection MLOps. Every answer uses one envelope:
 async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
     # shutdown: write out the predictions still queued in this worker
-    context = current_context()
-    if context is not None:
-        context.close()
+    current = built()
+    if current is not None:
+        current.close()
 
 
 def create_app() -> FastAPI:

@@ -29,7 +29,7 @@ from functions.api.routes.predict import (
     predict_answer,
     too_large,
 )
-from shared.bootstrap import get_context
+from shared.container import container
 
 
 class ScoringPath:
@@ -64,7 +64,7 @@ class ScoringPath:
             body = await _read_body(receive, limit)
             if body is None:  # the client went away
                 return
-            response = predict_answer(_parse(body), get_context())
+            response = predict_answer(_parse(body), container().predictor)
         except Exception as exc:  # the envelope, as the app's handlers give it
             response = error_answer(exc)
         await response(scope, receive, send)

@@ -26,10 +26,11 @@ from shared.gc_freezer import collector_paused
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from shared.bootstrap import AppContext
+    from shared.db.session import Database
     from shared.services.online_features import BatchFeatures, OnlineFeatures
     from shared.services.prediction_log import PredictionLog, PredictionRecord
     from shared.services.serving_models import ModelServer, ServingModel
+    from shared.storage.base import BlobStore
 
 MAX_BATCH = 10_000
 DEFAULT_TOP_K = 5
@@ -92,9 +93,10 @@ class Predictor:
     """The scoring service of one worker: shared by the HTTP routes, benches and tests."""
 
     def __init__(
-        self, ctx: AppContext, models: ModelServer, log: PredictionLog
+        self, db: Database, blobs: BlobStore, models: ModelServer, log: PredictionLog
     ) -> None:
-        self.ctx = ctx
+        self.db = db
+        self.blobs = blobs
         self.models = models
         self.log = log
 
@@ -163,7 +165,7 @@ class Predictor:
     def _explain(self, model: ServingModel, row: Any, top_k: int) -> dict[str, Any]:
         from ml.explain import top_features
 
-        explainer = model.explainer(self.ctx.blobs)
+        explainer = model.explainer(self.blobs)
         exp = explainer.explain(row)
         top = top_features(model.feature_names, row[0], exp.contributions[0], top_k)
         return {
@@ -322,7 +324,7 @@ class Predictor:
         fraud-rate features use it once the label delay has passed."""
         from shared.services.prediction_log import label_predictions
 
-        result = label_predictions(self.ctx.db, items)
+        result = label_predictions(self.db, items)
         online = 0
         tids = [
             str(i["transaction_id"])

@@ -1,6 +1,6 @@
 """HTTP routes of spec section 5 (inference) and the labels that come back later.
 
-Thin on purpose: validate, call ``ctx.predictor``, wrap in the envelope. Answers are
+Thin on purpose: validate, call the ``Predictor``, wrap in the envelope. Answers are
 serialised with orjson (a batch answer holds 10,000 predictions).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, NotRequired, Self
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Self
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -26,9 +26,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
-from functions.api.deps import Ctx
+from functions.api.deps import PredictorDep
 from functions.api.envelope import errors, ok_json
-from shared.bootstrap import AppContext
 from shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -36,6 +35,9 @@ from shared.errors import (
     field_error,
 )
 from shared.services.predictions import DEFAULT_TOP_K, MAX_BATCH
+
+if TYPE_CHECKING:
+    from shared.services.predictions import Predictor
 
 router = APIRouter(tags=["inference"])
 
@@ -290,10 +292,10 @@ _SCORING_ERRORS = {
 }
 
 
-def predict_answer(body: PredictRequest, ctx: AppContext) -> Response:
+def predict_answer(body: PredictRequest, predictor: Predictor) -> Response:
     """/predict's answer, from this route or from ``functions.api.scoring_path``, which
     serves it ahead of the framework."""
-    return ok_json(ctx.predictor.predict(_transaction(body.transaction), body.model_id))
+    return ok_json(predictor.predict(_transaction(body.transaction), body.model_id))
 
 
 @router.post(
@@ -303,11 +305,11 @@ def predict_answer(body: PredictRequest, ctx: AppContext) -> Response:
     max_body_size=PREDICT_MAX_BYTES,
     responses=_SCORING_ERRORS,
 )
-async def predict(body: PredictRequest, ctx: Ctx) -> Response:
+async def predict(body: PredictRequest, predictor: PredictorDep) -> Response:
     # Runs on the event loop, not in the thread pool: scoring is about a millisecond of
     # CPU with short database calls, and the pool's hand-off cost more than it saved
     # (bench/bench_predict.py). Explain and batch, which can take longer, use the pool.
-    return predict_answer(body, ctx)
+    return predict_answer(body, predictor)
 
 
 @router.post(
@@ -317,9 +319,9 @@ async def predict(body: PredictRequest, ctx: Ctx) -> Response:
     max_body_size=PREDICT_MAX_BYTES,
     responses=_SCORING_ERRORS,
 )
-def predict_explain(body: ExplainRequest, ctx: Ctx) -> Response:
+def predict_explain(body: ExplainRequest, predictor: PredictorDep) -> Response:
     return ok_json(
-        ctx.predictor.predict(
+        predictor.predict(
             _transaction(body.transaction),
             body.model_id,
             explain=True,
@@ -342,7 +344,7 @@ def predict_explain(body: ExplainRequest, ctx: Ctx) -> Response:
         },
     },
 )
-def predict_batch(body: BatchRequest, ctx: Ctx) -> Response:
+def predict_batch(body: BatchRequest, predictor: PredictorDep) -> Response:
     if len(body.transactions) > MAX_BATCH:
         raise PayloadTooLarge(
             f"A batch holds at most {MAX_BATCH:,} transactions; this one has "
@@ -372,7 +374,7 @@ def predict_batch(body: BatchRequest, ctx: Ctx) -> Response:
             details,
         ) from None
     return ok_json(
-        ctx.predictor.predict_batch([_transaction(t) for t in items], body.model_id)
+        predictor.predict_batch([_transaction(t) for t in items], body.model_id)
     )
 
 
@@ -387,6 +389,6 @@ def predict_batch(body: BatchRequest, ctx: Ctx) -> Response:
     max_body_size=LABELS_MAX_BYTES,
     responses=errors(400, 413, 415, 422, 503),
 )
-def label_predictions(body: LabelsRequest, ctx: Ctx) -> Response:
+def label_predictions(body: LabelsRequest, predictor: PredictorDep) -> Response:
     items = [label.model_dump(mode="json", exclude_none=True) for label in body.labels]
-    return ok_json(ctx.predictor.label(items))
+    return ok_json(predictor.label(items))
