@@ -27,7 +27,8 @@ from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
 from functions.api.deps import PredictorDep
-from functions.api.envelope import errors, ok_json
+from functions.api.envelope import Envelope, errors, ok_json
+from functions.api.schemas import BatchPrediction, LabelsRecorded, Prediction
 from shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -301,6 +302,7 @@ def predict_answer(body: PredictRequest, predictor: Predictor) -> Response:
 @router.post(
     PREDICT_PATH,
     summary="Score one transaction",
+    response_model=Envelope[Prediction],
     dependencies=_JSON_ONLY,
     max_body_size=PREDICT_MAX_BYTES,
     responses=_SCORING_ERRORS,
@@ -315,6 +317,7 @@ async def predict(body: PredictRequest, predictor: PredictorDep) -> Response:
 @router.post(
     EXPLAIN_PATH,
     summary="Score one transaction and explain the score",
+    response_model=Envelope[Prediction],
     dependencies=_JSON_ONLY,
     max_body_size=PREDICT_MAX_BYTES,
     responses=_SCORING_ERRORS,
@@ -333,6 +336,7 @@ def predict_explain(body: ExplainRequest, predictor: PredictorDep) -> Response:
 @router.post(
     BATCH_PATH,
     summary="Score up to 10,000 transactions in order",
+    response_model=Envelope[BatchPrediction],
     dependencies=_JSON_ONLY,
     max_body_size=BATCH_MAX_BYTES,
     responses={
@@ -381,6 +385,7 @@ def predict_batch(body: BatchRequest, predictor: PredictorDep) -> Response:
 @router.post(
     LABELS_PATH,
     summary="Record actual outcomes of scored transactions",
+    response_model=Envelope[LabelsRecorded],
     description="By prediction_id or transaction_id, exactly one per label. Fills "
     "predictions.actual_label for performance monitoring and feeds the merchant "
     "fraud-rate features, which use a label once the feature set's label delay has "
