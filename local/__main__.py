@@ -32,18 +32,8 @@ _TOKEN = "SH_LOCAL_TOKEN"
 
 
 def _serve(app: object, sockets: Sequence[socket.socket]) -> None:
-    # Move everything imported so far out of the collector's sight (no collection
-    # first: start-up ran with the collector off, see main) and collect the young
-    # generation less often: scoring allocates many short-lived objects and no cycles
-    # worth chasing per request (measured: fewer CPU cycles per request). The scoring
-    # service keeps freezing as it caches state (shared/gc_freezer.py).
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
-    # A request thread that gives up the GIL (each database call) waits up to the
-    # switch interval to get it back while a background thread (the prediction log's
-    # writer) computes: 5 ms by default, 0.5 ms here (bench: explain p99 after a
-    # backlog of batch predictions 61 -> 45 ms).
-    sys.setswitchinterval(0.0005)
+    # start-up ran with the collector off (see main); the scoring service's freezer
+    # (shared/gc_freezer.py, SH_GC_FREEZE_SECONDS) keeps the cached states out of it
     gc.enable()
     import uvicorn
 
