@@ -50,7 +50,12 @@ class GcFreezer:
         gc.freeze()
 
     def start(self) -> None:
+        """Freeze what is alive now (the loaded app and model), collect the young
+        generation less often (scoring allocates many short-lived objects and no
+        cycles worth chasing per request), then freeze every ``interval``."""
         if self._thread is None and self.interval > 0:
+            gc.freeze()
+            gc.set_threshold(20_000, 20, 20)
             self._thread = threading.Thread(
                 target=self._run, name="gc-freezer", daemon=True
             )
@@ -62,12 +67,13 @@ class GcFreezer:
             self.tick()
 
 
+# the collector is per process, and so is its freezer
 _process_freezer: GcFreezer | None = None
 _lock = threading.Lock()
 
 
 def start_gc_freezer(interval: float, full_every: float = FULL_EVERY_S) -> None:
-    """Start this process's freezer once (the collector is per process); 0: off."""
+    """Start this process's freezer once (``SH_GC_FREEZE_SECONDS``; 0: off)."""
     global _process_freezer
     with _lock:
         if _process_freezer is None and interval > 0:
