@@ -1,19 +1,10 @@
-"""Keeps the garbage collector's full passes off the scoring path.
+"""Keeps the garbage collector's full passes off the scoring path (SH_GC_FREEZE_SECONDS).
 
-A scoring worker caches tens of thousands of entity states (dicts and lists), and every
-full (generation 2) collection walks all of them while holding the GIL: 120-170 ms on
-this project's 2-core machine, several times a minute under load (seen with
-``gc.callbacks`` in the server of ``bench/bench_predict.py``). Those pauses were the
-latency tails of /predict and /predict/explain.
-
-So every ``interval`` seconds everything alive is frozen (``gc.freeze()``, constant
-time): moved to the permanent generation, which collections skip, so they only ever see
-the last interval's objects. Frozen objects are still freed by reference counting when
-dropped (the states have no cycles); a reference cycle frozen while young, or alive at
-a freeze and dead later, escapes until the full pass: once every ``full_every`` seconds
-everything is unfrozen and collected (one long pause an hour instead of several a
-minute; 0: never). That pause is measured: 180 ms with 126,000 entity states cached
-(834,000 tracked objects) on the fastest machine this project has run on.
+A scoring worker caches tens of thousands of entity states, and every full collection
+walks all of them while holding the GIL. So every ``interval`` seconds everything alive
+is frozen (``gc.freeze()``, constant time): collections skip it and see only the last
+interval's objects. Frozen objects are still freed by reference counting; a cycle that
+dies while frozen waits for the full pass, once every ``full_every`` seconds (0: never).
 """
 
 from __future__ import annotations
@@ -22,8 +13,6 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -79,31 +68,3 @@ def start_gc_freezer(interval: float, full_every: float = FULL_EVERY_S) -> None:
         if _process_freezer is None and interval > 0:
             _process_freezer = GcFreezer(interval, full_every)
             _process_freezer.start()
-
-
-_pauses = 0
-_enabled_before = False
-_pause_lock = threading.Lock()
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """No automatic collection inside (a /predict/batch): scoring 10,000 transactions
-    allocates millions of objects, most alive until the answer is sent, and the young
-    collections walked them again and again (measured: a batch's online state update
-    took 1.1-1.3 s with the collector off against 1.3-2.0 s on, see
-    ``bench/bench_predict.py``). Nested and concurrent pauses count: the collector is
-    back, as it was before the first, when the last one ends."""
-    global _pauses, _enabled_before
-    with _pause_lock:
-        if _pauses == 0:
-            _enabled_before = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pauses -= 1
-            if _pauses == 0 and _enabled_before:
-                gc.enable()

@@ -64,25 +64,6 @@ def test_no_full_pass_when_it_is_turned_off() -> None:
     assert ref() is None
 
 
-def test_the_collector_is_paused_until_the_last_pause_ends_then_as_it_was() -> None:
-    from shared.gc_freezer import collector_paused
-
-    was = gc.isenabled()
-    try:
-        for before in (True, False):
-            (gc.enable if before else gc.disable)()
-            outer = collector_paused()
-            outer.__enter__()
-            assert not gc.isenabled()
-            with collector_paused():  # another batch, overlapping
-                assert not gc.isenabled()
-            assert not gc.isenabled(), "the outer pause is still on"
-            outer.__exit__(None, None, None)
-            assert gc.isenabled() is before
-    finally:
-        (gc.enable if was else gc.disable)()
-
-
 def _features(history: list[dict[str, Any]], freezer: GcFreezer | None) -> list[Any]:
     engine = OnlineFeatureEngine()
     states: dict[Any, Any] = {}

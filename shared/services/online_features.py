@@ -784,8 +784,6 @@ class OnlineFeatureStore:
             thread.join(timeout)
 
     def _warm_up(self, limit: int) -> int:
-        from shared.gc_freezer import collector_paused
-
         snap = _SNAP.c
         size = func.coalesce(func.length(snap.state), 0)
         keys_stmt = (
@@ -813,10 +811,7 @@ class OnlineFeatureStore:
         # the WAL. SQLite: a transaction's reads see one snapshot already (WAL).
         options = {"isolation_level": "REPEATABLE READ"} if self._postgres else {}
         cached = 0
-        with (
-            collector_paused(),
-            self.db.online_engine.connect().execution_options(**options) as conn,
-        ):
+        with self.db.online_engine.connect().execution_options(**options) as conn:
             with conn.begin():
                 keys = [(et, eid) for et, eid in conn.execute(keys_stmt)]
             for start in range(0, len(keys), _WARM_CHUNK):

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ValidationFailed
-from shared.gc_freezer import collector_paused
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -216,8 +215,7 @@ class Predictor:
         index) before any state is written; otherwise every item is scored, in order."""
         started = time.perf_counter()
         model = self.models.resolve(model_id)
-        with collector_paused():
-            return self._predict_batch(model, transactions, started)
+        return self._predict_batch(model, transactions, started)
 
     def _predict_batch(
         self,
