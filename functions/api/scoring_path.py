@@ -36,11 +36,11 @@ class ScoringPath:
     """ASGI layer in front of the app; see the module docstring. It also refuses, in
     the envelope, a body to any inference route whose declared Content-Length is over
     that route's limit (``BODY_LIMITS``), which the framework would refuse in plain
-    text."""
+    text. ``answer_predict`` False (``SH_SCORING_PATH``): /predict goes to the app."""
 
-    def __init__(self, app: ASGIApp, path: str) -> None:
+    def __init__(self, app: ASGIApp, path: str, answer_predict: bool = True) -> None:
         self.app = app
-        self.path = path + PREDICT_PATH
+        self.path = path + PREDICT_PATH if answer_predict else None
         self.limits = {path + route: limit for route, limit in BODY_LIMITS.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
