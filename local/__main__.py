@@ -125,9 +125,8 @@ def main() -> None:
     from shared.config import get_settings
     from shared.logging_setup import configure_logging
 
-    # Start-up builds only long-lived objects: full collections over them cost about
-    # 150 ms each on a 2-core machine, several per start (seen with gc.callbacks);
-    # _serve freezes them and turns the collector back on.
+    # Start-up builds only long-lived objects, which full collections would walk
+    # several times over; _serve turns the collector back on.
     gc.disable()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)

@@ -1,11 +1,10 @@
 """POST /api/v1/predict answered without the framework's per-request machinery.
 
-The checkout path has 2 ms at p50. FastAPI's middleware stack, routing, dependency
-solving and body parsing took about a third of a /predict's time on the event loop
-(py-spy, ``bench/bench_predict.py``). This ASGI layer answers that one route itself:
-the same request model (``PredictRequest``) read as FastAPI reads it,
-the same service call (``predict_answer``) and the same envelope, errors included
-(``error_answer``). Everything else, and a /predict that is not declared JSON, goes to
+FastAPI's middleware stack, routing, dependency solving and body parsing are a large
+share of a /predict's CPU (SH_SCORING_PATH, ``bench/bench_predict.py``). This ASGI
+layer answers that one route itself: the same request model (``PredictRequest``) read
+as FastAPI reads it, the same service call (``predict_answer``) and the same envelope,
+errors included (``error_answer``). Everything else, and a /predict that is not declared JSON, goes to
 the app, where the FastAPI route documents the endpoint and serves it when this layer
 is absent. Every answer is the route's, errors too: the body's size limit (413), a
 body that is not JSON text (400 or 422), and any failure, in the envelope.
