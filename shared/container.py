@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -37,26 +38,20 @@ _PORTS = frozenset({"settings", "db", "blobs", "launcher"})
 _SERVICES = ("jobs", "datasets", "deletion", "features", "health")
 
 
+@dataclass(eq=False)
 class Container:
     """The ports and the services of one process. The services are built on first use
     from the ports; replacing a port (the runtime sets the launcher once it runs, tests
     swap the blob store) rebuilds them. The scoring service is built once."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        blobs: BlobStore,
-        launcher: JobLauncher | None = None,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.blobs = blobs
-        self.launcher: JobLauncher = (
-            launcher if launcher is not None else _no_launcher()
-        )
-        self._predictor: Predictor | None = None
-        self._predictor_lock = threading.Lock()
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    launcher: JobLauncher = field(default_factory=_no_launcher)
+    _predictor: Predictor | None = field(default=None, init=False, repr=False)
+    _predictor_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False
+    )
 
     def __setattr__(self, name: str, value: object) -> None:
         super().__setattr__(name, value)
