@@ -4,10 +4,10 @@ FastAPI's middleware stack, routing, dependency solving and body parsing are a l
 share of a /predict's CPU (SH_SCORING_PATH, ``bench/bench_predict.py``). This ASGI
 layer answers that one route itself: the same request model (``PredictRequest``) read
 as FastAPI reads it, the same service call (``predict_answer``) and the same envelope,
-errors included (``error_answer``). Everything else, and a /predict that is not declared JSON, goes to
-the app, where the FastAPI route documents the endpoint and serves it when this layer
-is absent. Every answer is the route's, errors too: the body's size limit (413), a
-body that is not JSON text (400 or 422), and any failure, in the envelope.
+errors included (``error_answer``). Everything else, and a /predict that is not
+declared JSON, goes to the app, where the FastAPI route documents the endpoint and
+serves it when this layer is off. Every answer is the route's, errors too: the body's
+size limit (413), a body that is not JSON text (400 or 422), and any failure.
 """
 
 from __future__ import annotations
