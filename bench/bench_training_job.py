@@ -110,8 +110,7 @@ def build_context(tmp: Path) -> Any:
 
 def make_feature_set(ctx: Any, tmp: Path, rows: int) -> str:
     from ml.datagen import GeneratorConfig, generate_transactions
-    from shared.services.datasets import DatasetService, Upload
-    from shared.services.features import FeatureService
+    from shared.services.upload_spool import Upload
 
     t0 = time.perf_counter()
     df = generate_transactions(
@@ -123,13 +122,13 @@ def make_feature_set(ctx: Any, tmp: Path, rows: int) -> str:
     print(f"datagen {rows:,} rows + parquet: {time.perf_counter() - t0:.1f}s")
 
     t0 = time.perf_counter()
-    ds = DatasetService(ctx).create(
+    ds = ctx.datasets.create(
         "bench-tx", None, Upload(src, "tx.parquet", None, src.stat().st_size)
     )
     print(f"dataset ingest: {time.perf_counter() - t0:.1f}s")
 
     t0 = time.perf_counter()
-    features = FeatureService(ctx)
+    features = ctx.features
     job = features.request_compute({"dataset_id": ds["id"]})
     result = features.run_job(job["job_id"])
     if result.get("status") != "COMPLETED":

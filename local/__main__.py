@@ -32,18 +32,8 @@ _TOKEN = "SH_LOCAL_TOKEN"
 
 
 def _serve(app: object, sockets: Sequence[socket.socket]) -> None:
-    # Move everything imported so far out of the collector's sight (no collection
-    # first: start-up ran with the collector off, see main) and collect the young
-    # generation less often: scoring allocates many short-lived objects and no cycles
-    # worth chasing per request (measured: fewer CPU cycles per request). The scoring
-    # service keeps freezing as it caches state (shared/gc_freezer.py).
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
-    # A request thread that gives up the GIL (each database call) waits up to the
-    # switch interval to get it back while a background thread (the prediction log's
-    # writer) computes: 5 ms by default, 0.5 ms here (bench: explain p99 after a
-    # backlog of batch predictions 61 -> 45 ms).
-    sys.setswitchinterval(0.0005)
+    # start-up ran with the collector off (see main); the scoring service's freezer
+    # (shared/gc_freezer.py, SH_GC_FREEZE_SECONDS) keeps the cached states out of it
     gc.enable()
     import uvicorn
 
@@ -82,9 +72,9 @@ def _worker(host: str, port: int) -> None:
     """A secondary process: serves the API; jobs go to the primary's engine."""
     from function_app import asgi_app
     from local.workers import RemoteLauncher, listen
-    from shared.bootstrap import get_context
+    from shared.container import container
 
-    ctx = get_context()
+    ctx = container()
     ctx.launcher = RemoteLauncher(os.environ[_CONTROL], os.environ[_TOKEN])
     try:
         _serve(asgi_app, [listen(host, port, reuse_port=True)])
@@ -135,9 +125,8 @@ def main() -> None:
     from shared.config import get_settings
     from shared.logging_setup import configure_logging
 
-    # Start-up builds only long-lived objects: full collections over them cost about
-    # 150 ms each on a 2-core machine, several per start (seen with gc.callbacks);
-    # _serve freezes them and turns the collector back on.
+    # Start-up builds only long-lived objects, which full collections would walk
+    # several times over; _serve turns the collector back on.
     gc.disable()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -152,9 +141,9 @@ def main() -> None:
     from function_app import asgi_app
     from local.runtime import LocalRuntime
     from local.workers import PrimaryControl, listen
-    from shared.bootstrap import get_context
+    from shared.container import container
 
-    ctx = get_context()
+    ctx = container()
     runtime = LocalRuntime(ctx)
     runtime.start()
     extra = max(0, args.workers - 1)

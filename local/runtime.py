@@ -7,16 +7,16 @@ import logging
 
 from sqlalchemy import select
 
-from shared.bootstrap import AppContext
+from shared.container import Container
 from shared.db.models import Job, TrainingJob
 from shared.jobs.launcher import LocalEngineLauncher
-from shared.jobs.service import FINISHED, JobService
+from shared.jobs.service import FINISHED
 
 log = logging.getLogger("shadow_hubble.local")
 
 
 class LocalRuntime:
-    def __init__(self, ctx: AppContext, poll_interval: float = 1.0) -> None:
+    def __init__(self, ctx: Container, poll_interval: float = 1.0) -> None:
         from function_app import app
         from local.durable import LocalDurableEngine
         from local.durable.sql_store import SqlHistoryStore
@@ -59,7 +59,7 @@ class LocalRuntime:
             ).all()
         for job_id in jobs:
             if str(job_id) not in resumed:
-                JobService(self.ctx).fail(job_id, reason)
+                self.ctx.jobs.fail(job_id, reason)
         for job_id in training:
             if str(job_id) not in resumed:
                 TrainingService(self.ctx).fail(str(job_id), reason)

@@ -13,7 +13,6 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="job")
 def features_compute(job: dict[str, Any]) -> dict[str, Any]:
-    from shared.bootstrap import get_context
-    from shared.services.features import FeatureService
+    from shared.container import container
 
-    return FeatureService(get_context()).run_job(job["job_id"])
+    return container().features.run_job(job["job_id"])

@@ -67,8 +67,9 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         description="How often a scoring worker freezes what survived garbage "
-        "collection, so full collections skip its cached feature states (0: off; "
-        "see shared/gc_freezer.py)",
+        "collection, so full collections skip its cached feature states; it also "
+        "collects the young generation less often (0: neither; shared/gc_freezer.py; "
+        "bench/bench_predict.py: shorter /predict and /predict/explain tails)",
     )
     gc_full_collect_seconds: float = Field(
         3600.0,
@@ -76,6 +77,13 @@ class Settings(BaseSettings):
         description="How often the freezer unfreezes everything for one full "
         "collection, which frees reference cycles that died while frozen; it pauses "
         "the worker (180 ms with 126,000 cached entity states measured) (0: never)",
+    )
+    scoring_path: bool = Field(
+        True,
+        description="Answer POST /predict ahead of the framework's routing, "
+        "dependencies and body parsing (functions/api/scoring_path.py), with the "
+        "same answers: less server CPU per request (bench/bench_predict.py; false: "
+        "the FastAPI route answers it)",
     )
     gateway_secret: SecretStr | None = Field(
         None,

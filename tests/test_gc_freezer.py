@@ -6,10 +6,13 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from ml.features import OnlineFeatureEngine
 from shared.gc_freezer import GcFreezer
+from tests.support.serving import as_request, generated
 
 
 class _Node:
@@ -63,20 +66,24 @@ def test_no_full_pass_when_it_is_turned_off() -> None:
     assert ref() is None
 
 
-def test_the_collector_is_paused_until_the_last_pause_ends_then_as_it_was() -> None:
-    from shared.gc_freezer import collector_paused
+def _features(history: list[dict[str, Any]], freezer: GcFreezer | None) -> list[Any]:
+    engine = OnlineFeatureEngine()
+    states: dict[Any, Any] = {}
+    out = []
+    for i, txn in enumerate(history):
+        keys = engine.entity_keys(txn)
+        features, updated = engine.process(txn, {k: states.get(k) for k in keys})
+        states.update(updated)
+        out.append(features)
+        if freezer is not None and i % 50 == 0:  # states frozen while still in use
+            freezer.tick(now=float(i))
+    return out
 
-    was = gc.isenabled()
-    try:
-        for before in (True, False):
-            (gc.enable if before else gc.disable)()
-            outer = collector_paused()
-            outer.__enter__()
-            assert not gc.isenabled()
-            with collector_paused():  # another batch, overlapping
-                assert not gc.isenabled()
-            assert not gc.isenabled(), "the outer pause is still on"
-            outer.__exit__(None, None, None)
-            assert gc.isenabled() is before
-    finally:
-        (gc.enable if was else gc.disable)()
+
+def test_frozen_states_score_as_unfrozen_ones() -> None:
+    """SH_GC_FREEZE_SECONDS on or off: the same features from the same states."""
+    history = [as_request(r) for r in generated(1500).to_dict("records")]
+    gc.unfreeze()
+    plain = _features(history, None)
+    frozen = _features(history, GcFreezer(interval=1, full_every=400))
+    assert frozen == plain

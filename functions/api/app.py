@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ from functions.api.routes import (
     training,
 )
 from functions.api.scoring_path import ScoringPath
-from shared.bootstrap import current_context
 from shared.config import get_settings
+from shared.container import built
 from shared.errors import NotFound
 
 API_PREFIX = "/api/v1"
@@ -47,9 +48,9 @@ Shadow Hubble: fraud-detection MLOps. Every answer uses one envelope:
 async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
     # shutdown: write out the predictions still queued in this worker
-    context = current_context()
-    if context is not None:
-        context.close()
+    current = built()
+    if current is not None:
+        current.close()
 
 
 def create_app() -> FastAPI:
@@ -63,8 +64,8 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     v1 = APIRouter(prefix=API_PREFIX)
-    # scoring first: routes are matched in order, and matching the later ones costs
-    # the checkout path measurable time (py-spy: 6 % of a /predict with it last)
+    # scoring first: routes are matched in order (a /predict that the scoring path
+    # hands on, SH_SCORING_PATH=false, is matched before the others are tried)
     v1.include_router(predict.router)
     v1.include_router(health.router)
     v1.include_router(datasets.router)
@@ -86,8 +87,6 @@ def create_app() -> FastAPI:
 
 def _assets() -> dict[str, tuple[Path, str]]:
     """Swagger UI and ReDoc as the ``fastapi-offline`` package ships them."""
-    from importlib.resources import files
-
     folder = Path(str(files("fastapi_offline") / "static"))
     return {
         "swagger-ui-bundle.js": (folder / "swagger-ui-bundle.js", "text/javascript"),
@@ -135,16 +134,20 @@ def _add_docs(app: FastAPI) -> None:
 
 
 def create_asgi_app(
-    app: FastAPI | None = None, gateway_secret: str | None = None
+    app: FastAPI | None = None,
+    gateway_secret: str | None = None,
+    scoring_path: bool | None = None,
 ) -> RequestIdMiddleware:
     """The app as served: the request-id layer sits outermost so that even the log of an
     unhandled error carries the id the client got back; inside it, with a
     ``gateway_secret`` (default: the setting), requests that did not come through API
     Management are refused (``GatewayGuard``); then /predict is answered ahead of the
-    framework (``ScoringPath``)."""
-    inner: ASGIApp = ScoringPath(app or create_app(), API_PREFIX)
+    framework (``ScoringPath``, unless ``scoring_path`` or its setting says not to)."""
+    settings = get_settings()
+    answer_predict = settings.scoring_path if scoring_path is None else scoring_path
+    inner: ASGIApp = ScoringPath(app or create_app(), API_PREFIX, answer_predict)
     if gateway_secret is None:
-        secret = get_settings().gateway_secret
+        secret = settings.gateway_secret
         gateway_secret = secret.get_secret_value() if secret is not None else None
     if gateway_secret:
         open_paths = frozenset({f"{API_PREFIX}/openapi.json"})

@@ -1,4 +1,5 @@
-"""Typed dependencies shared by the routes."""
+"""Typed dependencies of the routes: the services come from the container, built once
+per process, never per request."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Query
 
-from shared.bootstrap import AppContext, get_context
-from shared.config import get_settings
+from shared.config import Settings, get_settings
+from shared.container import Container, container
 from shared.services.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE,
@@ -15,13 +16,48 @@ from shared.services.pagination import (
     PageRequest,
 )
 
+if TYPE_CHECKING:  # built by the container on first use, not when the app is indexed
+    from shared.services.datasets import DatasetService
+    from shared.services.features import FeatureService
+    from shared.services.health import HealthService
+    from shared.services.predictions import Predictor
 
-async def context() -> AppContext:
-    # async: a sync dependency would cost every request a thread-pool round trip
-    return get_context()
+# async: a sync dependency would cost every request a thread-pool round trip
 
 
-Ctx = Annotated[AppContext, Depends(context)]
+async def app_container() -> Container:
+    return container()
+
+
+Ctx = Annotated[Container, Depends(app_container)]
+
+
+async def settings(app: Ctx) -> Settings:
+    return app.settings
+
+
+async def dataset_service(app: Ctx) -> DatasetService:
+    return app.datasets
+
+
+async def feature_service(app: Ctx) -> FeatureService:
+    return app.features
+
+
+async def health_service(app: Ctx) -> HealthService:
+    return app.health
+
+
+async def predictor(app: Ctx) -> Predictor:
+    return app.predictor
+
+
+SettingsDep = Annotated[Settings, Depends(settings)]
+DatasetServiceDep = Annotated["DatasetService", Depends(dataset_service)]
+FeatureServiceDep = Annotated["FeatureService", Depends(feature_service)]
+HealthServiceDep = Annotated["HealthService", Depends(health_service)]
+PredictorDep = Annotated["Predictor", Depends(predictor)]
+
 PageQ = Annotated[
     int, Query(ge=1, le=MAX_PAGE, description=f"1-based page number, to {MAX_PAGE:,}")
 ]

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import AppError
 from shared.logging_setup import request_id_var
+from shared.services.pagination import Page
 from shared.storage.base import StorageError
 
 log = logging.getLogger("shadow_hubble.http")
@@ -133,6 +134,11 @@ def ok(
     return JSONResponse(
         {"data": jsonable_encoder(data), "meta": meta(**extra)}, status_code=status_code
     )
+
+
+def ok_page(page: Page[Any]) -> JSONResponse:
+    """A list endpoint's answer: the page's items, its numbers in ``meta``."""
+    return ok(page.items, pagination=page.meta)
 
 
 def ok_json(data: Any, status_code: int = 200) -> Response:

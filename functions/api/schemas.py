@@ -54,3 +54,40 @@ class Job(BaseModel):
 
 class FeatureJob(Job):
     feature_set_id: str | None = Field(description="Once the job has completed")
+
+
+class Decision(BaseModel):
+    prediction_id: str = Field(description="Stable per (model, transaction id)")
+    transaction_id: str
+    fraud_score: float
+    is_fraud: bool = Field(description="fraud_score >= the model's threshold")
+    confidence: float = Field(ge=0.5, le=1)
+    replayed: bool = Field(description="A retry: the first answer, given again")
+
+
+class ModelFields(BaseModel):
+    threshold: float
+    model_id: str
+    model_name: str
+    model_version: str
+
+
+class Prediction(Decision, ModelFields):
+    latency_ms: float
+    explanation: Record | None = Field(
+        description="Top features and SHAP values (/predict/explain only)"
+    )
+
+
+class BatchPrediction(ModelFields):
+    count: int
+    flagged: int
+    latency_ms: float
+    predictions: list[Decision]
+
+
+class LabelsRecorded(BaseModel):
+    updated: int = Field(description="Logged predictions given their actual label")
+    online_state_updated: int
+    unmatched_prediction_ids: list[str]
+    unmatched_transaction_ids: list[str]

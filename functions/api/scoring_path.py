@@ -1,14 +1,13 @@
 """POST /api/v1/predict answered without the framework's per-request machinery.
 
-The checkout path has 2 ms at p50. FastAPI's middleware stack, routing, dependency
-solving and body parsing took about a third of a /predict's time on the event loop
-(py-spy, ``bench/bench_predict.py``). This ASGI layer answers that one route itself:
-the same request model (``PredictRequest``) read as FastAPI reads it,
-the same service call (``predict_answer``) and the same envelope, errors included
-(``error_answer``). Everything else, and a /predict that is not declared JSON, goes to
-the app, where the FastAPI route documents the endpoint and serves it when this layer
-is absent. Every answer is the route's, errors too: the body's size limit (413), a
-body that is not JSON text (400 or 422), and any failure, in the envelope.
+FastAPI's middleware stack, routing, dependency solving and body parsing are a large
+share of a /predict's CPU (SH_SCORING_PATH, ``bench/bench_predict.py``). This ASGI
+layer answers that one route itself: the same request model (``PredictRequest``) read
+as FastAPI reads it, the same service call (``predict_answer``) and the same envelope,
+errors included (``error_answer``). Everything else, and a /predict that is not
+declared JSON, goes to the app, where the FastAPI route documents the endpoint and
+serves it when this layer is off. Every answer is the route's, errors too: the body's
+size limit (413), a body that is not JSON text (400 or 422), and any failure.
 """
 
 from __future__ import annotations
@@ -29,18 +28,18 @@ from functions.api.routes.predict import (
     predict_answer,
     too_large,
 )
-from shared.bootstrap import get_context
+from shared.container import container
 
 
 class ScoringPath:
     """ASGI layer in front of the app; see the module docstring. It also refuses, in
     the envelope, a body to any inference route whose declared Content-Length is over
     that route's limit (``BODY_LIMITS``), which the framework would refuse in plain
-    text."""
+    text. ``answer_predict`` False (``SH_SCORING_PATH``): /predict goes to the app."""
 
-    def __init__(self, app: ASGIApp, path: str) -> None:
+    def __init__(self, app: ASGIApp, path: str, answer_predict: bool = True) -> None:
         self.app = app
-        self.path = path + PREDICT_PATH
+        self.path = path + PREDICT_PATH if answer_predict else None
         self.limits = {path + route: limit for route, limit in BODY_LIMITS.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,7 +63,7 @@ class ScoringPath:
             body = await _read_body(receive, limit)
             if body is None:  # the client went away
                 return
-            response = predict_answer(_parse(body), get_context())
+            response = predict_answer(_parse(body), container().predictor)
         except Exception as exc:  # the envelope, as the app's handlers give it
             response = error_answer(exc)
         await response(scope, receive, send)

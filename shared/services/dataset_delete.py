@@ -25,12 +25,11 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from shared.bootstrap import AppContext
 from shared.db.models import (
     Alert,
     AlertRule,
@@ -49,6 +48,10 @@ from shared.db.models import (
 from shared.errors import Conflict, NotFound
 from shared.jobs.service import delete_jobs
 from shared.services.registry import is_production
+
+if TYPE_CHECKING:
+    from shared.db.session import Database
+    from shared.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +243,9 @@ def _remove_rows(s: Session, deps: _Dependents) -> None:
 
 
 class DatasetDeletion:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db = db
+        self.blobs = blobs
 
     def delete(self, dataset_id: str | uuid.UUID, cascade: bool = False) -> None:
         """Delete the dataset (and with ``cascade`` its dependents), or refuse with
@@ -252,7 +256,7 @@ class DatasetDeletion:
         for _ in range(3):
             prefixes = self._decide(key, cascade)
             for prefix in prefixes:
-                self.ctx.blobs.delete_prefix(prefix)
+                self.blobs.delete_prefix(prefix)
             if self._finish(key):
                 log.info("dataset %s deleted (cascade=%s)", key, cascade)
                 return
@@ -264,7 +268,7 @@ class DatasetDeletion:
     def _decide(self, key: uuid.UUID, cascade: bool) -> list[str]:
         """Step 1: check, remove the dependents' rows, leave the tombstone; returns
         the blob prefixes to delete, the dataset's last."""
-        with self.ctx.db.session(write=True) as s:
+        with self.db.session(write=True) as s:
             dataset = s.scalar(
                 select(Dataset).where(Dataset.id == key).with_for_update()
             )
@@ -295,7 +299,7 @@ class DatasetDeletion:
 
     def _finish(self, key: uuid.UUID) -> bool:
         """Step 3: remove the tombstone, unless a feature set appeared meanwhile."""
-        with self.ctx.db.session(write=True) as s:
+        with self.db.session(write=True) as s:
             dataset = s.scalar(
                 select(Dataset).where(Dataset.id == key).with_for_update()
             )

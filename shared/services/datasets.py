@@ -10,14 +10,11 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.bootstrap import AppContext
 from shared.db.models import Dataset, DatasetVersion
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.dataset_delete import DatasetDeletion, parse_dataset_id
@@ -27,24 +24,17 @@ from shared.services.dataset_form import (
     clean_filename,
 )
 from shared.services.pagination import Page, paginate
-from shared.services.upload_spool import upload_workdir
+from shared.services.upload_spool import Upload, upload_workdir
 from shared.storage.local_copy import local_file
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.db.session import Database
     from shared.services.tabular import ConvertedTable
+    from shared.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file already streamed to local disk by the entry point."""
-
-    path: Path
-    filename: str | None
-    content_type: str | None
-    size: int
 
 
 def dataset_path(dataset_id: uuid.UUID, version: str) -> str:
@@ -92,8 +82,17 @@ def _get(session: Session, dataset_id: str | uuid.UUID) -> Dataset:
 
 
 class DatasetService:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        settings: Settings,
+        deletion: DatasetDeletion,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.settings = settings
+        self.deletion = deletion
 
     @contextmanager
     def _converted(self, upload: Upload) -> Iterator[ConvertedTable]:
@@ -101,7 +100,7 @@ class DatasetService:
         from shared.services.tabular import convert_upload, detect_format
 
         fmt = detect_format(upload.path, upload.filename, upload.content_type)
-        with upload_workdir(self.ctx.settings, "ingest-") as tmp:
+        with upload_workdir(self.settings, "ingest-") as tmp:
             yield convert_upload(upload.path, tmp / "data.parquet", fmt)
 
     def _store(
@@ -132,12 +131,12 @@ class DatasetService:
         dataset.schema = table.schema
         session.add(record)
         session.flush()
-        self.ctx.blobs.upload_file(path, table.path)
+        self.blobs.upload_file(path, table.path)
         return record
 
     def _cleanup(self, prefix: str) -> None:
         try:
-            self.ctx.blobs.delete_prefix(prefix)
+            self.blobs.delete_prefix(prefix)
         except Exception:  # the original error matters more; leave a trace
             log.exception(
                 "could not remove blobs under %s after a failed upload", prefix
@@ -148,7 +147,7 @@ class DatasetService:
     ) -> dict[str, Any]:
         name = check_name(name)
         description = check_description(description)
-        with self.ctx.db.session() as session:
+        with self.db.session() as session:
             existing = session.scalar(select(Dataset.id).where(Dataset.name == name))
             if existing is not None:
                 raise Conflict(
@@ -159,7 +158,7 @@ class DatasetService:
         dataset_id = uuid.uuid4()
         with self._converted(upload) as table:
             try:
-                with self.ctx.db.session(write=True) as session:
+                with self.db.session(write=True) as session:
                     dataset = Dataset(
                         id=dataset_id,
                         name=name,
@@ -181,11 +180,11 @@ class DatasetService:
         self, dataset_id: str, description: str | None, upload: Upload
     ) -> dict[str, Any]:
         description = check_description(description)
-        with self.ctx.db.session() as session:
+        with self.db.session() as session:
             _get(session, dataset_id)
         with (
             self._converted(upload) as table,
-            self.ctx.db.session(write=True) as session,
+            self.db.session(write=True) as session,
         ):
             dataset = _get(session, dataset_id)
             count = session.scalar(
@@ -218,7 +217,7 @@ class DatasetService:
         if name:
             query = query.where(Dataset.name.icontains(name, autoescape=True))
         query = query.order_by(Dataset.created_at.desc(), Dataset.id)
-        with self.ctx.db.session() as session:
+        with self.db.session() as session:
             result = paginate(session, query, page, page_size)
             return Page(
                 [dataset_to_dict(d) for d in result.items],
@@ -228,13 +227,13 @@ class DatasetService:
             )
 
     def get(self, dataset_id: str) -> dict[str, Any]:
-        with self.ctx.db.session() as session:
+        with self.db.session() as session:
             dataset = _get(session, dataset_id)
             return dataset_to_dict(dataset, self._versions(session, dataset.id))
 
     def version(self, dataset_id: str, version: str | None) -> DatasetVersion:
         """The requested version (default: latest) of a dataset."""
-        with self.ctx.db.session() as session:
+        with self.db.session() as session:
             dataset = _get(session, dataset_id)
             wanted = version or dataset.version
             record = session.scalar(
@@ -262,7 +261,7 @@ class DatasetService:
     def preview(
         self, dataset_id: str, rows: int, version: str | None = None
     ) -> dict[str, Any]:
-        limit = self.ctx.settings.preview_max_rows
+        limit = self.settings.preview_max_rows
         if not 1 <= rows <= limit:
             raise ValidationFailed(
                 f"rows must be between 1 and {limit}.",
@@ -271,7 +270,7 @@ class DatasetService:
         from shared.services.tabular import read_head
 
         record = self.version(dataset_id, version)
-        with local_file(self.ctx.blobs, record.storage_path) as path:
+        with local_file(self.blobs, record.storage_path) as path:
             data = read_head(path, rows)
         return {
             "dataset_id": str(record.dataset_id),
@@ -286,4 +285,4 @@ class DatasetService:
         """Delete the dataset, or refuse with 409 naming what depends on it; with
         ``cascade`` its feature sets and the models trained on them go too (see
         ``shared.services.dataset_delete``)."""
-        DatasetDeletion(self.ctx).delete(dataset_id, cascade)
+        self.deletion.delete(dataset_id, cascade)

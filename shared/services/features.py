@@ -12,12 +12,11 @@ import logging
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from shared.bootstrap import AppContext
 from shared.db.models import FeatureSet
 from shared.errors import NotFound, ValidationFailed, field_error
 from shared.jobs.service import JobCancelled, JobService
@@ -25,6 +24,12 @@ from shared.services.datasets import DatasetService
 from shared.services.pagination import Page, paginate
 from shared.storage.local_copy import local_file
 from shared.timefmt import iso
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.db.session import Database
+    from shared.jobs.launcher import JobLauncher
+    from shared.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +74,27 @@ def _parse_uuid(value: str, what: str) -> uuid.UUID:
 
 
 class FeatureService:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self.jobs = JobService(ctx)
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        settings: Settings,
+        jobs: JobService,
+        datasets: DatasetService,
+        launcher: JobLauncher,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.settings = settings
+        self.jobs = jobs
+        self.datasets = datasets
+        self.launcher = launcher
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """A feature job's status, with the feature set it made once done."""
+        job = self.jobs.get(job_id, kind=JOB_KIND)
+        job["feature_set_id"] = (job.get("result") or {}).get("feature_set_id")
+        return job
 
     # -- request --------------------------------------------------------------------
 
@@ -80,7 +103,7 @@ class FeatureService:
         from ml.features import GROUPS, ROLES, FeatureConfig, FeatureInputError
         from ml.features.config import REQUIRED_ROLES
 
-        dataset = DatasetService(self.ctx).version(
+        dataset = self.datasets.version(
             request["dataset_id"], request.get("dataset_version")
         )
         columns = [c["name"] for c in dataset.schema["columns"]]
@@ -145,7 +168,7 @@ class FeatureService:
             "carry_columns": list(carried),
         }
         self.jobs.create(JOB_KIND, payload, job_id)
-        self.ctx.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
+        self.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
         return {
             "job_id": str(job_id),
             "status": "PENDING",
@@ -163,7 +186,7 @@ class FeatureService:
         except JobCancelled:
             return {"status": "CANCELLED"}
         fs_id = uuid.UUID(payload["feature_set_id"])
-        with self.ctx.db.session() as s:
+        with self.db.session() as s:
             done = s.get(FeatureSet, fs_id)
             if done is not None:
                 result = self._result(done)
@@ -190,7 +213,7 @@ class FeatureService:
 
         mapping = payload["column_mapping"]
         carry = payload["carry_columns"]
-        with local_file(self.ctx.blobs, payload["dataset_path"]) as path:
+        with local_file(self.blobs, payload["dataset_path"]) as path:
             table = pq.read_table(path)
         df = table.to_pandas()
         del table
@@ -217,7 +240,7 @@ class FeatureService:
                 out,
                 compression="zstd",
             )
-            self.ctx.blobs.upload_file(path_in_store, out)
+            self.blobs.upload_file(path_in_store, out)
         features = [
             {
                 "name": spec.name,
@@ -237,7 +260,7 @@ class FeatureService:
                 "unlabelled": int(labels.isna().sum()),
             }
         try:
-            with self.ctx.db.session() as s:
+            with self.db.session() as s:
                 fs = FeatureSet(
                     id=fs_id,
                     dataset_id=uuid.UUID(payload["dataset_id"]),
@@ -270,13 +293,13 @@ class FeatureService:
         except IntegrityError:
             # an earlier run of this activity (a retry, a resumed orchestration)
             # registered the set first: it stands, with the blob both runs wrote
-            with self.ctx.db.session() as s:
+            with self.db.session() as s:
                 winner = s.get(FeatureSet, fs_id)
                 if winner is None:
                     raise
                 summary = self._result(winner)
         except BaseException:
-            self.ctx.blobs.delete_prefix(f"features/{fs_id}/")
+            self.blobs.delete_prefix(f"features/{fs_id}/")
             raise
         self.jobs.complete(job_id, summary)
         return {"status": "COMPLETED", **summary}
@@ -299,13 +322,13 @@ class FeatureService:
             query = query.where(
                 FeatureSet.dataset_id == _parse_uuid(dataset_id, "Dataset")
             )
-        with self.ctx.db.session() as s:
+        with self.db.session() as s:
             result = paginate(s, query, page, page_size)
             items = [feature_set_to_dict(fs, full=False) for fs in result.items]
         return Page(items, result.page, result.page_size, result.total)
 
     def get_row(self, feature_set_id: str) -> FeatureSet:
-        with self.ctx.db.session() as s:
+        with self.db.session() as s:
             fs = s.get(FeatureSet, _parse_uuid(feature_set_id, "Feature set"))
             if fs is None:
                 raise NotFound(f"Feature set {feature_set_id} not found.")
@@ -317,7 +340,7 @@ class FeatureService:
     def preview(self, feature_set_id: str, rows: int) -> dict[str, Any]:
         from shared.services.tabular import read_head
 
-        limit = self.ctx.settings.preview_max_rows
+        limit = self.settings.preview_max_rows
         if not 1 <= rows <= limit:
             raise ValidationFailed(
                 f"rows must be between 1 and {limit}.",
@@ -326,7 +349,7 @@ class FeatureService:
         fs = self.get_row(feature_set_id)
         if not fs.storage_path:
             raise NotFound(f"Feature set {feature_set_id} has no data yet.")
-        with local_file(self.ctx.blobs, fs.storage_path) as path:
+        with local_file(self.blobs, fs.storage_path) as path:
             data = read_head(path, rows)
         return {
             "feature_set_id": str(fs.id),

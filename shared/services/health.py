@@ -8,10 +8,15 @@ import dataclasses
 import os
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from shared.bootstrap import AppContext
+from shared.config import Settings
 from shared.storage.base import BlobStore, StorageError
+
+if TYPE_CHECKING:
+    from shared.db.session import Database
+    from shared.services.predictions import Predictor
 
 
 def _probe(fn: Any, failed: str = "unreachable") -> dict[str, Any]:
@@ -53,19 +58,36 @@ def _storage(blobs: BlobStore) -> dict[str, Any]:
     return used
 
 
-def check_health(ctx: AppContext) -> dict[str, Any]:
-    database = _probe(ctx.db.ping) | {"backend": ctx.db.dialect}
-    storage = _storage(ctx.blobs) | {"backend": ctx.settings.resolved_storage_backend}
-    healthy = database["status"] == "ok" and storage["status"] == "ok"
-    worker: dict[str, Any] = {"pid": os.getpid()}
-    predictor = ctx.started_predictor
-    if predictor is not None:  # queued, written and spilled predictions of this worker
-        worker["prediction_log"] = dataclasses.asdict(predictor.log.stats())
-        worker["online_cache"] = predictor.models.cache_stats()
-    return {
-        "status": "ok" if healthy else "degraded",
-        "runtime": ctx.settings.backend,
-        "database": database,
-        "storage": storage,
-        "worker": worker,
-    }
+class HealthService:
+    """``started`` gives this worker's scoring service if a request has built it."""
+
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        settings: Settings,
+        started: Callable[[], Predictor | None],
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.settings = settings
+        self.started = started
+
+    def check(self) -> dict[str, Any]:
+        database = _probe(self.db.ping) | {"backend": self.db.dialect}
+        storage = _storage(self.blobs) | {
+            "backend": self.settings.resolved_storage_backend
+        }
+        healthy = database["status"] == "ok" and storage["status"] == "ok"
+        worker: dict[str, Any] = {"pid": os.getpid()}
+        predictor = self.started()
+        if predictor is not None:  # this worker's prediction log and online caches
+            worker["prediction_log"] = dataclasses.asdict(predictor.log.stats())
+            worker["online_cache"] = predictor.models.cache_stats()
+        return {
+            "status": "ok" if healthy else "degraded",
+            "runtime": self.settings.backend,
+            "database": database,
+            "storage": storage,
+            "worker": worker,
+        }

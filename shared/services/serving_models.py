@@ -26,8 +26,9 @@ from shared.services.registry import production_model_id
 if TYPE_CHECKING:
     from ml.explain import ModelExplainer
     from ml.scoring.onnx_scorer import OnnxScorer
-    from shared.bootstrap import AppContext
+    from shared.db.session import Database
     from shared.services.online_features import OnlineFeatureStore
+    from shared.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,15 @@ class ModelServer:
 
     def __init__(
         self,
-        ctx: AppContext,
+        db: Database,
+        blobs: BlobStore,
+        warm_entities: int,
         refresh_seconds: float = 1.0,
         max_models: int = 8,
     ) -> None:
-        self.ctx = ctx
+        self.db = db
+        self.blobs = blobs
+        self.warm_entities = warm_entities
         self.refresh_seconds = refresh_seconds
         self.max_models = max_models
         self._models: OrderedDict[uuid.UUID, ServingModel] = OrderedDict()
@@ -133,7 +138,7 @@ class ModelServer:
             self._refresh_lock.release()
 
     def _refresh(self) -> ServingModel:
-        with self.ctx.db.session() as s:
+        with self.db.session() as s:
             production_id = production_model_id(s)
         if production_id is None:
             self._production = None
@@ -184,7 +189,7 @@ class ModelServer:
     def _load(self, model_id: uuid.UUID) -> ServingModel:
         from ml.scoring.onnx_scorer import OnnxScorer
 
-        with self.ctx.db.session() as s:
+        with self.db.session() as s:
             model = s.get(MLModel, model_id)
             if model is None:
                 raise NotFound(f"Model {model_id} not found.")
@@ -207,7 +212,7 @@ class ModelServer:
                 f"Model {model_id} has no servable ONNX export; train it again."
             )
         name, version, algorithm, status, storage_path = row
-        onnx = self.ctx.blobs.get_bytes(storage_path + "model.onnx")
+        onnx = self.blobs.get_bytes(storage_path + "model.onnx")
         scorer = OnnxScorer(onnx, list(details["features"]), details["score_transform"])
         store = self._store(config)
         missing = set(scorer.feature_names) - set(store.engine.feature_names)
@@ -235,12 +240,12 @@ class ModelServer:
     ) -> OnlineFeatureStore:
         from shared.services.online_features import OnlineFeatureStore
 
-        store = OnlineFeatureStore.for_feature_config(self.ctx.db, feature_config)
+        store = OnlineFeatureStore.for_feature_config(self.db, feature_config)
         with self._lock:
             if store.namespace in self._stores:
                 return self._stores[store.namespace]
             self._stores[store.namespace] = store
-        limit = self.ctx.settings.online_warm_entities
+        limit = self.warm_entities
         if warm and limit > 0:  # a store that will score, not only take labels
             store.warm_in_background(limit)
         return store
@@ -269,14 +274,14 @@ class ModelServer:
             recorded_namespaces,
         )
 
-        with self.ctx.db.session() as s:
+        with self.db.session() as s:
             configs = {
                 feature_set_namespace(config): config
                 for config in (
                     dict(c or {}) for c in s.scalars(select(FeatureSet.feature_config))
                 )
             }
-        namespaces = recorded_namespaces(self.ctx.db, transaction_ids, set(configs))
+        namespaces = recorded_namespaces(self.db, transaction_ids, set(configs))
         with self._lock:
             found = {n: s for n, s in self._stores.items() if n in namespaces}
         for namespace in namespaces - found.keys():

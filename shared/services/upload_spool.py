@@ -18,10 +18,22 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import Settings
 from shared.errors import ServiceUnavailable
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file already streamed to local disk by the entry point."""
+
+    path: Path
+    filename: str | None
+    content_type: str | None
+    size: int
+
 
 log = logging.getLogger(__name__)
 

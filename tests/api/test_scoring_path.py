@@ -12,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from functions.api.app import API_PREFIX, create_app
+from functions.api.app import API_PREFIX, create_app, create_asgi_app
 from functions.api.envelope import RequestIdMiddleware
+from functions.api.routes.predict import PREDICT_MAX_BYTES
 from functions.api.scoring_path import ScoringPath
 from shared.bootstrap import AppContext
 from tests.support.serving import API, as_request, generated, serve
@@ -120,3 +121,19 @@ def test_the_request_id_reaches_a_scoring_path_answer(client: TestClient) -> Non
     assert resp.status_code == 422
     assert resp.headers["x-request-id"] == "abc-123"
     assert resp.json()["meta"]["request_id"] == "abc-123"
+
+
+def test_the_setting_off_hands_predict_to_the_framework(ctx: AppContext) -> None:
+    """SH_SCORING_PATH=false: the FastAPI route answers /predict (the same answers,
+    the test above), and a body declared too large is still refused in the envelope."""
+    seen = _Seen(create_app())
+    app = create_asgi_app(seen, scoring_path=False)
+    with TestClient(app, raise_server_exceptions=False) as plain:
+        resp = plain.post(f"{API}/predict", content="{not json", headers=JSON)
+        assert resp.status_code == 422
+        assert seen.paths == [f"{API}/predict"]
+        oversized = b" " * (PREDICT_MAX_BYTES + 1)
+        resp = plain.post(f"{API}/predict", content=oversized, headers=JSON)
+        assert resp.status_code == 413
+        assert resp.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        assert seen.paths == [f"{API}/predict"]

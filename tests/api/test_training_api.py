@@ -243,7 +243,6 @@ def test_one_class_in_the_training_window_fails_the_job(
 def test_promotion_backfills_the_online_state(
     client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
 ) -> None:
-    from shared.services.features import FeatureService
     from shared.services.online_features import OnlineFeatureStore
 
     fs_id = _feature_set(client, transactions)
@@ -265,7 +264,7 @@ def test_promotion_backfills_the_online_state(
     done = wait_for_job(client, f"{API}/jobs/{backfill_id}")
     assert done["status"] == "COMPLETED", done
     assert done["result"]["rows"] == len(transactions)
-    fs = FeatureService(ctx).get_row(fs_id)
+    fs = ctx.features.get_row(fs_id)
     store = OnlineFeatureStore.for_feature_config(ctx.db, fs.feature_config)
     user = ("user", str(transactions["user_id"].iloc[-1]))
     assert store.states([user])[user]["ts"], "the user's history is in the online state"

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.deps import Ctx, Paging, PreviewRowsQ
-from functions.api.envelope import Envelope, errors, ok
+from functions.api.deps import DatasetServiceDep, Paging, PreviewRowsQ, SettingsDep
+from functions.api.envelope import Envelope, errors, ok, ok_page
 from functions.api.multipart import read_form
 from functions.api.schemas import Record
+from shared.config import Settings
 from shared.errors import ValidationFailed, field_error
 from shared.services import dataset_form as form_rules
-from shared.services.upload_spool import upload_workdir
-
-if TYPE_CHECKING:
-    from shared.services.datasets import DatasetService, Upload
+from shared.services.upload_spool import Upload, upload_workdir
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-
-
-def _service(ctx: Ctx) -> DatasetService:
-    # imported on first use: keeps SQLAlchemy out of the Functions host's indexing
-    from shared.services.datasets import DatasetService
-
-    return DatasetService(ctx)
 
 
 def _upload_doc(*, new_dataset: bool) -> dict[str, Any]:
@@ -75,16 +66,14 @@ def _upload_doc(*, new_dataset: bool) -> dict[str, Any]:
 
 
 async def _receive(
-    request: Request, ctx: Ctx, tmp: Path
+    request: Request, settings: Settings, tmp: Path
 ) -> tuple[dict[str, str], Upload]:
-    form = await read_form(request, tmp, ctx.settings.max_upload_bytes)
+    form = await read_form(request, tmp, settings.max_upload_bytes)
     form_rules.check_single(form.repeated)
     if form.file_path is None:
         raise ValidationFailed(
             "The form has no 'file' part.", field_error("file", "Required field")
         )
-    from shared.services.datasets import Upload
-
     upload = Upload(form.file_path, form.filename, form.content_type, form.size)
     return form.fields, upload
 
@@ -97,11 +86,13 @@ async def _receive(
     response_model=Envelope[Record],
     responses=errors(409, 413, 415, 422, 503),
 )
-async def create_dataset(request: Request, ctx: Ctx) -> JSONResponse:
-    with upload_workdir(ctx.settings, "upload-") as tmp:
-        fields, upload = await _receive(request, ctx, tmp)
+async def create_dataset(
+    request: Request, datasets: DatasetServiceDep, settings: SettingsDep
+) -> JSONResponse:
+    with upload_workdir(settings, "upload-") as tmp:
+        fields, upload = await _receive(request, settings, tmp)
         data = await run_in_threadpool(
-            _service(ctx).create,
+            datasets.create,
             fields.get("name"),
             fields.get("description"),
             upload,
@@ -116,7 +107,7 @@ async def create_dataset(request: Request, ctx: Ctx) -> JSONResponse:
     responses=errors(422),
 )
 def list_datasets(
-    ctx: Ctx,
+    datasets: DatasetServiceDep,
     paging: Paging,
     name: str | None = Query(
         None,
@@ -124,8 +115,7 @@ def list_datasets(
         "% and _ are plain characters)",
     ),
 ) -> JSONResponse:
-    result = _service(ctx).list_datasets(paging.page, paging.page_size, name)
-    return ok(result.items, pagination=result.meta)
+    return ok_page(datasets.list_datasets(paging.page, paging.page_size, name))
 
 
 @router.get(
@@ -134,8 +124,8 @@ def list_datasets(
     response_model=Envelope[Record],
     responses=errors(404),
 )
-def get_dataset(dataset_id: str, ctx: Ctx) -> JSONResponse:
-    return ok(_service(ctx).get(dataset_id))
+def get_dataset(dataset_id: str, datasets: DatasetServiceDep) -> JSONResponse:
+    return ok(datasets.get(dataset_id))
 
 
 @router.delete(
@@ -151,14 +141,14 @@ def get_dataset(dataset_id: str, ctx: Ctx) -> JSONResponse:
 )
 def delete_dataset(
     dataset_id: str,
-    ctx: Ctx,
+    datasets: DatasetServiceDep,
     cascade: bool = Query(
         False,
         description="Also delete the feature sets computed from the dataset and the "
         "models trained on them, with their files",
     ),
 ) -> Response:
-    _service(ctx).delete(dataset_id, cascade)
+    datasets.delete(dataset_id, cascade)
     return Response(status_code=204)
 
 
@@ -170,10 +160,10 @@ def delete_dataset(
 )
 def dataset_schema(
     dataset_id: str,
-    ctx: Ctx,
+    datasets: DatasetServiceDep,
     version: str | None = Query(None, description="Default: latest"),
 ) -> JSONResponse:
-    return ok(_service(ctx).schema(dataset_id, version))
+    return ok(datasets.schema(dataset_id, version))
 
 
 @router.get(
@@ -184,11 +174,11 @@ def dataset_schema(
 )
 def dataset_preview(
     dataset_id: str,
-    ctx: Ctx,
+    datasets: DatasetServiceDep,
     rows: PreviewRowsQ = 10,
     version: str | None = Query(None, description="Default: latest"),
 ) -> JSONResponse:
-    return ok(_service(ctx).preview(dataset_id, rows, version))
+    return ok(datasets.preview(dataset_id, rows, version))
 
 
 @router.post(
@@ -199,11 +189,16 @@ def dataset_preview(
     response_model=Envelope[Record],
     responses=errors(404, 413, 415, 422, 503),
 )
-async def create_version(dataset_id: str, request: Request, ctx: Ctx) -> JSONResponse:
-    with upload_workdir(ctx.settings, "upload-") as tmp:
-        fields, upload = await _receive(request, ctx, tmp)
+async def create_version(
+    dataset_id: str,
+    request: Request,
+    datasets: DatasetServiceDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    with upload_workdir(settings, "upload-") as tmp:
+        fields, upload = await _receive(request, settings, tmp)
         data = await run_in_threadpool(
-            _service(ctx).add_version,
+            datasets.add_version,
             dataset_id,
             fields.get("description"),
             upload,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.api.deps import Ctx, Paging, PreviewRowsQ
+from functions.api.deps import FeatureServiceDep, Paging, PreviewRowsQ
 from functions.api.envelope import (
     ERRORS_404,
     ERRORS_404_409_422,
@@ -17,6 +17,7 @@ from functions.api.envelope import (
     ERRORS_422,
     Envelope,
     ok,
+    ok_page,
 )
 from functions.api.schemas import FeatureJob, JobAccepted, Record
 
@@ -73,10 +74,10 @@ class ComputeFeaturesRequest(BaseModel):
     response_model=Envelope[JobAccepted],
     responses=ERRORS_404_409_422,
 )
-def compute_features(body: ComputeFeaturesRequest, ctx: Ctx) -> JSONResponse:
-    from shared.services.features import FeatureService
-
-    return ok(FeatureService(ctx).request_compute(body.model_dump()), 202)
+def compute_features(
+    body: ComputeFeaturesRequest, features: FeatureServiceDep
+) -> JSONResponse:
+    return ok(features.request_compute(body.model_dump()), 202)
 
 
 @router.get(
@@ -86,16 +87,15 @@ def compute_features(body: ComputeFeaturesRequest, ctx: Ctx) -> JSONResponse:
     responses=ERRORS_422,
 )
 def list_feature_sets(
-    ctx: Ctx,
+    features: FeatureServiceDep,
     paging: Paging,
     dataset_id: UUID | None = Query(None, description="Only this dataset's sets"),
 ) -> JSONResponse:
-    from shared.services.features import FeatureService
-
-    result = FeatureService(ctx).list_sets(
-        paging.page, paging.page_size, str(dataset_id) if dataset_id else None
+    return ok_page(
+        features.list_sets(
+            paging.page, paging.page_size, str(dataset_id) if dataset_id else None
+        )
     )
-    return ok(result.items, pagination=result.meta)
 
 
 @router.get(
@@ -104,10 +104,8 @@ def list_feature_sets(
     response_model=Envelope[Record],
     responses=ERRORS_404,
 )
-def get_feature_set(feature_set_id: str, ctx: Ctx) -> JSONResponse:
-    from shared.services.features import FeatureService
-
-    return ok(FeatureService(ctx).get_set(feature_set_id))
+def get_feature_set(feature_set_id: str, features: FeatureServiceDep) -> JSONResponse:
+    return ok(features.get_set(feature_set_id))
 
 
 @router.get(
@@ -117,11 +115,9 @@ def get_feature_set(feature_set_id: str, ctx: Ctx) -> JSONResponse:
     responses=ERRORS_404_422,
 )
 def preview_feature_set(
-    feature_set_id: str, ctx: Ctx, rows: PreviewRowsQ = 10
+    feature_set_id: str, features: FeatureServiceDep, rows: PreviewRowsQ = 10
 ) -> JSONResponse:
-    from shared.services.features import FeatureService
-
-    return ok(FeatureService(ctx).preview(feature_set_id, rows))
+    return ok(features.preview(feature_set_id, rows))
 
 
 @router.get(
@@ -130,10 +126,5 @@ def preview_feature_set(
     response_model=Envelope[FeatureJob],
     responses=ERRORS_404,
 )
-def get_feature_job(job_id: str, ctx: Ctx) -> JSONResponse:
-    from shared.jobs.service import JobService
-    from shared.services.features import JOB_KIND
-
-    job = JobService(ctx).get(job_id, kind=JOB_KIND)
-    job["feature_set_id"] = (job.get("result") or {}).get("feature_set_id")
-    return ok(job)
+def get_feature_job(job_id: str, features: FeatureServiceDep) -> JSONResponse:
+    return ok(features.get_job(job_id))

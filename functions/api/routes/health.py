@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from functions.api.deps import Ctx
+from functions.api.deps import HealthServiceDep
 from functions.api.envelope import Envelope, ok
 from functions.api.schemas import HealthReport
 
@@ -23,8 +23,6 @@ router = APIRouter(tags=["health"])
         }
     },
 )
-def health(ctx: Ctx) -> JSONResponse:
-    from shared.services.health import check_health
-
-    report = check_health(ctx)
+def health(health: HealthServiceDep) -> JSONResponse:
+    report = health.check()
     return ok(report, 200 if report["status"] == "ok" else 503)

@@ -1,6 +1,6 @@
 """HTTP routes of spec section 5 (inference) and the labels that come back later.
 
-Thin on purpose: validate, call ``ctx.predictor``, wrap in the envelope. Answers are
+Thin on purpose: validate, call the ``Predictor``, wrap in the envelope. Answers are
 serialised with orjson (a batch answer holds 10,000 predictions).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, NotRequired, Self
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Self
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -26,9 +26,9 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
-from functions.api.deps import Ctx
-from functions.api.envelope import errors, ok_json
-from shared.bootstrap import AppContext
+from functions.api.deps import PredictorDep
+from functions.api.envelope import Envelope, errors, ok_json
+from functions.api.schemas import BatchPrediction, LabelsRecorded, Prediction
 from shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -36,6 +36,9 @@ from shared.errors import (
     field_error,
 )
 from shared.services.predictions import DEFAULT_TOP_K, MAX_BATCH
+
+if TYPE_CHECKING:
+    from shared.services.predictions import Predictor
 
 router = APIRouter(tags=["inference"])
 
@@ -95,7 +98,7 @@ class TransactionIn(TypedDict):
     outcome is not known when scoring, it arrives through /predictions/labels.
 
     A TypedDict, not a model: pydantic-core validates it straight into the dict that
-    scoring takes (a batch of 10,000 in 6 ms, against 29 ms as models then dumped)."""
+    scoring takes (a batch of 10,000 is not built as models and dumped again)."""
 
     __pydantic_config__ = ConfigDict(  # type: ignore[misc]
         extra="ignore",
@@ -290,36 +293,37 @@ _SCORING_ERRORS = {
 }
 
 
-def predict_answer(body: PredictRequest, ctx: AppContext) -> Response:
+def predict_answer(body: PredictRequest, predictor: Predictor) -> Response:
     """/predict's answer, from this route or from ``functions.api.scoring_path``, which
     serves it ahead of the framework."""
-    return ok_json(ctx.predictor.predict(_transaction(body.transaction), body.model_id))
+    return ok_json(predictor.predict(_transaction(body.transaction), body.model_id))
 
 
 @router.post(
     PREDICT_PATH,
     summary="Score one transaction",
+    response_model=Envelope[Prediction],
     dependencies=_JSON_ONLY,
     max_body_size=PREDICT_MAX_BYTES,
     responses=_SCORING_ERRORS,
 )
-async def predict(body: PredictRequest, ctx: Ctx) -> Response:
-    # Runs on the event loop, not in the thread pool: scoring is about a millisecond of
-    # CPU with short database calls, and the pool's hand-off cost more than it saved
-    # (bench/bench_predict.py). Explain and batch, which can take longer, use the pool.
-    return predict_answer(body, ctx)
+async def predict(body: PredictRequest, predictor: PredictorDep) -> Response:
+    # On the event loop, not the thread pool: scoring is short CPU and short database
+    # calls, cheaper than the pool's hand-off. Explain and batch, longer, use the pool.
+    return predict_answer(body, predictor)
 
 
 @router.post(
     EXPLAIN_PATH,
     summary="Score one transaction and explain the score",
+    response_model=Envelope[Prediction],
     dependencies=_JSON_ONLY,
     max_body_size=PREDICT_MAX_BYTES,
     responses=_SCORING_ERRORS,
 )
-def predict_explain(body: ExplainRequest, ctx: Ctx) -> Response:
+def predict_explain(body: ExplainRequest, predictor: PredictorDep) -> Response:
     return ok_json(
-        ctx.predictor.predict(
+        predictor.predict(
             _transaction(body.transaction),
             body.model_id,
             explain=True,
@@ -331,6 +335,7 @@ def predict_explain(body: ExplainRequest, ctx: Ctx) -> Response:
 @router.post(
     BATCH_PATH,
     summary="Score up to 10,000 transactions in order",
+    response_model=Envelope[BatchPrediction],
     dependencies=_JSON_ONLY,
     max_body_size=BATCH_MAX_BYTES,
     responses={
@@ -342,7 +347,7 @@ def predict_explain(body: ExplainRequest, ctx: Ctx) -> Response:
         },
     },
 )
-def predict_batch(body: BatchRequest, ctx: Ctx) -> Response:
+def predict_batch(body: BatchRequest, predictor: PredictorDep) -> Response:
     if len(body.transactions) > MAX_BATCH:
         raise PayloadTooLarge(
             f"A batch holds at most {MAX_BATCH:,} transactions; this one has "
@@ -372,13 +377,14 @@ def predict_batch(body: BatchRequest, ctx: Ctx) -> Response:
             details,
         ) from None
     return ok_json(
-        ctx.predictor.predict_batch([_transaction(t) for t in items], body.model_id)
+        predictor.predict_batch([_transaction(t) for t in items], body.model_id)
     )
 
 
 @router.post(
     LABELS_PATH,
     summary="Record actual outcomes of scored transactions",
+    response_model=Envelope[LabelsRecorded],
     description="By prediction_id or transaction_id, exactly one per label. Fills "
     "predictions.actual_label for performance monitoring and feeds the merchant "
     "fraud-rate features, which use a label once the feature set's label delay has "
@@ -387,6 +393,6 @@ def predict_batch(body: BatchRequest, ctx: Ctx) -> Response:
     max_body_size=LABELS_MAX_BYTES,
     responses=errors(400, 413, 415, 422, 503),
 )
-def label_predictions(body: LabelsRequest, ctx: Ctx) -> Response:
+def label_predictions(body: LabelsRequest, predictor: PredictorDep) -> Response:
     items = [label.model_dump(mode="json", exclude_none=True) for label in body.labels]
-    return ok_json(ctx.predictor.label(items))
+    return ok_json(predictor.label(items))

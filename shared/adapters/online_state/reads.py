@@ -199,9 +199,7 @@ class StateReads:
         cached meanwhile. Gently: states with a snapshot over
         ``WARM_MAX_SNAPSHOT_BYTES`` are left to scoring (decoding one holds the GIL for
         milliseconds), the rest go in chunks with pauses that keep it to a quarter of a
-        core, and the collector waits until it is done. Returns how many it cached."""
-        from shared.gc_freezer import collector_paused
-
+        core. Returns how many it cached."""
         snap = SNAP.c
         size = func.coalesce(func.length(snap.state), 0)
         keys_stmt = (
@@ -227,12 +225,9 @@ class StateReads:
         # transaction held through the whole warm-up (seconds) would keep PostgreSQL's
         # vacuum from the heads it updates meanwhile, and SQLite's checkpoints.
         cached = 0
-        with (
-            collector_paused(),
-            self.db.online_engine.connect().execution_options(
-                **self._warm_options
-            ) as conn,
-        ):
+        with self.db.online_engine.connect().execution_options(
+            **self._warm_options
+        ) as conn:
             with conn.begin():
                 keys = [(et, eid) for et, eid in conn.execute(keys_stmt)]
             for start in range(0, len(keys), WARM_CHUNK):

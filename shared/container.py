@@ -1,0 +1,212 @@
+"""The composition: settings, database, blob store, job launcher and the services built
+from them, once per process.
+
+``function_app.py`` installs how to build it (``install``); routes and activities reach
+it through ``container()``. Heavy pieces load when it is first built, not at import, so
+indexing the Functions app stays light. Tests hand in their own with ``use``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from shared.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from shared.db.session import Database
+    from shared.jobs.launcher import JobLauncher
+    from shared.jobs.service import JobService
+    from shared.services.dataset_delete import DatasetDeletion
+    from shared.services.datasets import DatasetService
+    from shared.services.features import FeatureService
+    from shared.services.health import HealthService
+    from shared.services.predictions import Predictor
+    from shared.storage.base import BlobStore
+
+
+def _no_launcher() -> JobLauncher:
+    from shared.jobs.launcher import NoLauncher
+
+    return NoLauncher()
+
+
+_PORTS = frozenset({"settings", "db", "blobs", "launcher"})
+_SERVICES = ("jobs", "datasets", "deletion", "features", "health")
+
+
+@dataclass(eq=False)
+class Container:
+    """The ports and the services of one process. The services are built on first use
+    from the ports; replacing a port (the runtime sets the launcher once it runs, tests
+    swap the blob store) rebuilds them. The scoring service is built once."""
+
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    launcher: JobLauncher = field(default_factory=_no_launcher)
+    _predictor: Predictor | None = field(default=None, init=False, repr=False)
+    _predictor_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False
+    )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name in _PORTS:
+            for service in _SERVICES:
+                self.__dict__.pop(service, None)
+
+    # -- services ------------------------------------------------------------------------
+
+    @cached_property
+    def jobs(self) -> JobService:
+        from shared.jobs.service import JobService
+
+        return JobService(self)
+
+    @cached_property
+    def datasets(self) -> DatasetService:
+        from shared.services.datasets import DatasetService
+
+        return DatasetService(self.db, self.blobs, self.settings, self.deletion)
+
+    @cached_property
+    def deletion(self) -> DatasetDeletion:
+        from shared.services.dataset_delete import DatasetDeletion
+
+        return DatasetDeletion(self.db, self.blobs)
+
+    @cached_property
+    def features(self) -> FeatureService:
+        from shared.services.features import FeatureService
+
+        return FeatureService(
+            self.db, self.blobs, self.settings, self.jobs, self.datasets, self.launcher
+        )
+
+    @cached_property
+    def health(self) -> HealthService:
+        from shared.services.health import HealthService
+
+        return HealthService(self.db, self.blobs, self.settings, self._started)
+
+    @property
+    def predictor(self) -> Predictor:
+        """The worker's scoring service (loaded models, online stores, prediction log),
+        built on the first scoring request."""
+        if self._predictor is None:
+            with self._predictor_lock:
+                if self._predictor is None:
+                    self._predictor = _build_predictor(self)
+        return self._predictor
+
+    def _started(self) -> Predictor | None:
+        return self._predictor
+
+    @property
+    def started_predictor(self) -> Predictor | None:
+        """The scoring service if a request has built it (health reports on it)."""
+        return self._predictor
+
+    def model_changed(self) -> None:
+        """A promotion or rollback happened here: re-check the production model now."""
+        if self._predictor is not None:
+            self._predictor.models.invalidate()
+
+    def close(self) -> None:
+        """Stop what the container started: the online stores' cache warm-ups, then
+        the prediction log's writer."""
+        with self._predictor_lock:
+            predictor, self._predictor = self._predictor, None
+        if predictor is not None:
+            predictor.models.close()
+            predictor.log.close()
+
+
+def _build_predictor(c: Container) -> Predictor:
+    from shared.gc_freezer import start_gc_freezer
+    from shared.services.prediction_log import PredictionLog
+    from shared.services.predictions import Predictor
+    from shared.services.serving_models import ModelServer
+
+    log = PredictionLog(c.db, c.settings.resolved_prediction_spool_dir)
+    log.start()
+    models = ModelServer(
+        c.db,
+        c.blobs,
+        c.settings.online_warm_entities,
+        c.settings.model_refresh_seconds,
+    )
+    predictor = Predictor(c.db, c.blobs, models, log)
+    start_gc_freezer(c.settings.gc_freeze_seconds, c.settings.gc_full_collect_seconds)
+    return predictor
+
+
+def build_container(settings: Settings) -> Container:
+    """The container the settings describe: SQLite or PostgreSQL, a folder or Blob
+    Storage, no launcher or Service Bus."""
+    from shared.db.session import Database
+    from shared.services.upload_spool import sweep_upload_spool
+    from shared.storage.factory import make_blob_store
+
+    sweep_upload_spool(settings)  # what uploads killed mid-way left on disk
+    built = Container(
+        settings=settings,
+        db=Database(
+            settings.resolved_database_url,
+            settings.database_entra_auth,
+            online_durable_commit=settings.online_durable_commit,
+        ),
+        blobs=make_blob_store(settings),
+    )
+    if settings.backend == "azure":
+        from shared.jobs.launcher import ServiceBusLauncher
+
+        built.launcher = ServiceBusLauncher(
+            settings.jobs_queue,
+            connection_string=settings.servicebus_connection_string,
+            namespace=settings.servicebus_namespace,
+        )
+    return built
+
+
+class _Slot:
+    """The process's one container and how to build it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current: Container | None = None
+        self.factory: Callable[[], Container] = lambda: build_container(get_settings())
+
+
+_slot = _Slot()
+
+
+def install(factory: Callable[[], Container]) -> None:
+    """How the composition root builds the container (on first use)."""
+    _slot.factory = factory
+
+
+def container() -> Container:
+    """The one accessor: the process's container, built on first use."""
+    current = _slot.current
+    if current is None:
+        with _slot.lock:
+            if _slot.current is None:
+                _slot.current = _slot.factory()
+            current = _slot.current
+    return current
+
+
+def built() -> Container | None:
+    """The container if one was built (shutdown hooks must not build one)."""
+    return _slot.current
+
+
+def use(replacement: Container | None) -> None:
+    """Replace the process's container (tests; None: build again on next use)."""
+    with _slot.lock:
+        _slot.current = replacement

@@ -1,0 +1,67 @@
+"""The composition: one container, its services built once from its ports, and no
+service that reaches back to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grimp
+
+from shared.container import Container
+from tests.conftest import make_settings
+
+# the services of this branch; the others still take the context until their rework
+PORT_TAKING = (
+    "shared.services.datasets",
+    "shared.services.dataset_delete",
+    "shared.services.features",
+    "shared.services.health",
+    "shared.services.predictions",
+    "shared.services.serving_models",
+)
+
+
+class _Launcher:
+    def __init__(self) -> None:
+        self.launched: list[str] = []
+
+    def launch(self, orchestrator: str, instance_id: str, payload: Any) -> None:
+        self.launched.append(instance_id)
+
+
+def _container(tmp_path: Path) -> Container:
+    # the services only keep their ports when built: no database is touched here
+    return Container(make_settings(tmp_path), db=object(), blobs=object())  # type: ignore[arg-type]
+
+
+def test_services_are_built_once_from_the_ports(tmp_path: Path) -> None:
+    c = _container(tmp_path)
+    assert c.datasets is c.datasets
+    assert c.features is c.features
+    assert c.features.datasets is c.datasets
+    assert c.datasets.blobs is c.blobs and c.features.db is c.db
+
+
+def test_a_new_port_rebuilds_the_services_that_use_it(tmp_path: Path) -> None:
+    c = _container(tmp_path)
+    before = c.features
+    launcher = _Launcher()
+    c.launcher = launcher  # type: ignore[assignment]
+    assert c.features is not before
+    assert c.features.launcher is launcher
+    blobs = object()
+    c.blobs = blobs  # type: ignore[assignment]
+    assert c.datasets.blobs is blobs
+
+
+def test_no_service_imports_the_composition() -> None:
+    """Directly: the remaining chains run through the job service and the prediction
+    log, which still take the context (import-linter's layer contract closes them)."""
+    graph = grimp.build_graph("shared")
+    for module in PORT_TAKING:
+        for root in ("shared.container", "shared.bootstrap"):
+            assert not graph.direct_import_exists(importer=module, imported=root), (
+                module,
+                root,
+            )
