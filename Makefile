@@ -30,6 +30,7 @@ test: venv node
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 ## The loop to run every few minutes: no lint or type check, and only the tests not
@@ -41,6 +42,7 @@ test-fast: venv node
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -4,7 +4,7 @@ Claim: an end-to-end XGBoost training job on 1 M rows of computed features takes
 <= 1.3x the wall time of a bare ``xgboost.train`` with the same parameters on the same
 matrix, both measured in the same run.
 
-Builds an embedded AppContext (SQLite file DB, local blob store, NoLauncher) in a temp
+Builds an embedded Container (SQLite file DB, local blob store, NoLauncher) in a temp
 dir, generates transactions, ingests them as a dataset and computes a feature set through
 the services (not timed). Then times:
 
@@ -91,20 +91,20 @@ def phase_timers(phases: dict[str, float]) -> Iterator[None]:
 
 
 def build_context(tmp: Path) -> Any:
-    from shared.bootstrap import AppContext, set_context
+    from shared.adapters.blobs.factory import make_blob_store
     from shared.config import Settings
+    from shared.container import Container, use
     from shared.db.migrate import upgrade
     from shared.db.session import Database
-    from shared.storage.factory import make_blob_store
 
     settings = Settings(data_dir=tmp / "data", log_json=False, run_migrations=False)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
     upgrade(url)
-    ctx = AppContext(
+    ctx = Container(
         settings=settings, db=Database(url), blobs=make_blob_store(settings)
     )
-    set_context(ctx)  # default launcher: NoLauncher, jobs wait for us to run them
+    use(ctx)  # default launcher: NoLauncher, jobs wait for us to run them
     return ctx
 
 
@@ -147,8 +147,8 @@ def load_training_matrix(
     import pyarrow.parquet as pq
 
     from ml.training.splits import stratified_split
+    from shared.adapters.blobs.local_copy import local_file
     from shared.services.training_request import ready_feature_set
-    from shared.storage.local_copy import local_file
 
     fs = ready_feature_set(ctx.db, fs_id)
     names = [f["name"] for f in fs.features or []]
@@ -202,9 +202,9 @@ def run_bare(
 
 
 def run_job(ctx: Any, fs_id: str, hyper: dict[str, Any]) -> tuple[float, dict]:
-    from shared.services.training import COMPLETED, TrainingService
+    from shared.services.training import COMPLETED
 
-    started = TrainingService(ctx).start(
+    started = ctx.training.start(
         {
             "name": "bench",
             "feature_set_id": fs_id,
@@ -217,9 +217,9 @@ def run_job(ctx: Any, fs_id: str, hyper: dict[str, Any]) -> tuple[float, dict]:
     phases: dict[str, float] = {}
     with phase_timers(phases):
         t0 = time.perf_counter()
-        result = TrainingService(ctx).run(started["job_id"])
+        result = ctx.training.run(started["job_id"])
         elapsed = time.perf_counter() - t0
-    job = TrainingService(ctx).get(started["job_id"])
+    job = ctx.training.get(started["job_id"])
     if job["status"] != COMPLETED:
         raise SystemExit(f"training job ended {job['status']}: {result} {job}")
     phases["other (indexing, checks, predict, db writes)"] = elapsed - sum(
@@ -262,9 +262,9 @@ def main() -> None:
             bare_after = run_bare(X, y, params, args.rounds)
             print(f"(B2) bare xgboost.train, after A:  {bare_after:.1f}s")
         finally:
-            from shared.bootstrap import set_context
+            from shared.container import use
 
-            set_context(None)
+            use(None)
             ctx.db.dispose()
 
     bare_mean = (bare_before + bare_after) / 2

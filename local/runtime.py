@@ -7,10 +7,10 @@ import logging
 
 from sqlalchemy import select
 
+from shared.adapters.launcher import LocalEngineLauncher
 from shared.container import Container
-from shared.db.models import Job, TrainingJob
-from shared.jobs.launcher import LocalEngineLauncher
-from shared.jobs.service import FINISHED
+from shared.db.models import Job
+from shared.services.jobs import FINISHED
 
 log = logging.getLogger("shadow_hubble.local")
 
@@ -41,28 +41,17 @@ class LocalRuntime:
         return resumed
 
     def _reconcile_jobs(self, resumed: set[str]) -> None:
-        """Jobs (and training jobs) left open with no orchestration to carry them on
-        end FAILED with the reason (a cancel in flight ends CANCELLED)."""
-        from shared.services.training import FINISHED as TRAINING_FINISHED
-        from shared.services.training import TrainingService
-
+        """Jobs of every kind left open with no orchestration to carry them on end
+        FAILED with the reason (a cancel in flight ends CANCELLED)."""
         reason = (
             "The local runtime stopped before this job finished and its "
             "orchestration could not be resumed; start the job again."
         )
         with self.ctx.db.session() as s:
             jobs = s.scalars(select(Job.id).where(Job.status.not_in(FINISHED))).all()
-            training = s.scalars(
-                select(TrainingJob.id).where(
-                    TrainingJob.status.not_in(TRAINING_FINISHED)
-                )
-            ).all()
         for job_id in jobs:
             if str(job_id) not in resumed:
                 self.ctx.jobs.fail(job_id, reason)
-        for job_id in training:
-            if str(job_id) not in resumed:
-                TrainingService(self.ctx).fail(str(job_id), reason)
 
     def stop(self) -> None:
         self.engine.shutdown(wait=False)

@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.jobs.launcher import JobLauncher
+from shared.ports import JobLauncher
 
 log = logging.getLogger("shadow_hubble.local")
 

@@ -14,7 +14,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.jobs.launcher import JOBS_QUEUE
+from shared.adapters.launcher import JOBS_QUEUE
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,9 @@ async def jobs_starter(
 def job_fail(failure: dict[str, Any]) -> None:
     """Record why a job failed once its orchestration has given up."""
     # the service layer loads SQLAlchemy: not when the host indexes the app
-    from shared.bootstrap import get_context
-    from shared.jobs.service import JobService
+    from shared.container import container
 
-    JobService(get_context()).fail(failure["job_id"], failure["reason"])
+    container().jobs.fail(failure["job_id"], failure["reason"])
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ def promotion_orchestrator(
 
 @bp.activity_trigger(input_name="job")
 def online_backfill(job: dict[str, Any]) -> dict[str, Any]:
-    from shared.bootstrap import get_context
+    from shared.container import container
     from shared.services.online_backfill import run_backfill
 
-    return run_backfill(get_context(), job["job_id"])
+    return run_backfill(container(), job["job_id"])

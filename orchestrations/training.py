@@ -12,7 +12,6 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="job")
 def training_run(job: dict[str, Any]) -> dict[str, Any]:
-    from shared.bootstrap import get_context
-    from shared.services.training import TrainingService
+    from shared.container import container
 
-    return TrainingService(get_context()).run(job["job_id"])
+    return container().training.run(job["job_id"])

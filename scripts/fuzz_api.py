@@ -77,19 +77,19 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _context(root: Path) -> Any:
-    from shared.bootstrap import AppContext, set_context
+    from shared.adapters.blobs.factory import make_blob_store
     from shared.config import Settings
+    from shared.container import Container, use
     from shared.db.migrate import upgrade
     from shared.db.session import Database
-    from shared.storage.factory import make_blob_store
 
     url = f"sqlite:///{root / 'fuzz.db'}"
     upgrade(url)
     settings = Settings(data_dir=root / "data", log_json=False, max_upload_mb=5)
-    context = AppContext(
+    context = Container(
         settings=settings, db=Database(url), blobs=make_blob_store(settings)
     )
-    set_context(context)
+    use(context)
     return context
 
 

@@ -18,24 +18,35 @@ from shared.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from shared.db.session import Database
-    from shared.jobs.launcher import JobLauncher
-    from shared.jobs.service import JobService
+    from shared.ports import BlobStore, JobLauncher
     from shared.services.dataset_delete import DatasetDeletion
     from shared.services.datasets import DatasetService
     from shared.services.features import FeatureService
     from shared.services.health import HealthService
+    from shared.services.jobs import JobService
+    from shared.services.models import ModelCatalog
     from shared.services.predictions import Predictor
-    from shared.storage.base import BlobStore
+    from shared.services.registry import ModelRegistry
+    from shared.services.training import TrainingService
 
 
 def _no_launcher() -> JobLauncher:
-    from shared.jobs.launcher import NoLauncher
+    from shared.adapters.launcher import NoLauncher
 
     return NoLauncher()
 
 
 _PORTS = frozenset({"settings", "db", "blobs", "launcher"})
-_SERVICES = ("jobs", "datasets", "deletion", "features", "health")
+_SERVICES = (
+    "jobs",
+    "datasets",
+    "deletion",
+    "features",
+    "health",
+    "training",
+    "catalog",
+    "registry",
+)
 
 
 @dataclass(eq=False)
@@ -63,9 +74,9 @@ class Container:
 
     @cached_property
     def jobs(self) -> JobService:
-        from shared.jobs.service import JobService
+        from shared.services.jobs import JobService
 
-        return JobService(self)
+        return JobService(self.db, lambda: self.launcher)
 
     @cached_property
     def datasets(self) -> DatasetService:
@@ -92,6 +103,31 @@ class Container:
         from shared.services.health import HealthService
 
         return HealthService(self.db, self.blobs, self.settings, self._started)
+
+    @cached_property
+    def training(self) -> TrainingService:
+        from shared.services.training import TrainingService
+
+        return TrainingService(self.db, self.blobs, self.jobs, self.registry)
+
+    @cached_property
+    def catalog(self) -> ModelCatalog:
+        from shared.services.models import ModelCatalog
+
+        return ModelCatalog(self.db)
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        from shared.services.online_backfill import start_backfill
+        from shared.services.registry import ModelRegistry
+
+        return ModelRegistry(
+            self.db,
+            on_change=self.model_changed,
+            backfill=lambda model, replace: start_backfill(
+                self, model, replace_live=replace
+            ),
+        )
 
     @property
     def predictor(self) -> Predictor:
@@ -148,9 +184,9 @@ def _build_predictor(c: Container) -> Predictor:
 def build_container(settings: Settings) -> Container:
     """The container the settings describe: SQLite or PostgreSQL, a folder or Blob
     Storage, no launcher or Service Bus."""
+    from shared.adapters.blobs.factory import make_blob_store
     from shared.db.session import Database
     from shared.services.upload_spool import sweep_upload_spool
-    from shared.storage.factory import make_blob_store
 
     sweep_upload_spool(settings)  # what uploads killed mid-way left on disk
     built = Container(
@@ -163,7 +199,7 @@ def build_container(settings: Settings) -> Container:
         blobs=make_blob_store(settings),
     )
     if settings.backend == "azure":
-        from shared.jobs.launcher import ServiceBusLauncher
+        from shared.adapters.launcher import ServiceBusLauncher
 
         built.launcher = ServiceBusLauncher(
             settings.jobs_queue,

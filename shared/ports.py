@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
 
 from sqlalchemy import Connection
@@ -138,3 +139,51 @@ class PredictionSink(Protocol):
     def insert_missing(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert those rows whose id is not stored yet; how many were."""
         ...
+
+
+# ---- blob storage (shared/adapters/blobs/) ---------------------------------------------
+
+
+class StorageError(Exception):
+    """A blob operation failed; callers turn it into a 5xx or a FAILED job."""
+
+
+class BlobNotFound(StorageError):
+    pass
+
+
+class BlobStore(Protocol):
+    """Paths are '/'-separated keys such as ``datasets/{id}/v1.0/data.parquet``."""
+
+    def upload_file(self, path: str, source: Path) -> None:
+        """Store a local file under ``path``, streamed rather than read whole."""
+
+    def download_file(self, path: str, target: Path) -> None:
+        """Copy the blob at ``path`` to a local file (streamed)."""
+
+    def put_bytes(self, path: str, data: bytes) -> None: ...
+
+    def get_bytes(self, path: str) -> bytes: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def list(self, prefix: str) -> list[str]: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every blob under ``prefix``; return how many went."""
+
+    def ping(self) -> None:
+        """Raise StorageError when the store cannot be reached."""
+
+
+# ---- job launcher (shared/adapters/launcher.py) ----------------------------------------
+
+
+class JobLauncher(Protocol):
+    """Hands a job to whatever runs orchestrations; the job id is the instance id."""
+
+    def launch(
+        self, orchestrator: str, job_id: str, payload: dict[str, Any]
+    ) -> None: ...
+
+    def cancel(self, job_id: str, reason: str) -> None: ...

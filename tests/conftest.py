@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from shared.bootstrap import AppContext, set_context
+from shared.adapters.blobs.factory import make_blob_store
 from shared.config import Settings
+from shared.container import Container, use
 from shared.db.migrate import upgrade
 from shared.db.models import Base
 from shared.db.session import Database
-from shared.storage.base import BlobStore
-from shared.storage.factory import make_blob_store
+from shared.ports import BlobStore
 from tests.support import services
 
 
@@ -99,7 +99,7 @@ STACKS = {"embedded": ("sqlite_db", None), "azure": ("pg_db", "azure_blobs")}
 
 
 @pytest.fixture(params=list(STACKS))
-def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppContext]:
+def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Container]:
     db_fixture, blob_fixture = STACKS[request.param]
     database: Database = request.getfixturevalue(db_fixture)
     settings = make_settings(tmp_path, max_upload_mb=5, preview_max_rows=500)
@@ -108,15 +108,15 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppContext]:
         if blob_fixture
         else make_blob_store(settings)
     )
-    context = AppContext(settings=settings, db=database, blobs=store)
-    set_context(context)
+    context = Container(settings=settings, db=database, blobs=store)
+    use(context)
     yield context
     context.close()
-    set_context(None)
+    use(None)
 
 
 @pytest.fixture
-def client(ctx: AppContext) -> Iterator[TestClient]:
+def client(ctx: Container) -> Iterator[TestClient]:
     from functions.api.app import create_asgi_app
 
     with TestClient(create_asgi_app(), raise_server_exceptions=False) as c:
@@ -124,7 +124,7 @@ def client(ctx: AppContext) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def runtime(ctx: AppContext) -> Iterator[Any]:
+def runtime(ctx: Container) -> Iterator[Any]:
     """The embedded runtime's job engine on the test context (history in its database)."""
     from local.runtime import LocalRuntime
 

@@ -60,7 +60,7 @@ def test_no_service_imports_the_composition() -> None:
     log, which still take the context (import-linter's layer contract closes them)."""
     graph = grimp.build_graph("shared")
     for module in PORT_TAKING:
-        for root in ("shared.container", "shared.bootstrap"):
+        for root in ("shared.container",):
             assert not graph.direct_import_exists(importer=module, imported=root), (
                 module,
                 root,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.adapters.launcher import JOBS_QUEUE
 from shared.config import PROJECT_ROOT, Settings
-from shared.jobs.launcher import JOBS_QUEUE
 
 INFRA = PROJECT_ROOT / "infra"
 

@@ -23,7 +23,7 @@ from azure.durable_functions.models.utils import http_utils
 from azure.functions.meta import Datum
 from azure.functions.servicebus import ServiceBusMessageInConverter
 
-from shared.jobs.launcher import JOBS_QUEUE, cancel_message, start_message
+from shared.adapters.launcher import JOBS_QUEUE, cancel_message, start_message
 from tests.support.fake_durable_host import FakeDurableHost
 
 ORCHESTRATOR = "features_orchestrator"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.storage.base import BlobNotFound, BlobStore, StorageError
+from shared.ports import BlobNotFound, BlobStore, StorageError
 
 
 def test_round_trip_list_and_delete(blobs: BlobStore, tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_missing_blob_and_guard_rails(blobs: BlobStore, tmp_path: Path) -> None:
 
 
 def test_local_store_refuses_paths_outside_its_root(tmp_path: Path) -> None:
-    from shared.storage.local import LocalBlobStore
+    from shared.adapters.blobs.local import LocalBlobStore
 
     store = LocalBlobStore(tmp_path / "root")
     with pytest.raises(StorageError):
@@ -53,7 +53,7 @@ def test_local_store_refuses_paths_outside_its_root(tmp_path: Path) -> None:
 
 
 def test_unreachable_azure_store_reports_storage_error() -> None:
-    from shared.storage.azure_blob import AzureBlobStore
+    from shared.adapters.blobs.azure_blob import AzureBlobStore
 
     store = AzureBlobStore(
         "c",

@@ -90,44 +90,27 @@ PreviewRowsQ = Annotated[
 
 
 # -- jobs, training and the model registry --------------------------------------------
-# The services load SQLAlchemy (training: scikit-learn on first use): imported when a
-# route first needs them, not when the Functions host indexes the app.
 if TYPE_CHECKING:
-    from shared.jobs.service import JobService
+    from shared.services.jobs import JobService
     from shared.services.models import ModelCatalog
     from shared.services.registry import ModelRegistry
     from shared.services.training import TrainingService
 
 
-async def job_service(ctx: Ctx) -> JobService:
-    from shared.jobs.service import JobService
-
-    return JobService(ctx)
+async def job_service(app: Ctx) -> JobService:
+    return app.jobs
 
 
-async def training_service(ctx: Ctx) -> TrainingService:
-    from shared.services.training import TrainingService
-
-    return TrainingService(ctx)
+async def training_service(app: Ctx) -> TrainingService:
+    return app.training
 
 
-async def model_catalog(ctx: Ctx) -> ModelCatalog:
-    from shared.services.models import ModelCatalog
-
-    return ModelCatalog(ctx.db)
+async def model_catalog(app: Ctx) -> ModelCatalog:
+    return app.catalog
 
 
-async def model_registry(ctx: Ctx) -> ModelRegistry:
-    from shared.services.online_backfill import start_backfill
-    from shared.services.registry import ModelRegistry
-
-    return ModelRegistry(
-        ctx.db,
-        on_change=ctx.model_changed,
-        backfill=lambda model, replace: start_backfill(
-            ctx, model, replace_live=replace
-        ),
-    )
+async def model_registry(app: Ctx) -> ModelRegistry:
+    return app.registry
 
 
 JobServiceDep = Annotated["JobService", Depends(job_service)]

@@ -25,8 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import AppError
 from shared.logging_setup import request_id_var
+from shared.ports import StorageError
 from shared.services.pagination import Page
-from shared.storage.base import StorageError
 
 log = logging.getLogger("shadow_hubble.http")
 

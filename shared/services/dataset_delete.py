@@ -46,12 +46,12 @@ from shared.db.models import (
     TrainingJob,
 )
 from shared.errors import Conflict, NotFound
-from shared.jobs.service import delete_jobs
+from shared.services.jobs import delete_jobs
 from shared.services.registry import is_production
 
 if TYPE_CHECKING:
     from shared.db.session import Database
-    from shared.storage.base import BlobStore
+    from shared.ports import BlobStore
 
 log = logging.getLogger(__name__)
 

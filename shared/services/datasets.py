@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.adapters.blobs.local_copy import local_file
 from shared.db.models import Dataset, DatasetVersion
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.dataset_delete import DatasetDeletion, parse_dataset_id
@@ -25,14 +26,13 @@ from shared.services.dataset_form import (
 )
 from shared.services.pagination import Page, paginate
 from shared.services.upload_spool import Upload, upload_workdir
-from shared.storage.local_copy import local_file
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
     from shared.config import Settings
     from shared.db.session import Database
+    from shared.ports import BlobStore
     from shared.services.tabular import ConvertedTable
-    from shared.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 

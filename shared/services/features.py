@@ -17,19 +17,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from shared.adapters.blobs.local_copy import local_file
 from shared.db.models import FeatureSet
 from shared.errors import NotFound, ValidationFailed, field_error
-from shared.jobs.service import JobCancelled, JobService
 from shared.services.datasets import DatasetService
+from shared.services.jobs import JobCancelled, JobService
 from shared.services.pagination import Page, paginate
-from shared.storage.local_copy import local_file
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
     from shared.config import Settings
     from shared.db.session import Database
-    from shared.jobs.launcher import JobLauncher
-    from shared.storage.base import BlobStore
+    from shared.ports import BlobStore, JobLauncher
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
-from shared.storage.base import BlobStore, StorageError
+from shared.ports import BlobStore, StorageError
 
 if TYPE_CHECKING:
     from shared.db.session import Database

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.bootstrap import AppContext
+from shared.adapters.blobs.local_copy import local_file
 from shared.db.models import DatasetVersion, FeatureSet, MLModel
-from shared.jobs.service import JobCancelled, JobService
-from shared.storage.local_copy import local_file
+from shared.services.jobs import JobCancelled
+
+if TYPE_CHECKING:
+    from shared.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ ORCHESTRATOR = "promotion_orchestrator"
 
 
 def start_backfill(
-    ctx: AppContext, model: MLModel, *, replace_live: bool = False
+    ctx: Container, model: MLModel, *, replace_live: bool = False
 ) -> str | None:
     """Queue the backfill for a model's feature configuration; None without a feature set."""
     if model.feature_set_id is None:
@@ -37,18 +39,18 @@ def start_backfill(
         "feature_set_id": str(model.feature_set_id),
         "replace_live": replace_live,
     }
-    JobService(ctx).create(JOB_KIND, payload, job_id)
+    ctx.jobs.create(JOB_KIND, payload, job_id)
     ctx.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
     return str(job_id)
 
 
-def run_backfill(ctx: AppContext, job_id: str) -> dict[str, Any]:
+def run_backfill(ctx: Container, job_id: str) -> dict[str, Any]:
     """The activity: idempotent, since a backfill replaces the namespace's state whole."""
     import pyarrow.parquet as pq
 
     from shared.services.online_features import OnlineFeatureStore
 
-    jobs = JobService(ctx)
+    jobs = ctx.jobs
     try:
         payload = jobs.start(job_id, "loading the training data")
     except JobCancelled:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -37,9 +37,6 @@ from shared.db.session import Database
 from shared.errors import ValidationFailed
 from shared.ports import PredictionSink
 from shared.services import prediction_spool as spool
-
-if TYPE_CHECKING:
-    from shared.bootstrap import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +132,6 @@ class PredictionLog:
         self._written = 0
         self._repaired = 0
         self._replayed = 0
-
-    @classmethod
-    def for_context(cls, ctx: AppContext) -> PredictionLog:
-        """A log on the context's database (legacy spool: ``{data_dir}/prediction-spool``)."""
-        return cls(ctx.db, ctx.settings.resolved_prediction_spool_dir)
 
     def write(self, conn: Connection, records: Sequence[PredictionRecord]) -> None:
         """Insert ``records`` in ``conn``'s open transaction (the caller commits)."""

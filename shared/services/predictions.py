@@ -25,10 +25,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from shared.db.session import Database
+    from shared.ports import BlobStore
     from shared.services.online_features import BatchFeatures, OnlineFeatures
     from shared.services.prediction_log import PredictionLog, PredictionRecord
     from shared.services.serving_models import ModelServer, ServingModel
-    from shared.storage.base import BlobStore
 
 MAX_BATCH = 10_000
 DEFAULT_TOP_K = 5

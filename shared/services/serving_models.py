@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from ml.explain import ModelExplainer
     from ml.scoring.onnx_scorer import OnnxScorer
     from shared.db.session import Database
+    from shared.ports import BlobStore
     from shared.services.online_features import OnlineFeatureStore
-    from shared.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 

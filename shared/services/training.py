@@ -12,7 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from shared.db.models import TrainingJob
-from shared.jobs.service import (
+from shared.services.jobs import (
     CANCELLED,
     CANCELLING,
     COMPLETED,
@@ -29,9 +29,8 @@ from shared.services.training_run import KIND, TrainingRun
 from shared.timefmt import elapsed_and_eta, iso
 
 if TYPE_CHECKING:
-    from shared.bootstrap import AppContext
     from shared.db.session import Database
-    from shared.storage.base import BlobStore
+    from shared.ports import BlobStore
 
 __all__ = [
     "CANCELLED",
@@ -87,25 +86,18 @@ def training_job_to_dict(job: TrainingJob) -> dict[str, Any]:
 
 
 class TrainingService:
-    """``TrainingService(ctx)``, or the parts it uses by name."""
+    """Starting, following and running training jobs."""
 
     def __init__(
         self,
-        ctx: AppContext | None = None,
-        *,
-        db: Database | None = None,
-        blobs: BlobStore | None = None,
-        jobs: JobService | None = None,
-        registry: ModelRegistry | None = None,
+        db: Database,
+        blobs: BlobStore,
+        jobs: JobService,
+        registry: ModelRegistry,
     ) -> None:
-        if ctx is not None:
-            db, blobs = ctx.db, ctx.blobs
-            jobs = jobs or JobService(ctx)
-        if db is None or blobs is None or jobs is None:
-            raise TypeError("TrainingService needs an AppContext, or db, blobs, jobs")
         self.db = db
         self.jobs = jobs
-        self.registry = registry or ModelRegistry(db)
+        self.registry = registry
         self.runner = TrainingRun(db, blobs, jobs, self.registry)
 
     @staticmethod

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from shared.db.models import FeatureSet, TrainingJob
-from shared.jobs.service import COMPLETED, mark_completed
+from shared.services.jobs import COMPLETED, mark_completed
 from shared.services.registry import ONNX_TOLERANCE, ModelRegistry, NewModel
 
 if TYPE_CHECKING:
-    from shared.storage.base import BlobStore
+    from shared.ports import BlobStore
 
 log = logging.getLogger(__name__)
 

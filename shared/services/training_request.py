@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.db.models import FeatureSet
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
-from shared.jobs.service import job_uuid
+from shared.services.jobs import job_uuid
 
 if TYPE_CHECKING:
     from shared.db.session import Database

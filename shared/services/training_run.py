@@ -11,9 +11,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.blobs.local_copy import local_file
 from shared.db.models import FeatureSet, TrainingJob
 from shared.db.types import utcnow
-from shared.jobs.service import (
+from shared.services.jobs import (
     CANCELLED,
     COMPLETED,
     FAILED,
@@ -24,12 +25,11 @@ from shared.jobs.service import (
 )
 from shared.services.training_handoff import ModelHandOff, TrainedModel
 from shared.services.training_request import ready_feature_set
-from shared.storage.local_copy import local_file
 
 if TYPE_CHECKING:
     from shared.db.session import Database
+    from shared.ports import BlobStore
     from shared.services.registry import ModelRegistry
-    from shared.storage.base import BlobStore
 
 KIND = "training"
 _PROGRESS_EVERY_S = 0.5

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from shared.bootstrap import AppContext
+from shared.container import Container
 from shared.db.models import (
     Dataset,
     DatasetVersion,
@@ -23,7 +23,7 @@ from shared.db.models import (
     Prediction,
     TrainingJob,
 )
-from shared.storage.base import StorageError
+from shared.ports import StorageError
 from tests.support.serving import feature_set, generated, promote, train
 
 API = "/api/v1"
@@ -46,7 +46,7 @@ def _dataset_of(client: Any, fs_id: str) -> str:
     return str(client.get(f"{API}/features/sets/{fs_id}").json()["data"]["dataset_id"])
 
 
-def _blobs(ctx: AppContext, dataset_id: str, fs_id: str, model_id: str | None) -> int:
+def _blobs(ctx: Container, dataset_id: str, fs_id: str, model_id: str | None) -> int:
     found = ctx.blobs.list(f"datasets/{dataset_id}/") + ctx.blobs.list(
         f"features/{fs_id}/"
     )
@@ -70,7 +70,7 @@ def _all_intact(client: Any, dataset_id: str, fs_id: str, model_id: str | None) 
 
 
 def _all_gone(
-    client: Any, ctx: AppContext, dataset_id: str, fs_id: str, model_id: str | None
+    client: Any, ctx: Container, dataset_id: str, fs_id: str, model_id: str | None
 ) -> None:
     assert client.get(f"{API}/datasets/{dataset_id}").status_code == 404
     assert client.get(f"{API}/features/sets/{fs_id}").status_code == 404
@@ -85,7 +85,7 @@ def _all_gone(
 
 @pytest.mark.slow
 def test_dependents_are_named_and_nothing_changes_until_cascade(
-    client: Any, ctx: AppContext, runtime: Any, history: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, history: pd.DataFrame
 ) -> None:
     fs_id = feature_set(client, history)
     model_id = train(client, fs_id)
@@ -129,7 +129,7 @@ def test_dependents_are_named_and_nothing_changes_until_cascade(
 
 
 def test_cascade_refuses_while_a_dependent_model_is_in_production(
-    client: Any, ctx: AppContext, runtime: Any, history: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, history: pd.DataFrame
 ) -> None:
     fs_id = feature_set(client, history)
     model_id = train(client, fs_id)
@@ -169,7 +169,7 @@ class _FailingDatasetDelete:
 
 @pytest.mark.slow
 def test_a_delete_interrupted_half_way_finishes_on_retry(
-    client: Any, ctx: AppContext, runtime: Any, history: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, history: pd.DataFrame
 ) -> None:
     fs_id = feature_set(client, history)
     model_id = train(client, fs_id)
@@ -193,7 +193,7 @@ def test_a_delete_interrupted_half_way_finishes_on_retry(
 
 
 def test_a_dataset_left_deleting_by_an_earlier_crash_can_be_deleted(
-    client: Any, ctx: AppContext, runtime: Any, history: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, history: pd.DataFrame
 ) -> None:
     """The state the old delete left behind: the dataset hidden in DELETING, its
     feature set still READY with its files already gone."""
@@ -216,7 +216,7 @@ def test_a_dataset_left_deleting_by_an_earlier_crash_can_be_deleted(
 
 
 def test_delete_waits_for_unfinished_work_on_the_dataset(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     from tests.support.data import upload
 

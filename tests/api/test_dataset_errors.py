@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from shared.bootstrap import AppContext
+from shared.container import Container
 from shared.db.models import Dataset, DatasetVersion
-from shared.storage.base import StorageError
+from shared.ports import StorageError
 from tests.support.data import CSV, upload
 
 API = "/api/v1/datasets"
@@ -26,7 +26,7 @@ def _error(resp: Any, status: int, code: str) -> dict[str, Any]:
     return body["error"]  # type: ignore[no-any-return]
 
 
-def _nothing_stored(ctx: AppContext) -> None:
+def _nothing_stored(ctx: Container) -> None:
     with ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Dataset)) == 0
         assert s.scalar(select(func.count()).select_from(DatasetVersion)) == 0
@@ -48,7 +48,7 @@ def _nothing_stored(ctx: AppContext) -> None:
     ],
 )
 def test_bad_files_are_refused(
-    client: Any, ctx: AppContext, content: bytes, filename: str, needle: str
+    client: Any, ctx: Container, content: bytes, filename: str, needle: str
 ) -> None:
     resp = upload(client, content=content, filename=filename, content_type="")
     assert resp.status_code in (415, 422), resp.text
@@ -58,7 +58,7 @@ def test_bad_files_are_refused(
     _nothing_stored(ctx)
 
 
-def test_upload_over_the_limit_is_413(client: Any, ctx: AppContext) -> None:
+def test_upload_over_the_limit_is_413(client: Any, ctx: Container) -> None:
     big = CSV + b"T9,U9,1.00,2026-01-01T00:00:00Z,mobile,0\n" * 150_000  # ~6 MB > 5 MiB
     error = _error(upload(client, content=big), 413, "PAYLOAD_TOO_LARGE")
     assert "5 MiB" in error["message"]
@@ -70,7 +70,7 @@ def test_not_multipart_is_415(client: Any) -> None:
     _error(resp, 415, "UNSUPPORTED_MEDIA_TYPE")
 
 
-def test_missing_file_and_name(client: Any, ctx: AppContext) -> None:
+def test_missing_file_and_name(client: Any, ctx: Container) -> None:
     resp = client.post(API, data={"name": "x"}, files={"other": ("a.txt", b"x")})
     assert _error(resp, 422, "VALIDATION_ERROR")["details"][0]["field"] == "file"
     resp = upload(client, name="  ")
@@ -132,9 +132,7 @@ class _FailingMidUpload:
         return getattr(self.inner, name)
 
 
-def test_storage_failure_mid_upload_leaves_nothing(
-    client: Any, ctx: AppContext
-) -> None:
+def test_storage_failure_mid_upload_leaves_nothing(client: Any, ctx: Container) -> None:
     ctx.blobs = _FailingMidUpload(ctx.blobs)  # type: ignore[assignment]
     resp = upload(client)
     _error(resp, 503, "STORAGE_UNAVAILABLE")
@@ -142,7 +140,7 @@ def test_storage_failure_mid_upload_leaves_nothing(
 
 
 def test_storage_failure_on_new_version_keeps_the_old_one(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     created = upload(client).json()["data"]
     inner = ctx.blobs
@@ -157,7 +155,7 @@ def test_storage_failure_on_new_version_keeps_the_old_one(
 
 
 def test_database_failure_after_blob_upload_removes_the_blob(
-    client: Any, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+    client: Any, ctx: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shared.services import datasets
 

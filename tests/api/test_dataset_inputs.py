@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shared.bootstrap import AppContext
+from shared.container import Container
 from shared.db.models import Dataset
 from tests.support.data import CSV, upload
 
@@ -48,7 +48,7 @@ def _valid(schema: dict[str, Any], value: str) -> bool:
     )
 
 
-def _stored_names(ctx: AppContext) -> list[str]:
+def _stored_names(ctx: Container) -> list[str]:
     with ctx.db.session() as s:
         return sorted(s.scalars(select(Dataset.name)))
 
@@ -76,7 +76,7 @@ BAD_NAMES = [
 
 @pytest.mark.parametrize(("name", "reason"), BAD_NAMES)
 def test_names_the_schema_forbids_are_refused(
-    client: Any, ctx: AppContext, name: str, reason: str
+    client: Any, ctx: Container, name: str, reason: str
 ) -> None:
     schema = _form_schema(client, API)["properties"]["name"]
     assert not _valid(schema, name)  # the document says so too
@@ -100,7 +100,7 @@ def test_names_the_schema_forbids_are_refused(
     ],
 )
 def test_names_the_schema_allows_are_accepted(
-    client: Any, ctx: AppContext, name: str, stored: str
+    client: Any, ctx: Container, name: str, stored: str
 ) -> None:
     schema = _form_schema(client, API)["properties"]["name"]
     assert _valid(schema, name)
@@ -114,7 +114,7 @@ def test_names_the_schema_allows_are_accepted(
     "description", ["nul\x00inside", "x" * 10_001], ids=["nul", "too-long"]
 )
 def test_descriptions_the_schema_forbids_are_refused(
-    client: Any, ctx: AppContext, description: str
+    client: Any, ctx: Container, description: str
 ) -> None:
     schema = _form_schema(client, API)["properties"]["description"]
     assert not _valid(schema, description)
@@ -155,9 +155,7 @@ def _raw_form(client: Any, parts: list[tuple[str, str | None, bytes]]) -> Any:
 
 
 @pytest.mark.parametrize("twice", ["name", "description", "file"])
-def test_a_field_sent_twice_is_refused(
-    client: Any, ctx: AppContext, twice: str
-) -> None:
+def test_a_field_sent_twice_is_refused(client: Any, ctx: Container, twice: str) -> None:
     """One string each, says the schema; an array (the field repeated) is not one,
     and taking either value silently would store what the client may not mean."""
     parts: list[tuple[str, str | None, bytes]] = [
@@ -173,7 +171,7 @@ def test_a_field_sent_twice_is_refused(
 
 
 def test_the_client_file_name_is_recorded_within_its_column(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     """Informative only: cut to the column's 500 characters (the end kept) and
     without control characters, rather than a database error on PostgreSQL."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import AppContext
+from shared.container import Container
 from tests.support.data import CSV, parquet_bytes, upload
 
 API = "/api/v1/datasets"
@@ -22,7 +22,7 @@ def _data(resp: Any) -> Any:
 
 
 def test_upload_csv_creates_dataset_with_schema_and_blob(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     resp = upload(client, name="fraud_train_v1", description="January")
     assert resp.status_code == 201, resp.text
@@ -119,7 +119,7 @@ def test_preview_rows_are_bounded(client: Any) -> None:
     assert resp.status_code == 422
 
 
-def test_new_version_keeps_history(client: Any, ctx: AppContext) -> None:
+def test_new_version_keeps_history(client: Any, ctx: Container) -> None:
     dataset_id = _data(upload(client))["id"]
     more = CSV + b"T4,U3,99.00,2026-01-03T09:00:00Z,tablet,0\n"
     resp = upload(
@@ -142,7 +142,7 @@ def test_new_version_keeps_history(client: Any, ctx: AppContext) -> None:
     assert missing.status_code == 404
 
 
-def test_delete_removes_row_and_blobs(client: Any, ctx: AppContext) -> None:
+def test_delete_removes_row_and_blobs(client: Any, ctx: Container) -> None:
     dataset_id = _data(upload(client))["id"]
     upload(client, name=None, url=f"{API}/{dataset_id}/versions")
     assert ctx.blobs.list(f"datasets/{dataset_id}/")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import AppContext
-from shared.storage.base import StorageError
+from shared.container import Container
+from shared.ports import StorageError
 
 
 def test_request_id_is_echoed_and_logged(
@@ -55,7 +55,7 @@ def test_json_log_lines_carry_request_id() -> None:
     assert '"request_id": "rid-9"' in line and '"message": "hello"' in line
 
 
-def test_health_reports_database_and_storage(client: Any, ctx: AppContext) -> None:
+def test_health_reports_database_and_storage(client: Any, ctx: Container) -> None:
     resp = client.get("/api/v1/health")
     assert resp.status_code == 200
     data = resp.json()["data"]
@@ -65,7 +65,7 @@ def test_health_reports_database_and_storage(client: Any, ctx: AppContext) -> No
     assert data["storage"]["status"] == "ok"
 
 
-def test_health_is_503_when_storage_is_down(client: Any, ctx: AppContext) -> None:
+def test_health_is_503_when_storage_is_down(client: Any, ctx: Container) -> None:
     class Down:
         def ping(self) -> None:
             raise StorageError("connection refused")

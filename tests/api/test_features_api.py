@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ml.datagen import GeneratorConfig, generate_transactions
-from shared.bootstrap import AppContext
+from shared.container import Container
 from shared.db.models import FeatureSet, Job
 from tests.support.data import upload
 from tests.support.jobs import wait_for_job
@@ -47,7 +47,7 @@ def _compute(client: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_compute_features_end_to_end(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     dataset_id = _dataset(client, transactions)
     job = _compute(
@@ -145,7 +145,7 @@ def test_column_mapping_and_missing_optional_columns(
 )
 def test_bad_requests_are_refused_before_any_job(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     transactions: pd.DataFrame,
     body: dict[str, Any],
     status: int,
@@ -177,7 +177,7 @@ def test_missing_required_role_is_422(client: Any, transactions: pd.DataFrame) -
 )
 def test_bad_data_fails_the_job_and_writes_nothing(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     runtime: Any,
     transactions: pd.DataFrame,
     column: str,
@@ -210,17 +210,15 @@ def test_unknown_job_and_set_are_404(client: Any) -> None:
         assert client.get(url).status_code == 404, url
 
 
-def test_restart_fails_jobs_that_cannot_resume(ctx: AppContext) -> None:
+def test_restart_fails_jobs_that_cannot_resume(ctx: Container) -> None:
     """A job left RUNNING by a dead process, with no orchestration to resume, ends FAILED
     with the reason when the local runtime starts."""
     import uuid
 
     from local.runtime import LocalRuntime
     from shared.db.models import TrainingJob
-    from shared.jobs.service import JobService
-    from shared.services.training import TrainingService
 
-    jobs = JobService(ctx)
+    jobs = ctx.jobs
     job = jobs.create("features", {"job_id": "x"})
     jobs.start(job.id)
     training_id = uuid.uuid4()
@@ -236,15 +234,14 @@ def test_restart_fails_jobs_that_cannot_resume(ctx: AppContext) -> None:
     after = jobs.get(job.id)
     assert after["status"] == "FAILED"
     assert "could not be resumed" in after["error_message"]
-    training = TrainingService(ctx).get(str(training_id))
+    training = ctx.training.get(str(training_id))
     assert training["status"] == "FAILED"
     assert "could not be resumed" in training["error_message"]
 
 
-def test_cancel_a_pending_job(client: Any, ctx: AppContext) -> None:
-    from shared.jobs.service import JobService
+def test_cancel_a_pending_job(client: Any, ctx: Container) -> None:
 
-    job = JobService(ctx).create("features", {})
+    job = ctx.jobs.create("features", {})
     resp = client.post(f"{API}/jobs/{job.id}/cancel")
     assert resp.status_code == 200
     assert resp.json()["data"]["status"] == "CANCELLED"
@@ -278,7 +275,7 @@ def test_transient_activity_failure_is_retried(
 @pytest.mark.slow
 def test_exhausted_retries_fail_the_job_with_the_reason(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     runtime: Any,
     transactions: pd.DataFrame,
     monkeypatch: pytest.MonkeyPatch,
@@ -297,7 +294,7 @@ def test_exhausted_retries_fail_the_job_with_the_reason(
 
 def test_restart_in_the_middle_resumes_the_orchestration(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     transactions: pd.DataFrame,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

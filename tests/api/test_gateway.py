@@ -11,14 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from functions.api.app import API_PREFIX, create_asgi_app
-from shared.bootstrap import AppContext
 from shared.config import get_settings
+from shared.container import Container
 
 SECRET = "s3cret-from-the-gateway"
 
 
 @pytest.fixture
-def guarded(ctx: AppContext) -> Iterator[TestClient]:
+def guarded(ctx: Container) -> Iterator[TestClient]:
     with TestClient(create_asgi_app(gateway_secret=SECRET)) as client:
         yield client
 
@@ -50,7 +50,7 @@ def test_the_openapi_document_stays_open_for_the_gateway_import(
 
 
 def test_the_secret_comes_from_the_setting(
-    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+    ctx: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SH_GATEWAY_SECRET", SECRET)
     get_settings.cache_clear()

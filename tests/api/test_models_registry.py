@@ -7,14 +7,14 @@ import threading
 import uuid
 from typing import Any
 
-from shared.bootstrap import AppContext
+from shared.container import Container
 from shared.db.models import MLModel
 
 API = "/api/v1/models"
 
 
 def _model(
-    ctx: AppContext,
+    ctx: Container,
     version: str,
     name: str = "fraud",
     onnx_diff: float = 1e-6,
@@ -55,7 +55,7 @@ def _status(client: Any, model_id: str) -> str:
 
 
 def test_promote_archives_the_previous_production_model(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     v1, v2 = _model(ctx, "1.0"), _model(ctx, "2.0")
     assert (
@@ -80,7 +80,7 @@ def test_promote_archives_the_previous_production_model(
 
 
 def test_baselines_gate_promotion_unless_overridden_with_a_reason(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     model = _model(ctx, "1.0", recall=0.7)
     resp = client.post(
@@ -115,7 +115,7 @@ def test_baselines_gate_promotion_unless_overridden_with_a_reason(
 
 
 def test_a_successor_must_meet_the_production_models_baselines(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     v1, v2 = _model(ctx, "1.0"), _model(ctx, "2.0", auc_roc=0.90)
     assert _promote(client, v1).status_code == 200
@@ -129,7 +129,7 @@ def test_a_successor_must_meet_the_production_models_baselines(
     assert _status(client, v1) == "PRODUCTION"
 
 
-def test_onnx_mismatch_blocks_promotion(client: Any, ctx: AppContext) -> None:
+def test_onnx_mismatch_blocks_promotion(client: Any, ctx: Container) -> None:
     model = _model(ctx, "1.0", onnx_diff=3e-3)
     resp = _promote(client, model, override_baselines=True, reason="try")
     assert resp.status_code == 409
@@ -137,7 +137,7 @@ def test_onnx_mismatch_blocks_promotion(client: Any, ctx: AppContext) -> None:
 
 
 def test_racing_promotions_leave_exactly_one_production_model(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     ids = [_model(ctx, f"{i}.0") for i in range(1, 7)]
     codes: list[int] = []
@@ -160,7 +160,7 @@ def test_racing_promotions_leave_exactly_one_production_model(
 
 
 def test_rollback_restores_the_previous_production_version(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     v1, v2 = _model(ctx, "1.0"), _model(ctx, "2.0")
     _promote(client, v1)
@@ -179,7 +179,7 @@ def test_rollback_restores_the_previous_production_version(
     assert client.post(f"{API}/{v2}/rollback", json={}).status_code == 409
 
 
-def test_compare_and_metrics(client: Any, ctx: AppContext) -> None:
+def test_compare_and_metrics(client: Any, ctx: Container) -> None:
     a = _model(ctx, "1.0", recall=0.7, fpr=0.02)
     b = _model(ctx, "2.0", recall=0.9, fpr=0.03)
     data = client.get(f"{API}/compare", params={"ids": f"{a},{b}"}).json()["data"]
@@ -190,7 +190,7 @@ def test_compare_and_metrics(client: Any, ctx: AppContext) -> None:
     assert metrics["metrics"]["recall"] == 0.7 and metrics["threshold"] == 0.5
 
 
-def test_registry_errors(client: Any, ctx: AppContext) -> None:
+def test_registry_errors(client: Any, ctx: Container) -> None:
     unknown = "0b9d6f7e-5c1a-4f3e-9d2b-7a6c5e4d3f21"
     assert _promote(client, unknown).status_code == 404
     assert client.get(f"{API}/{unknown}").status_code == 404

@@ -33,10 +33,10 @@ from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 
-from shared.bootstrap import AppContext, set_context
+from shared.adapters.blobs.factory import make_blob_store
 from shared.config import Settings
+from shared.container import Container, use
 from shared.db.session import Database
-from shared.storage.factory import make_blob_store
 
 API = "/api/v1"
 # per operation, fuzzing phase (the examples and coverage phases come on top)
@@ -88,24 +88,24 @@ def flatmap_path_parameters(
 @pytest.fixture(scope="module", autouse=True)
 def contract_ctx(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
-) -> Iterator[AppContext]:
+) -> Iterator[Container]:
     root = tmp_path_factory.mktemp("contract")
     shutil.copyfile(sqlite_template, root / "test.db")
     db = Database(f"sqlite:///{root / 'test.db'}")
     app_settings = Settings(data_dir=root / "data", log_json=False, max_upload_mb=5)
-    context = AppContext(
+    context = Container(
         settings=app_settings, db=db, blobs=make_blob_store(app_settings)
     )
-    set_context(context)
+    use(context)
     _seed(context)
     yield context
     context.close()
-    set_context(None)
+    use(None)
     db.dispose()
     EXISTING.clear()
 
 
-def _seed(context: AppContext) -> None:
+def _seed(context: Container) -> None:
     """A dataset, its feature set, a model trained on it and put in production, as a
     user gets there; then the runtime stops, so that what the fuzzer starts stays put."""
     from local.runtime import LocalRuntime
@@ -269,7 +269,7 @@ TestWorkflows.settings = settings(BOUNDED, stateful_step_count=8)
 
 
 @pytest.fixture(scope="module")
-def client(contract_ctx: AppContext) -> Iterator[TestClient]:
+def client(contract_ctx: Container) -> Iterator[TestClient]:
     with TestClient(_app(), raise_server_exceptions=False) as c:
         yield c
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from ml.explain import generic_reason
 from ml.features import FeatureConfig, compute_features
-from shared.bootstrap import AppContext
+from shared.container import Container
 from shared.db.models import OnlineTransaction, Prediction
 from tests.support.data import upload
 from tests.support.jobs import wait_for_job
@@ -45,12 +45,12 @@ def _live(
     return [as_request(r) for r in rows]
 
 
-def _count(ctx: AppContext, model: Any) -> int:
+def _count(ctx: Container, model: Any) -> int:
     with ctx.db.session() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def _logged(ctx: AppContext) -> dict[str, Prediction]:
+def _logged(ctx: Container) -> dict[str, Prediction]:
     with ctx.db.session() as s:
         return {p.transaction_id: p for p in s.scalars(select(Prediction))}
 
@@ -83,7 +83,7 @@ def test_without_a_production_model_predict_says_what_to_do(client: Any) -> None
 @pytest.mark.slow
 def test_predict_uses_online_features_equal_to_batch_and_logs_each_once(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     runtime: Any,
     transactions: pd.DataFrame,
     batch_features: pd.DataFrame,
@@ -135,7 +135,7 @@ def test_predict_uses_online_features_equal_to_batch_and_logs_each_once(
 
 
 def test_explanations_add_up_to_the_raw_score_and_read_well(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     serve(client, transactions.iloc[:HISTORY])
     for txn in _live(transactions, 5):
@@ -167,7 +167,7 @@ def test_explanations_add_up_to_the_raw_score_and_read_well(
 @pytest.mark.slow
 def test_batch_scores_in_order_all_or_nothing(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     runtime: Any,
     transactions: pd.DataFrame,
     batch_features: pd.DataFrame,
@@ -226,7 +226,7 @@ BAD_TRANSACTIONS = [
 
 
 def test_bad_input_is_refused_with_field_details(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     serve(client, transactions.iloc[:HISTORY])
     good = _live(transactions, 1)[0]
@@ -273,7 +273,7 @@ def test_bad_input_is_refused_with_field_details(
 
 @pytest.mark.slow
 def test_labels_fill_actual_label_and_the_online_state(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     model_id = serve(client, transactions.iloc[:HISTORY])
     live = _live(transactions, 20)
@@ -307,7 +307,7 @@ def test_labels_fill_actual_label_and_the_online_state(
 
 @pytest.mark.slow
 def test_promotion_swaps_the_model_without_failing_a_request(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     first = serve(client, transactions.iloc[:HISTORY])
     model = client.get(f"{API}/models/{first}").json()["data"]
@@ -347,7 +347,7 @@ def test_promotion_swaps_the_model_without_failing_a_request(
 
 @pytest.mark.slow
 def test_each_answer_is_sent_only_once_its_prediction_is_stored(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     """The log row commits with the online state: when an answer arrives, its row is
     already in ``predictions`` (a crash after it cannot lose it); a batch's too."""
@@ -366,7 +366,7 @@ def test_each_answer_is_sent_only_once_its_prediction_is_stored(
 
 def test_a_failure_while_scoring_stores_nothing_and_the_retry_applies_it(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     runtime: Any,
     transactions: pd.DataFrame,
     monkeypatch: pytest.MonkeyPatch,
@@ -412,7 +412,7 @@ def test_a_failure_while_scoring_stores_nothing_and_the_retry_applies_it(
 
 @pytest.mark.slow
 def test_a_replay_whose_log_row_is_missing_restores_it(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     """A prediction acknowledged but not logged (by a version that logged after
     answering): its retry answers the same prediction and writes the missing row, so
@@ -449,7 +449,7 @@ def test_a_replay_whose_log_row_is_missing_restores_it(
 @pytest.mark.slow
 def test_a_promotion_keeps_the_live_online_state_unless_told_to_replace_it(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     runtime: Any,
     transactions: pd.DataFrame,
     batch_features: pd.DataFrame,
@@ -492,7 +492,7 @@ def test_a_promotion_keeps_the_live_online_state_unless_told_to_replace_it(
 
 @pytest.mark.slow
 def test_labels_reach_every_feature_configuration_that_scored_the_transaction(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     """Also one that the worker receiving the label has not loaded: a shadow model's
     with other windows, scored in another worker (here: before a restart)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import AppContext
+from shared.container import Container
 from tests.support.fresh_process import run_fresh
 from tests.support.serving import as_request, generated, serve
 
@@ -47,7 +47,7 @@ print(json.dumps({
 # the embedded stack: the child process opens the same database file and blob folder
 @pytest.mark.parametrize("ctx", ["embedded"], indirect=True)
 def test_first_predict_in_a_fresh_process_loads_no_training_stack(
-    client: Any, ctx: AppContext, runtime: Any
+    client: Any, ctx: Container, runtime: Any
 ) -> None:
     df = generated(3000)
     serve(client, df.iloc[:2500])

@@ -19,10 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from functions.api.routes import predict as routes
-from shared.bootstrap import AppContext, set_context
+from shared.adapters.blobs.factory import make_blob_store
 from shared.config import Settings
+from shared.container import Container, use
 from shared.db.session import Database
-from shared.storage.factory import make_blob_store
 from tests.support.serving import API, as_request, generated, serve
 
 JSON = {"content-type": "application/json"}
@@ -45,14 +45,14 @@ def embedded(tmp_path: Path, sqlite_template: Path) -> Iterator[TestClient]:
     shutil.copyfile(sqlite_template, tmp_path / "test.db")
     db = Database(f"sqlite:///{tmp_path / 'test.db'}")
     settings = Settings(data_dir=tmp_path / "data", log_json=False)
-    context = AppContext(settings=settings, db=db, blobs=make_blob_store(settings))
-    set_context(context)
+    context = Container(settings=settings, db=db, blobs=make_blob_store(settings))
+    use(context)
     try:
         with TestClient(create_asgi_app(), raise_server_exceptions=False) as client:
             yield client
     finally:
         context.close()
-        set_context(None)
+        use(None)
         db.dispose()
 
 
@@ -308,7 +308,7 @@ def transactions() -> pd.DataFrame:
 
 
 def test_edge_values_score_on_every_route_and_leave_explanations_working(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     serve(client, transactions.iloc[:HISTORY])
     rows = cast(list[dict[str, Any]], transactions.iloc[HISTORY:].to_dict("records"))

@@ -16,7 +16,7 @@ from functions.api.app import API_PREFIX, create_app, create_asgi_app
 from functions.api.envelope import RequestIdMiddleware
 from functions.api.routes.predict import PREDICT_MAX_BYTES
 from functions.api.scoring_path import ScoringPath
-from shared.bootstrap import AppContext
+from shared.container import Container
 from tests.support.serving import API, as_request, generated, serve
 
 HISTORY = 1500
@@ -37,7 +37,7 @@ class _Seen:
 
 
 @pytest.fixture
-def clients(ctx: AppContext) -> Iterator[tuple[TestClient, TestClient, _Seen]]:
+def clients(ctx: Container) -> Iterator[tuple[TestClient, TestClient, _Seen]]:
     """(through the scoring path, the FastAPI app alone, what reached the app)."""
     seen = _Seen(create_app())
     fast = RequestIdMiddleware(ScoringPath(seen, API_PREFIX))
@@ -123,7 +123,7 @@ def test_the_request_id_reaches_a_scoring_path_answer(client: TestClient) -> Non
     assert resp.json()["meta"]["request_id"] == "abc-123"
 
 
-def test_the_setting_off_hands_predict_to_the_framework(ctx: AppContext) -> None:
+def test_the_setting_off_hands_predict_to_the_framework(ctx: Container) -> None:
     """SH_SCORING_PATH=false: the FastAPI route answers /predict (the same answers,
     the test above), and a body declared too large is still refused in the envelope."""
     seen = _Seen(create_app())

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from shared.bootstrap import AppContext
+from shared.adapters.blobs.local import LocalBlobStore
+from shared.container import Container
 from shared.db.models import Dataset, DatasetVersion
-from shared.storage.base import BlobStore
-from shared.storage.local import LocalBlobStore
+from shared.ports import BlobStore
 from tests.support.data import upload
 
 API = "/api/v1/datasets"
@@ -27,7 +27,7 @@ def _break_local_store(store: LocalBlobStore) -> None:
 
 
 def _closed_port_store() -> BlobStore:
-    from shared.storage.azure_blob import AzureBlobStore
+    from shared.adapters.blobs.azure_blob import AzureBlobStore
 
     store = AzureBlobStore(
         "c",
@@ -38,21 +38,21 @@ def _closed_port_store() -> BlobStore:
     return store
 
 
-def _broken_store(ctx: AppContext) -> None:
+def _broken_store(ctx: Container) -> None:
     if isinstance(ctx.blobs, LocalBlobStore):
         _break_local_store(ctx.blobs)
     else:  # Azurite's stack: the same account on a port nothing listens on
         ctx.blobs = _closed_port_store()
 
 
-def _no_dataset_rows(ctx: AppContext) -> None:
+def _no_dataset_rows(ctx: Container) -> None:
     with ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Dataset)) == 0
         assert s.scalar(select(func.count()).select_from(DatasetVersion)) == 0
 
 
 def test_upload_to_unwritable_storage_is_503_and_stores_nothing(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     _broken_store(ctx)
     resp = upload(client, name="tx")
@@ -66,7 +66,7 @@ def test_upload_to_unwritable_storage_is_503_and_stores_nothing(
 
 
 def test_health_probes_storage_and_reports_it_failing(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     assert client.get("/api/v1/health").json()["data"]["storage"]["status"] == "ok"
     _broken_store(ctx)
@@ -79,14 +79,14 @@ def test_health_probes_storage_and_reports_it_failing(
     assert data["database"]["status"] == "ok"
 
 
-def test_health_probe_leaves_no_blob_behind(client: Any, ctx: AppContext) -> None:
+def test_health_probe_leaves_no_blob_behind(client: Any, ctx: Container) -> None:
     for _ in range(3):
         assert client.get("/api/v1/health").status_code == 200
     assert ctx.blobs.list("") == []
 
 
 def test_local_store_turns_os_errors_into_storage_errors(tmp_path: Path) -> None:
-    from shared.storage.base import StorageError
+    from shared.ports import StorageError
 
     store = LocalBlobStore(tmp_path / "blobs")
     source = tmp_path / "src.bin"
@@ -99,7 +99,7 @@ def test_local_store_turns_os_errors_into_storage_errors(tmp_path: Path) -> None
 
 
 def test_upload_when_the_spool_folder_is_unwritable_is_503(
-    client: Any, ctx: AppContext, tmp_path: Path
+    client: Any, ctx: Container, tmp_path: Path
 ) -> None:
     """Uploads wait on disk under the data dir; a disk that cannot take them is the
     server's trouble (503), not a malformed request or an internal error."""

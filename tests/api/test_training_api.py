@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ml.datagen import GeneratorConfig, generate_transactions
-from shared.bootstrap import AppContext
+from shared.container import Container
 from tests.support.data import upload
 from tests.support.jobs import wait_for_job
 from tests.support.serving import API
@@ -65,7 +65,7 @@ def test_algorithms_catalog_describes_every_hyperparameter(client: Any) -> None:
 @pytest.mark.parametrize("algorithm", list(SMALL))
 def test_train_each_algorithm_and_register_the_model(
     client: Any,
-    ctx: AppContext,
+    ctx: Container,
     runtime: Any,
     transactions: pd.DataFrame,
     algorithm: str,
@@ -160,7 +160,7 @@ def test_cancel_a_running_job(
 
 
 def test_bad_training_requests(
-    client: Any, ctx: AppContext, transactions: pd.DataFrame
+    client: Any, ctx: Container, transactions: pd.DataFrame
 ) -> None:
     unknown = "0b9d6f7e-5c1a-4f3e-9d2b-7a6c5e4d3f21"
     body = {"name": "x", "feature_set_id": unknown, "algorithm": "xgboost"}
@@ -182,7 +182,7 @@ def test_bad_training_requests(
     assert client.get(f"{API}/training/jobs").json()["meta"]["pagination"]["total"] == 0
 
 
-def _feature_set_no_runtime(client: Any, ctx: AppContext, df: pd.DataFrame) -> str:
+def _feature_set_no_runtime(client: Any, ctx: Container, df: pd.DataFrame) -> str:
     from local.runtime import LocalRuntime
 
     rt = LocalRuntime(ctx, poll_interval=0.2)
@@ -241,7 +241,7 @@ def test_one_class_in_the_training_window_fails_the_job(
 
 @pytest.mark.slow
 def test_promotion_backfills_the_online_state(
-    client: Any, ctx: AppContext, runtime: Any, transactions: pd.DataFrame
+    client: Any, ctx: Container, runtime: Any, transactions: pd.DataFrame
 ) -> None:
     from shared.services.online_features import OnlineFeatureStore
 
@@ -270,7 +270,7 @@ def test_promotion_backfills_the_online_state(
     assert store.states([user])[user]["ts"], "the user's history is in the online state"
 
 
-def _training_row(ctx: AppContext, status: str) -> str:
+def _training_row(ctx: Container, status: str) -> str:
     """A training job as the service records it, without a runtime to start it."""
     import uuid
 
@@ -291,9 +291,7 @@ def _training_row(ctx: AppContext, status: str) -> str:
     return str(job_id)
 
 
-def test_generic_job_endpoints_cover_training_jobs(
-    client: Any, ctx: AppContext
-) -> None:
+def test_generic_job_endpoints_cover_training_jobs(client: Any, ctx: Container) -> None:
     """A training job is a job: /jobs/{id} reports it (PENDING, the state every job
     starts in), /training/jobs/{id} in the spec's training shape (QUEUED), and the
     generic cancel ends it."""
@@ -319,7 +317,7 @@ def test_generic_job_endpoints_cover_training_jobs(
 
 
 def test_generic_cancel_of_a_running_training_job_asks_it_to_stop(
-    client: Any, ctx: AppContext
+    client: Any, ctx: Container
 ) -> None:
     job_id = _training_row(ctx, "RUNNING")
     resp = client.post(f"{API}/jobs/{job_id}/cancel")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from shared.db.models import Job, TrainingJob
 from shared.db.session import Database
 from shared.errors import Conflict, NotFound
-from shared.jobs.service import JobCancelled, JobService, delete_jobs
+from shared.services.jobs import JobCancelled, JobService, delete_jobs
 
 
 class RecordingLauncher:

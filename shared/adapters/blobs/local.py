@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.storage.base import BlobNotFound, StorageError
+from shared.ports import BlobNotFound, StorageError
 
 
 @contextmanager

@@ -24,9 +24,8 @@ from shared.services.pagination import Page, paginate
 from shared.timefmt import elapsed_and_eta, iso
 
 if TYPE_CHECKING:
-    from shared.bootstrap import AppContext
     from shared.db.session import Database
-    from shared.jobs.launcher import JobLauncher
+    from shared.ports import JobLauncher
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +83,9 @@ def job_uuid(job_id: str | uuid.UUID, what: str = "Job") -> uuid.UUID:
 
 class JobService:
     """Takes the database and (read when used: a runtime attaches it after start) the
-    launcher. ``JobService(ctx)`` builds it from the application context."""
+    launcher."""
 
-    def __init__(
-        self,
-        ctx: AppContext | None = None,
-        *,
-        db: Database | None = None,
-        launcher: Callable[[], JobLauncher] | None = None,
-    ) -> None:
-        if ctx is not None:
-            db = ctx.db
-            launcher = launcher or (lambda: ctx.launcher)
-        if db is None or launcher is None:
-            raise TypeError("JobService needs an AppContext, or a db and a launcher")
+    def __init__(self, db: Database, launcher: Callable[[], JobLauncher]) -> None:
         self.db = db
         self._launcher = launcher
 

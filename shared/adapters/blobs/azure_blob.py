@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shared.storage.base import BlobNotFound, StorageError
+from shared.ports import BlobNotFound, StorageError
 
 _CHUNK = 8 * 1024 * 1024
 

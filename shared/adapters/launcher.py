@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 JOBS_QUEUE = "shadow-hubble-jobs"
-
-
-class JobLauncher(Protocol):
-    def launch(
-        self, orchestrator: str, job_id: str, payload: dict[str, Any]
-    ) -> None: ...
-
-    def cancel(self, job_id: str, reason: str) -> None: ...
 
 
 def start_message(orchestrator: str, job_id: str, payload: dict[str, Any]) -> str:

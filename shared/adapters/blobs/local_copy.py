@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.storage.base import BlobStore
+from shared.ports import BlobStore
 
 
 @contextmanager
