@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
 
-from sqlalchemy import Connection
+if TYPE_CHECKING:  # annotations only: importing the app must not load SQLAlchemy
+    from sqlalchemy import Connection
 
-if TYPE_CHECKING:
     from ml.features.config import Float64Array
     from ml.features.online import EntityKey, State
 
