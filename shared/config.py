@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         "collects the young generation less often (0: neither; shared/gc_freezer.py; "
         "bench/bench_predict.py: shorter /predict and /predict/explain tails)",
     )
+    backfill_gc_pause: bool = Field(
+        True,
+        description="Pause the garbage collector while the online state is rebuilt "
+        "from a dataset (promotion's backfill): it builds millions of long-lived "
+        "objects that young collections walk again and again (shared/gc_freezer.py; "
+        "bench/bench_online_store.py: a 1M-row backfill about a third shorter)",
+    )
     gc_full_collect_seconds: float = Field(
         3600.0,
         ge=0,

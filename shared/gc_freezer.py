@@ -1,4 +1,5 @@
-"""Keeps the garbage collector's full passes off the scoring path (SH_GC_FREEZE_SECONDS).
+"""Keeps the garbage collector's full passes off the scoring path (SH_GC_FREEZE_SECONDS),
+and off the online state's bulk rebuild (SH_BACKFILL_GC_PAUSE, ``collector_paused``).
 
 A scoring worker caches tens of thousands of entity states, and every full collection
 walks all of them while holding the GIL. So every ``interval`` seconds everything alive
@@ -13,6 +14,8 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,29 @@ class GcFreezer:
             time.sleep(self.interval)
             self.tick()
 
+
+@contextmanager
+def collector_paused(enabled: bool = True) -> Iterator[None]:
+    """No collection inside (when ``enabled``); the collector's own state after. Nested
+    and concurrent uses are safe: it is re-enabled only by the outermost one."""
+    global _paused
+    if not enabled:
+        yield
+        return
+    with _lock:
+        if _paused == 0:
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _paused -= 1
+            if _paused == 0:
+                gc.enable()
+
+
+_paused = 0  # how many collector_paused() blocks are open in this process
 
 # the collector is per process, and so is its freezer
 _process_freezer: GcFreezer | None = None

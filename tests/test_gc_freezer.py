@@ -87,3 +87,38 @@ def test_frozen_states_score_as_unfrozen_ones() -> None:
     plain = _features(history, None)
     frozen = _features(history, GcFreezer(interval=1, full_every=400))
     assert frozen == plain
+
+
+def test_the_collector_pause_nests_and_restores_the_collector() -> None:
+    from shared.gc_freezer import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # only the outermost block re-enables it
+    assert gc.isenabled()
+    with collector_paused(enabled=False):
+        assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a failing backfill")
+    assert gc.isenabled()
+
+
+def test_a_backfill_builds_the_same_states_with_the_collector_paused() -> None:
+    """SH_BACKFILL_GC_PAUSE's equivalence: the pause changes the time, not the states."""
+    from ml.features import FeatureConfig, backfill_states
+    from ml.features.online import state_to_json
+    from shared.gc_freezer import collector_paused
+
+    df = generated(3000)
+
+    def states() -> dict[Any, bytes]:
+        built = backfill_states(df, FeatureConfig())
+        return {key: state_to_json(s) for key, s in built.items()}
+
+    plain = states()
+    with collector_paused():
+        paused = states()
+    assert len(plain) > 100 and paused == plain

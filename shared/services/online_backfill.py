@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.adapters.blobs.local_copy import local_file
 from shared.db.models import DatasetVersion, FeatureSet, MLModel
+from shared.gc_freezer import collector_paused
 from shared.services.jobs import JobCancelled
 
 if TYPE_CHECKING:
@@ -86,7 +87,10 @@ def run_backfill(ctx: Container, job_id: str) -> dict[str, Any]:
     jobs.progress(
         job_id, 0.3, f"backfilling online state from {len(df):,} transactions"
     )
-    entities = store.backfill(df, column_mapping=config.get("column_mapping") or None)
+    with collector_paused(ctx.settings.backfill_gc_pause):
+        entities = store.backfill(
+            df, column_mapping=config.get("column_mapping") or None
+        )
     result = {
         "kept_live_state": False,
         "entities": entities,
