@@ -158,7 +158,7 @@ def test_sqlite_write_turn_excludes_threads_and_processes(tmp_path: Path) -> Non
         ],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     started = time.monotonic()
