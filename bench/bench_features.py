@@ -79,10 +79,12 @@ def _online(df: Any, n_online: int) -> dict[str, Any]:
         state_from_json,
         state_to_json,
     )
+    from shared.gc_freezer import collector_paused
 
     history, live = df.iloc[:-n_online], df.iloc[-n_online:]
     start = time.perf_counter()
-    states = backfill_states(df, as_of=live["timestamp"].iloc[0])
+    with collector_paused():  # as promotion's backfill runs it (SH_BACKFILL_GC_PAUSE)
+        states = backfill_states(df, as_of=live["timestamp"].iloc[0])
     backfill_s = time.perf_counter() - start
     # A scoring process holds only the states it just read from the database; here
     # all 100k+ states live in memory, so keep the cyclic GC from rescanning them.
