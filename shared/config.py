@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         description="Pause the garbage collector while the online state is rebuilt "
         "from a dataset (promotion's backfill): it builds millions of long-lived "
         "objects that young collections walk again and again (shared/gc_freezer.py; "
-        "bench/bench_online_store.py: a 1M-row backfill about a third shorter)",
+        "bench/bench_features.py times the backfill this way)",
     )
     gc_full_collect_seconds: float = Field(
         3600.0,

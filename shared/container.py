@@ -142,24 +142,18 @@ class Container:
     def _started(self) -> Predictor | None:
         return self._predictor
 
-    @property
-    def started_predictor(self) -> Predictor | None:
-        """The scoring service if a request has built it (health reports on it)."""
-        return self._predictor
-
     def model_changed(self) -> None:
         """A promotion or rollback happened here: re-check the production model now."""
         if self._predictor is not None:
             self._predictor.models.invalidate()
 
     def close(self) -> None:
-        """Stop what the container started: the online stores' cache warm-ups, then
-        the prediction log's writer."""
+        """Stop what the container started: the online stores' cache warm-ups (the
+        prediction log holds nothing: each row is written with its prediction)."""
         with self._predictor_lock:
             predictor, self._predictor = self._predictor, None
         if predictor is not None:
             predictor.models.close()
-            predictor.log.close()
 
 
 def _build_predictor(c: Container) -> Predictor:

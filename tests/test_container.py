@@ -1,25 +1,13 @@
-"""The composition: one container, its services built once from its ports, and no
-service that reaches back to it."""
+"""The composition: one container, its services built once from its ports (that no
+service reaches back to it is import-linter's layer contract, pyproject.toml)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import grimp
-
 from shared.container import Container
 from tests.conftest import make_settings
-
-# the services of this branch; the others still take the context until their rework
-PORT_TAKING = (
-    "shared.services.datasets",
-    "shared.services.dataset_delete",
-    "shared.services.features",
-    "shared.services.health",
-    "shared.services.predictions",
-    "shared.services.serving_models",
-)
 
 
 class _Launcher:
@@ -53,15 +41,3 @@ def test_a_new_port_rebuilds_the_services_that_use_it(tmp_path: Path) -> None:
     blobs = object()
     c.blobs = blobs  # type: ignore[assignment]
     assert c.datasets.blobs is blobs
-
-
-def test_no_service_imports_the_composition() -> None:
-    """Directly: the remaining chains run through the job service and the prediction
-    log, which still take the context (import-linter's layer contract closes them)."""
-    graph = grimp.build_graph("shared")
-    for module in PORT_TAKING:
-        for root in ("shared.container",):
-            assert not graph.direct_import_exists(importer=module, imported=root), (
-                module,
-                root,
-            )

@@ -121,7 +121,7 @@ class JobService:
     def get(self, job_id: str | uuid.UUID, kind: str | None = None) -> dict[str, Any]:
         return job_to_dict(self.get_row(job_id, kind))
 
-    def list_rows(
+    def list_jobs(
         self,
         page: int,
         page_size: int,
@@ -139,15 +139,6 @@ class JobService:
             result = paginate(s, query, page, page_size)
             items = [view(j) for j in result.items]
         return Page(items, result.page, result.page_size, result.total)
-
-    def list_jobs(
-        self,
-        page: int,
-        page_size: int,
-        kind: str | None = None,
-        status: str | None = None,
-    ) -> Page[dict[str, Any]]:
-        return self.list_rows(page, page_size, kind, status)
 
     # -- called from activities -------------------------------------------------------
 

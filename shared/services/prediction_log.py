@@ -179,9 +179,6 @@ class PredictionLog:
                 self._replayed += len(rows)
             log.info("prediction log: replayed %d rows from %s", len(rows), path.name)
 
-    def close(self) -> None:
-        """Nothing is held in memory: every row was written with its prediction."""
-
     def stats(self) -> PredictionLogStats:
         with self._lock:
             return PredictionLogStats(self._written, self._repaired, self._replayed)

@@ -139,7 +139,7 @@ class TrainingService:
         self, page: int, page_size: int, status: str | None = None
     ) -> Page[dict[str, Any]]:
         wanted = PENDING if (status or "").upper() == QUEUED else status
-        return self.jobs.list_rows(
+        return self.jobs.list_jobs(
             page, page_size, KIND, wanted, view=training_job_to_dict
         )
 

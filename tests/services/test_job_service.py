@@ -116,7 +116,7 @@ def test_a_training_job_is_a_job_with_its_detail(
     other = jobs.create("features", {})
     with pytest.raises(NotFound):
         jobs.get_row(other.id, "training")
-    page = jobs.list_rows(1, 10, "training")
+    page = jobs.list_jobs(1, 10, "training")
     assert [j["job_id"] for j in page.items] == [str(job_id)]
     with db.session(write=True) as s:
         delete_jobs(s, [job_id])

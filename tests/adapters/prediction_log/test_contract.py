@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,10 @@ def rec(
 
 
 @pytest.fixture
-def plog(db: Database, tmp_path: Path) -> Iterator[PredictionLog]:
+def plog(db: Database, tmp_path: Path) -> PredictionLog:
     log = PredictionLog(db, tmp_path / "spool")
     log.start()
-    yield log
-    log.close()
+    return log
 
 
 def write(plog: PredictionLog, records: list[PredictionRecord]) -> None:
