@@ -96,8 +96,8 @@ class Backtests:
                 "window_end must be after window_start.",
                 field_error("window_end", "must be after window_start"),
             )
-        self._model(cmd.model_id)
         dataset = self.datasets.version(cmd.dataset_id, None)
+        self._model(cmd.model_id)
         job_id = uuid.uuid4()
         payload = {
             "job_id": str(job_id),
