@@ -43,7 +43,9 @@ class WindowFeatures:
         return int(self.ts.shape[0])
 
 
-def take_rows(data: PreparedTransactions, keep: npt.NDArray[np.bool_]) -> PreparedTransactions:
+def take_rows(
+    data: PreparedTransactions, keep: npt.NDArray[np.bool_]
+) -> PreparedTransactions:
     """The rows where ``keep`` holds, categorical codes unchanged."""
     return PreparedTransactions(
         transaction_id=data.transaction_id[keep],
@@ -82,9 +84,7 @@ def window_features(
             f"the dataset cannot give the model's features {missing}", "dataset_id"
         )
     values = compute_feature_arrays(data, config, specs)
-    in_window = (
-        np.ones(data.n, dtype=bool) if start_ns is None else data.ts >= start_ns
-    )
+    in_window = np.ones(data.n, dtype=bool) if start_ns is None else data.ts >= start_ns
     matrix = np.empty((int(in_window.sum()), len(feature_names)), dtype=np.float32)
     for j, name in enumerate(feature_names):
         matrix[:, j] = values.pop(name)[in_window]

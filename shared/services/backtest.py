@@ -172,8 +172,8 @@ class Backtests:
         import pyarrow.parquet as pq
 
         from ml.features import FeatureConfig, FeatureInputError
-        from shared.adapters.blobs.local_copy import local_file
         from ml.features.window import window_features
+        from shared.adapters.blobs.local_copy import local_file
 
         model = self._model(payload["model_id"])
         onnx = self.blobs.get_bytes(model.storage_path + "model.onnx")
@@ -203,13 +203,7 @@ class Backtests:
             out = Path(tmp) / "scores.parquet"
             pq.write_table(_scores_table(window, scores), out, compression="zstd")
             self.blobs.upload_file(path_in_store, out)
-        labelled = None
-        positives = None
-        if window.label is not None:
-            import numpy as np
-
-            known = ~np.isnan(window.label)
-            labelled, positives = int(known.sum()), int((window.label == 1).sum())
+        labelled, positives = _label_counts(window)
         return {
             "scores_path": path_in_store,
             "model_id": payload["model_id"],
@@ -239,6 +233,15 @@ class Backtests:
             )
             parts.append(scorer.score(window.matrix[lo : lo + _SCORE_CHUNK]))
         return np.concatenate(parts)
+
+
+def _label_counts(window: WindowFeatures) -> tuple[int | None, int | None]:
+    """(labelled rows, frauds) of the window; None without a label column."""
+    import numpy as np
+
+    if window.label is None:
+        return None, None
+    return int((~np.isnan(window.label)).sum()), int((window.label == 1).sum())
 
 
 def _scores_table(window: WindowFeatures, scores: npt.NDArray[Any]) -> Any:

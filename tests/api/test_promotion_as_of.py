@@ -58,9 +58,7 @@ def test_backfill_never_loads_transactions_after_as_of(
     with ctx.db.session() as s:
         model = s.get(MLModel, uuid.UUID(model_id))
     assert model is not None
-    job_id = start_backfill(
-        ctx, model, replace_live=True, as_of=cutoff.to_pydatetime()
-    )
+    job_id = start_backfill(ctx, model, replace_live=True, as_of=cutoff.to_pydatetime())
     job = wait_for_job(client, f"{API}/jobs/{job_id}")
     assert job["status"] == "COMPLETED", job
     assert job["input"]["as_of"].startswith(cutoff.strftime("%Y-%m-%dT%H:%M"))

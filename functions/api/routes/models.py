@@ -254,7 +254,8 @@ class BacktestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dataset_id: str = Field(description="Dataset to score (its latest version)")
     window_start: datetime | None = Field(
-        None, description="First time scored (default: the dataset's start); UTC if naive"
+        None,
+        description="First time scored (default: the dataset's start); UTC if naive",
     )
     window_end: datetime | None = Field(
         None, description="Scored up to, not including, this time (default: the end)"
