@@ -35,7 +35,7 @@ class WindowFeatures:
     user_id: npt.NDArray[np.object_]
     ts: Int64Array  # epoch ns, UTC
     label: Float64Array | None  # 0 / 1 / NaN (unlabelled); None without a label column
-    matrix: npt.NDArray[np.float32]  # (rows, len(feature_names))
+    matrix: npt.NDArray[np.float32]  # (rows, len(feature_names)), column-major
     history_rows: int  # rows before the window that fed its features
 
     @property
@@ -85,9 +85,14 @@ def window_features(
         )
     values = compute_feature_arrays(data, config, specs)
     in_window = np.ones(data.n, dtype=bool) if start_ns is None else data.ts >= start_ns
-    matrix = np.empty((int(in_window.sum()), len(feature_names)), dtype=np.float32)
+    every = bool(in_window.all())
+    # column-major: filled column by column, read by row slices (``np.ascontiguousarray``
+    # of a slice transposes it in blocks, far faster than strided column writes)
+    shape = (int(in_window.sum()), len(feature_names))
+    matrix = np.empty(shape, dtype=np.float32, order="F")
     for j, name in enumerate(feature_names):
-        matrix[:, j] = values.pop(name)[in_window]
+        column = values.pop(name)
+        matrix[:, j] = column if every else column[in_window]
     users = data.categorical["user_id"]
     names = np.asarray(users.uniques, dtype=object)
     return WindowFeatures(

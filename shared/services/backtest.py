@@ -171,14 +171,17 @@ class Backtests:
     def _run(self, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         import pyarrow.parquet as pq
 
-        from ml.features import FeatureConfig, FeatureInputError
+        from ml.features import ROLES, FeatureConfig, FeatureInputError
         from ml.features.window import window_features
         from shared.adapters.blobs.local_copy import local_file
 
         model = self._model(payload["model_id"])
         onnx = self.blobs.get_bytes(model.storage_path + "model.onnx")
+        mapping = model.feature_config.get("column_mapping") or {}
         with local_file(self.blobs, payload["dataset_path"]) as path:
-            df = pq.read_table(path).to_pandas()
+            present = set(pq.read_schema(path).names)
+            wanted = [c for c in (mapping.get(r, r) for r in ROLES) if c in present]
+            df = pq.read_table(path, columns=wanted).to_pandas()
         self.jobs.progress(job_id, 0.1, f"computing features on {len(df):,} rows")
         known = FeatureConfig().to_dict()
         window = window_features(
@@ -189,7 +192,7 @@ class Backtests:
             model.features,
             _ns(payload["window_start"]),
             _ns(payload["window_end"]),
-            column_mapping=model.feature_config.get("column_mapping") or None,
+            column_mapping=mapping or None,
         )
         del df
         if window.n == 0:
@@ -224,8 +227,8 @@ class Backtests:
 
         from ml.scoring import OnnxScorer
 
-        # 0: onnxruntime's own choice of threads (the physical cores)
-        scorer = OnnxScorer(onnx, model.features, model.score_transform, threads=0)
+        # one thread: on a shared machine more threads spin against each other
+        scorer = OnnxScorer(onnx, model.features, model.score_transform)
         parts = []
         for lo in range(0, window.n, _SCORE_CHUNK):
             self.jobs.progress(
