@@ -32,11 +32,12 @@ def evaluation_path(model_id: uuid.UUID | str) -> str:
 
 @dataclass(frozen=True)
 class EvaluationRows:
-    """The test period's rows as training scored them; ``timestamp`` in epoch ns (UTC)."""
+    """The test period's rows as training scored them; ``timestamp`` as epoch ns (UTC)
+    integers or numpy datetime64 of any unit (a feature file's are milliseconds)."""
 
     transaction_id: Sequence[str] | npt.NDArray[Any]
     user_id: Sequence[str] | npt.NDArray[Any]
-    timestamp: npt.NDArray[np.int64]
+    timestamp: npt.NDArray[np.int64] | npt.NDArray[np.datetime64]
     label: npt.NDArray[Any]
     score: npt.NDArray[Any]
 
@@ -50,6 +51,19 @@ class EvaluationRows:
         }
         if len(sizes) != 1:
             raise ValueError(f"evaluation columns differ in length: {sorted(sizes)}")
+
+    @property
+    def epoch_ns(self) -> npt.NDArray[np.int64]:
+        import numpy as np
+
+        values = np.asarray(self.timestamp)
+        if values.dtype.kind == "M":
+            values = values.astype("datetime64[ns]")
+        elif values.dtype.kind not in "iu":
+            raise ValueError(
+                f"timestamps must be epoch ns or datetime64, not {values.dtype}"
+            )
+        return values.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -74,15 +88,17 @@ class ModelEvaluations:
 
         from ml.training.evaluation import precision_metrics
 
+        epoch_ns = rows.epoch_ns
+
         table = pa.table(
             {
                 "transaction_id": pa.array(
                     [str(t) for t in rows.transaction_id], pa.string()
                 ),
                 "user_id": pa.array([str(u) for u in rows.user_id], pa.string()),
-                "timestamp": pa.array(
-                    np.asarray(rows.timestamp, dtype=np.int64), pa.int64()
-                ).cast(pa.timestamp("ns", tz="UTC")),
+                "timestamp": pa.array(epoch_ns, pa.int64()).cast(
+                    pa.timestamp("ns", tz="UTC")
+                ),
                 "label": pa.array(np.asarray(rows.label, dtype=np.int8), pa.int8()),
                 "score": pa.array(np.asarray(rows.score, dtype=np.float64)),
             }
@@ -91,7 +107,7 @@ class ModelEvaluations:
         pq.write_table(table, buf, compression="zstd")
         self.blobs.put_bytes(evaluation_path(model_id), buf.getvalue())
         return precision_metrics(
-            rows.label, rows.score, rows.timestamp, np.asarray(rows.user_id), k
+            rows.label, rows.score, epoch_ns, np.asarray(rows.user_id), k
         )
 
     def rows(self, model_id: uuid.UUID | str) -> EvaluationRows:

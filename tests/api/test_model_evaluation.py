@@ -99,6 +99,21 @@ def test_threshold_falls_back_to_the_models_details(
     assert data["threshold"] == 0.6 and data["threshold_source"] is None
 
 
+def test_millisecond_datetimes_are_stored_as_instants(ctx: Container) -> None:
+    model_id = _model(ctx)
+    rows = _rows(100)
+    in_ms = rows.timestamp.astype("datetime64[ns]").astype("datetime64[ms]")
+    ctx.evaluations.store(
+        model_id,
+        EvaluationRows(
+            rows.transaction_id, rows.user_id, in_ms, rows.label, rows.score
+        ),
+    )
+    back = ctx.evaluations.rows(model_id).timestamp
+    assert np.array_equal(back, in_ms.astype("datetime64[ns]").astype(np.int64))
+    assert back.min() >= T0
+
+
 def test_errors(client: Any, ctx: Container) -> None:
     unknown = client.get(f"{API}/{uuid.uuid4()}/evaluation")
     assert unknown.status_code == 404
