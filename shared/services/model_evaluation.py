@@ -89,7 +89,6 @@ class ModelEvaluations:
         from ml.training.evaluation import precision_metrics
 
         epoch_ns = rows.epoch_ns
-
         table = pa.table(
             {
                 "transaction_id": pa.array(
