@@ -46,6 +46,7 @@ class BacktestCommand:
     dataset_id: str
     window_start: datetime | None = None
     window_end: datetime | None = None
+    dataset_version: str | None = None  # default: the latest
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Backtests:
                 "window_end must be after window_start.",
                 field_error("window_end", "must be after window_start"),
             )
-        dataset = self.datasets.version(cmd.dataset_id, None)
+        dataset = self.datasets.version(cmd.dataset_id, cmd.dataset_version)
         self._model(cmd.model_id)
         job_id = uuid.uuid4()
         payload = {

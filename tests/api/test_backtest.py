@@ -44,6 +44,7 @@ def test_backtest_scores_the_window_with_history(
     end = ts.min() + pd.Timedelta(days=25)
     body = {
         "dataset_id": dataset_id,
+        "dataset_version": "1.0",
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
     }
@@ -144,6 +145,10 @@ def test_errors(client: Any, ctx: Container) -> None:
     assert unknown_model.status_code == 404
     unknown_data = client.post(url, json={"dataset_id": str(uuid.uuid4())})
     assert unknown_data.status_code == 404
+    no_version = client.post(
+        url, json={"dataset_id": dataset_id, "dataset_version": "9.0"}
+    )
+    assert no_version.status_code == 404
     # a registered model without a feature set cannot say how to compute features
     assert client.post(url, json={"dataset_id": dataset_id}).status_code == 409
     no_onnx = _model_row(ctx)

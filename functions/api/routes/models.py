@@ -252,7 +252,8 @@ class ModelEvaluation(BaseModel):
 
 class BacktestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dataset_id: str = Field(description="Dataset to score (its latest version)")
+    dataset_id: str = Field(description="Dataset to score")
+    dataset_version: str | None = Field(None, description="Default: the latest version")
     window_start: datetime | None = Field(
         None,
         description="First time scored (default: the dataset's start); UTC if naive",
@@ -344,7 +345,11 @@ def backtest(
     return ok(
         backtests.request(
             BacktestCommand(
-                model_id, body.dataset_id, body.window_start, body.window_end
+                model_id,
+                body.dataset_id,
+                body.window_start,
+                body.window_end,
+                body.dataset_version,
             )
         ),
         202,
