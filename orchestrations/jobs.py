@@ -39,6 +39,7 @@ class SingleActivityJob:
 SINGLE_ACTIVITY_JOBS = (
     SingleActivityJob("features_orchestrator", "features_compute", "computing", 3),
     SingleActivityJob("training_orchestrator", "training_run", "training", 1, 1000),
+    SingleActivityJob("backtest_orchestrator", "backtest_score", "scoring", 2),
 )
 
 

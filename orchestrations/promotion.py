@@ -1,5 +1,6 @@
 """Promotion's long part as a Durable orchestration: after the registry switches the
-production model, backfill the online feature state it will score with."""
+production model, backfill the online feature state it will score with, from the
+transactions before the job's ``as_of`` time."""
 
 from __future__ import annotations
 
@@ -31,4 +32,4 @@ def online_backfill(job: dict[str, Any]) -> dict[str, Any]:
     from shared.container import container
     from shared.services.online_backfill import run_backfill
 
-    return run_backfill(container(), job["job_id"])
+    return run_backfill(container(), job["job_id"], job.get("as_of"))

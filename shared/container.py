@@ -19,11 +19,13 @@ from shared.config import Settings, get_settings
 if TYPE_CHECKING:
     from shared.db.session import Database
     from shared.ports import BlobStore, JobLauncher
+    from shared.services.backtest import Backtests
     from shared.services.dataset_delete import DatasetDeletion
     from shared.services.datasets import DatasetService
     from shared.services.features import FeatureService
     from shared.services.health import HealthService
     from shared.services.jobs import JobService
+    from shared.services.model_evaluation import ModelEvaluations
     from shared.services.models import ModelCatalog
     from shared.services.predictions import Predictor
     from shared.services.registry import ModelRegistry
@@ -46,6 +48,8 @@ _SERVICES = (
     "training",
     "catalog",
     "registry",
+    "evaluations",
+    "backtests",
 )
 
 
@@ -128,6 +132,18 @@ class Container:
                 self, model, replace_live=replace
             ),
         )
+
+    @cached_property
+    def evaluations(self) -> ModelEvaluations:
+        from shared.services.model_evaluation import ModelEvaluations
+
+        return ModelEvaluations(self.db, self.blobs)
+
+    @cached_property
+    def backtests(self) -> Backtests:
+        from shared.services.backtest import Backtests
+
+        return Backtests(self.db, self.blobs, self.jobs, self.datasets, self.launcher)
 
     @property
     def predictor(self) -> Predictor:

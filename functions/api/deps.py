@@ -91,7 +91,9 @@ PreviewRowsQ = Annotated[
 
 # -- jobs, training and the model registry --------------------------------------------
 if TYPE_CHECKING:
+    from shared.services.backtest import Backtests
     from shared.services.jobs import JobService
+    from shared.services.model_evaluation import ModelEvaluations
     from shared.services.models import ModelCatalog
     from shared.services.registry import ModelRegistry
     from shared.services.training import TrainingService
@@ -113,7 +115,17 @@ async def model_registry(app: Ctx) -> ModelRegistry:
     return app.registry
 
 
+async def model_evaluations(app: Ctx) -> ModelEvaluations:
+    return app.evaluations
+
+
+async def backtests(app: Ctx) -> Backtests:
+    return app.backtests
+
+
 JobServiceDep = Annotated["JobService", Depends(job_service)]
 TrainingServiceDep = Annotated["TrainingService", Depends(training_service)]
 ModelCatalogDep = Annotated["ModelCatalog", Depends(model_catalog)]
 ModelRegistryDep = Annotated["ModelRegistry", Depends(model_registry)]
+ModelEvaluationsDep = Annotated["ModelEvaluations", Depends(model_evaluations)]
+BacktestsDep = Annotated["Backtests", Depends(backtests)]

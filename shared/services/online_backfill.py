@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.blobs.local_copy import local_file
 from shared.db.models import DatasetVersion, FeatureSet, MLModel
+from shared.db.types import utcnow
 from shared.gc_freezer import collector_paused
 from shared.services.jobs import JobCancelled
+from shared.timefmt import iso
 
 if TYPE_CHECKING:
     from shared.container import Container
@@ -28,25 +31,37 @@ ORCHESTRATOR = "promotion_orchestrator"
 
 
 def start_backfill(
-    ctx: Container, model: MLModel, *, replace_live: bool = False
+    ctx: Container,
+    model: MLModel,
+    *,
+    replace_live: bool = False,
+    as_of: datetime | None = None,
 ) -> str | None:
-    """Queue the backfill for a model's feature configuration; None without a feature set."""
+    """Queue the backfill for a model's feature configuration, from the transactions
+    before ``as_of`` (default: now); None without a feature set."""
     if model.feature_set_id is None:
         return None
     job_id = uuid.uuid4()
+    cutoff = iso(as_of or utcnow())
     payload = {
         "job_id": str(job_id),
         "model_id": str(model.id),
         "feature_set_id": str(model.feature_set_id),
         "replace_live": replace_live,
+        "as_of": cutoff,
     }
     ctx.jobs.create(JOB_KIND, payload, job_id)
-    ctx.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
+    ctx.launcher.launch(
+        ORCHESTRATOR, str(job_id), {"job_id": str(job_id), "as_of": cutoff}
+    )
     return str(job_id)
 
 
-def run_backfill(ctx: Container, job_id: str) -> dict[str, Any]:
-    """The activity: idempotent, since a backfill replaces the namespace's state whole."""
+def run_backfill(
+    ctx: Container, job_id: str, as_of: str | None = None
+) -> dict[str, Any]:
+    """The activity: idempotent, since a backfill replaces the namespace's state whole.
+    Transactions at or after ``as_of`` (else the job's, else now) never enter it."""
     import pyarrow.parquet as pq
 
     from shared.services.online_features import OnlineFeatureStore
@@ -69,6 +84,7 @@ def run_backfill(ctx: Container, job_id: str) -> dict[str, Any]:
         reason = "the model's feature set or its dataset no longer exists"
         jobs.fail(job_id, reason)
         return {"status": "FAILED", "error": reason}
+    cutoff = as_of or payload.get("as_of") or iso(utcnow())
     config = fs.feature_config or {}
     store = OnlineFeatureStore.for_feature_config(ctx.db, config)
     if not payload.get("replace_live") and store.is_live():
@@ -89,13 +105,14 @@ def run_backfill(ctx: Container, job_id: str) -> dict[str, Any]:
     )
     with collector_paused(ctx.settings.backfill_gc_pause):
         entities = store.backfill(
-            df, column_mapping=config.get("column_mapping") or None
+            df, column_mapping=config.get("column_mapping") or None, as_of=cutoff
         )
     result = {
         "kept_live_state": False,
         "entities": entities,
         "namespace": store.namespace,
         "rows": len(df),
+        "as_of": cutoff,
     }
     jobs.complete(job_id, result)
     log.info("online state backfilled for model %s: %s", payload["model_id"], result)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from functions.api.deps import ModelCatalogDep, ModelRegistryDep, Paging
+from functions.api.deps import (
+    BacktestsDep,
+    ModelCatalogDep,
+    ModelEvaluationsDep,
+    ModelRegistryDep,
+    Paging,
+)
 from functions.api.envelope import (
     ERRORS_404,
     ERRORS_404_409_422,
@@ -18,7 +25,9 @@ from functions.api.envelope import (
     Envelope,
     ok,
 )
-from functions.api.schemas import Record
+from functions.api.schemas import JobAccepted, Record
+from shared.services.backtest import BacktestCommand
+from shared.services.model_evaluation import EvaluationQuery
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -183,6 +192,77 @@ class RollbackResult(BaseModel):
     production: ModelSummary
 
 
+class RocCurve(BaseModel):
+    fpr: list[float]
+    tpr: list[float]
+
+
+class PrCurve(BaseModel):
+    precision: list[float]
+    recall: list[float]
+
+
+class ConfusionMatrix(BaseModel):
+    tn: int
+    fp: int
+    fn: int
+    tp: int
+
+
+class CalibrationCurve(BaseModel):
+    bin_lower: list[float]
+    bin_upper: list[float]
+    mean_score: list[float] = Field(description="Mean score of the bin's rows")
+    fraud_rate: list[float] = Field(description="Observed fraud rate of the bin's rows")
+    count: list[int]
+
+
+class DayPrecision(BaseModel):
+    day: str = Field(description="UTC date")
+    precision: float = Field(description="Hits among the day's top k, divided by k")
+    candidates: int = Field(description="Transactions (or users) scored that day")
+
+
+class PrecisionAtK(BaseModel):
+    k: int
+    mean: float | None = Field(description="Averaged over the test days")
+    per_day: list[DayPrecision]
+
+
+class ModelEvaluation(BaseModel):
+    model_id: str
+    rows: int = Field(description="Test rows scored")
+    positives: int
+    threshold: float
+    threshold_source: str | None = Field(
+        description="validation or cost; null for models trained before it was kept"
+    )
+    roc_curve: RocCurve | None = Field(description="Null when one class only")
+    pr_curve: PrCurve | None
+    confusion_matrix: ConfusionMatrix = Field(description="At the threshold")
+    calibration: CalibrationCurve
+    precision_at_k: PrecisionAtK = Field(
+        description="Per day, the frauds among the k highest-scored transactions"
+    )
+    user_precision_at_k: PrecisionAtK = Field(
+        description="Per day, users ranked by their highest score: the top k's share "
+        "with at least one fraud that day"
+    )
+
+
+class BacktestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset_id: str = Field(description="Dataset to score")
+    dataset_version: str | None = Field(None, description="Default: the latest version")
+    window_start: datetime | None = Field(
+        None,
+        description="First time scored (default: the dataset's start); UTC if naive",
+    )
+    window_end: datetime | None = Field(
+        None, description="Scored up to, not including, this time (default: the end)"
+    )
+
+
 # 2 to 10 ids, commas between, spaces around them allowed
 _IDS = r"^ *[^, ]+ *(, *[^, ]+ *){1,9}$"
 
@@ -236,6 +316,44 @@ def get_model(model_id: str, models: ModelCatalogDep) -> JSONResponse:
 )
 def model_metrics(model_id: str, models: ModelCatalogDep) -> JSONResponse:
     return ok(models.metrics(model_id))
+
+
+@router.get(
+    "/{model_id}/evaluation",
+    summary="Test-period evaluation: curves, confusion matrix, precision@k per day",
+    response_model=Envelope[ModelEvaluation],
+    responses=ERRORS_404_409_422,
+)
+def model_evaluation(
+    model_id: str,
+    evaluations: ModelEvaluationsDep,
+    k: int = Query(100, ge=1, le=100_000, description="Alerts checked a day"),
+) -> JSONResponse:
+    return ok(evaluations.evaluation(EvaluationQuery(model_id, k)))
+
+
+@router.post(
+    "/{model_id}/score",
+    status_code=202,
+    summary="Backtest: score a dataset's time window with this model, as a job",
+    response_model=Envelope[JobAccepted],
+    responses=ERRORS_404_409_422,
+)
+def backtest(
+    model_id: str, body: BacktestRequest, backtests: BacktestsDep
+) -> JSONResponse:
+    return ok(
+        backtests.request(
+            BacktestCommand(
+                model_id,
+                body.dataset_id,
+                body.window_start,
+                body.window_end,
+                body.dataset_version,
+            )
+        ),
+        202,
+    )
 
 
 @router.get(
