@@ -7,12 +7,12 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from shared.db.models import Job, TrainingJob
+from shared.adapters.repositories.uow import SqlTransactions
+from shared.db.models import TrainingJob
 from shared.db.session import Database
 from shared.errors import Conflict, NotFound
-from shared.services.jobs import JobCancelled, JobService, delete_jobs
+from shared.services.jobs import JobCancelled, JobService
 
 
 class RecordingLauncher:
@@ -33,7 +33,7 @@ def launcher() -> RecordingLauncher:
 
 @pytest.fixture
 def jobs(db: Database, launcher: RecordingLauncher) -> JobService:
-    return JobService(db=db, launcher=lambda: launcher)
+    return JobService(SqlTransactions(db), launcher=lambda: launcher)
 
 
 def test_a_job_runs_to_completion(jobs: JobService) -> None:
@@ -118,8 +118,3 @@ def test_a_training_job_is_a_job_with_its_detail(
         jobs.get_row(other.id, "training")
     page = jobs.list_jobs(1, 10, "training")
     assert [j["job_id"] for j in page.items] == [str(job_id)]
-    with db.session(write=True) as s:
-        delete_jobs(s, [job_id])
-    with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(TrainingJob)) == 0
-        assert list(s.scalars(select(Job.kind))) == ["features"]
