@@ -19,6 +19,7 @@ from shared.db.models import FeatureSet
 from shared.errors import NotFound, ValidationFailed, field_error
 from shared.ports import Duplicate
 from shared.services.datasets import DatasetService
+from shared.services.feature_commands import ComputeCommand, JobAccepted
 from shared.services.jobs import JobCancelled, JobService
 from shared.services.pagination import Page, check_page
 from shared.timefmt import iso
@@ -94,17 +95,15 @@ class FeatureService:
 
     # -- request --------------------------------------------------------------------
 
-    def request_compute(self, request: dict[str, Any]) -> dict[str, Any]:
+    def request_compute(self, cmd: ComputeCommand) -> JobAccepted:
         """Validate, create the job, hand it to the launcher; the 202 body."""
         from ml.features import GROUPS, ROLES, FeatureConfig, FeatureInputError
         from ml.features.config import REQUIRED_ROLES
 
-        dataset = self.datasets.version(
-            request["dataset_id"], request.get("dataset_version")
-        )
+        dataset = self.datasets.version(cmd.dataset_id, cmd.dataset_version)
         columns = [c["name"] for c in dataset.schema["columns"]]
-        config_body = dict(request.get("config") or {})
-        config_body["groups"] = request.get("feature_groups") or list(GROUPS)
+        config_body = dict(cmd.config)
+        config_body["groups"] = list(cmd.feature_groups or GROUPS)
         try:
             config = FeatureConfig.from_dict(config_body)
         except FeatureInputError as exc:
@@ -112,7 +111,7 @@ class FeatureService:
             raise ValidationFailed(
                 exc.message, field_error(field, exc.message)
             ) from None
-        mapping: dict[str, str] = dict(request.get("column_mapping") or {})
+        mapping = dict(cmd.column_mapping)
         details = []
         for role, source in mapping.items():
             if role not in ROLES:
@@ -142,9 +141,9 @@ class FeatureService:
             raise ValidationFailed(
                 "The dataset cannot be mapped onto the feature roles.", details
             )
-        carried = request.get("carry_columns")
+        carried = cmd.carry_columns
         if carried is None:
-            carried = [c for c in DEFAULT_CARRIED_COLUMNS if c in columns]
+            carried = tuple(c for c in DEFAULT_CARRIED_COLUMNS if c in columns)
         missing = [c for c in carried if c not in columns]
         if missing:
             raise ValidationFailed(
@@ -158,18 +157,18 @@ class FeatureService:
             "dataset_id": str(dataset.dataset_id),
             "dataset_version": dataset.version,
             "dataset_path": dataset.storage_path,
-            "output_name": request.get("output_name") or f"features_{dataset.version}",
+            "output_name": cmd.output_name or f"features_{dataset.version}",
             "config": config.to_dict(),
             "column_mapping": mapping,
             "carry_columns": list(carried),
         }
         self.jobs.create(JOB_KIND, payload, job_id)
         self.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
-        return {
-            "job_id": str(job_id),
-            "status": "PENDING",
-            "estimated_time_seconds": round(2 + dataset.row_count * _SECONDS_PER_ROW),
-        }
+        return JobAccepted(
+            job_id=str(job_id),
+            status="PENDING",
+            estimated_time_seconds=round(2 + dataset.row_count * _SECONDS_PER_ROW),
+        )
 
     # -- job ------------------------------------------------------------------------
 
