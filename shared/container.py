@@ -198,6 +198,7 @@ def build_container(settings: Settings) -> Container:
             settings.resolved_database_url,
             settings.database_entra_auth,
             online_durable_commit=settings.online_durable_commit,
+            driver_cursor=settings.db_driver_cursor,
         ),
         blobs=make_blob_store(settings),
     )
