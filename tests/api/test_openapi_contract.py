@@ -259,7 +259,18 @@ def test_operation(case: Any) -> None:
         _judge(case, response, group)
 
 
-class _Workflows(schema.as_state_machine()):  # type: ignore[misc]
+# The typed dataset and feature-set answers give links to real ids. Left out of the
+# workflows: deleting a dataset (a dataset the fuzzer uploaded is deleted once, and the
+# next example's same step answers 404 instead of 204, which hypothesis takes for flaky
+# data generation: the workflows share one database; tests/api/test_dataset_delete.py
+# covers deletes), and starting training (its split times are free strings in the
+# schema, routes/training.py, so a real feature set gets unparseable ones: 422).
+_WORKFLOW_SCHEMA = schema.exclude(
+    method="DELETE", path=f"{API}/datasets/{{dataset_id}}"
+).exclude(method="POST", path=f"{API}/training/jobs")
+
+
+class _Workflows(_WORKFLOW_SCHEMA.as_state_machine()):  # type: ignore[misc]
     """Sequences along the links schemathesis infers (create, then read, cancel,
     delete): where use_after_free and ensure_resource_availability apply."""
 
