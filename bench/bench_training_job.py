@@ -110,6 +110,7 @@ def build_context(tmp: Path) -> Any:
 
 def make_feature_set(ctx: Any, tmp: Path, rows: int) -> str:
     from ml.datagen import GeneratorConfig, generate_transactions
+    from shared.services.feature_commands import ComputeCommand
     from shared.services.upload_spool import Upload
 
     t0 = time.perf_counter()
@@ -129,8 +130,8 @@ def make_feature_set(ctx: Any, tmp: Path, rows: int) -> str:
 
     t0 = time.perf_counter()
     features = ctx.features
-    job = features.request_compute({"dataset_id": ds["id"]})
-    result = features.run_job(job["job_id"])
+    job = features.request_compute(ComputeCommand(dataset_id=ds["id"]))
+    result = features.run_job(job.job_id)
     if result.get("status") != "COMPLETED":
         raise SystemExit(f"feature job did not complete: {result}")
     print(

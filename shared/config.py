@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         "predictions (state and log row together); on, /predict could not sustain "
         "200 requests/s on this project's machines (docs: README, Reliability)",
     )
+    db_driver_cursor: bool = Field(
+        True,
+        description="Run the scoring path's hot statements (online state, prediction "
+        "log, bulk inserts: COPY on PostgreSQL) on the DBAPI cursor inside "
+        "SQLAlchemy's transaction; off, they go through SQLAlchemy Core "
+        "(shared/db/driver.py; bench/bench_driver_cursor.py measures both)",
+    )
     online_warm_entities: int = Field(
         50_000,
         ge=0,

@@ -18,7 +18,7 @@ from shared.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from shared.db.session import Database
-    from shared.ports import BlobStore, JobLauncher
+    from shared.ports import BlobStore, JobLauncher, Transactions
     from shared.services.backtest import Backtests
     from shared.services.dataset_delete import DatasetDeletion
     from shared.services.datasets import DatasetService
@@ -40,6 +40,7 @@ def _no_launcher() -> JobLauncher:
 
 _PORTS = frozenset({"settings", "db", "blobs", "launcher"})
 _SERVICES = (
+    "uow",
     "jobs",
     "datasets",
     "deletion",
@@ -74,32 +75,39 @@ class Container:
             for service in _SERVICES:
                 self.__dict__.pop(service, None)
 
-    # -- services ------------------------------------------------------------------------
+    # -- repositories and services -------------------------------------------------------
+
+    @cached_property
+    def uow(self) -> Transactions:
+        """Units of work on the database: the metadata repositories, one transaction."""
+        from shared.adapters.repositories.uow import SqlTransactions
+
+        return SqlTransactions(self.db)
 
     @cached_property
     def jobs(self) -> JobService:
         from shared.services.jobs import JobService
 
-        return JobService(self.db, lambda: self.launcher)
+        return JobService(self.uow, lambda: self.launcher)
 
     @cached_property
     def datasets(self) -> DatasetService:
         from shared.services.datasets import DatasetService
 
-        return DatasetService(self.db, self.blobs, self.settings, self.deletion)
+        return DatasetService(self.uow, self.blobs, self.settings, self.deletion)
 
     @cached_property
     def deletion(self) -> DatasetDeletion:
         from shared.services.dataset_delete import DatasetDeletion
 
-        return DatasetDeletion(self.db, self.blobs)
+        return DatasetDeletion(self.uow, self.blobs)
 
     @cached_property
     def features(self) -> FeatureService:
         from shared.services.features import FeatureService
 
         return FeatureService(
-            self.db, self.blobs, self.settings, self.jobs, self.datasets, self.launcher
+            self.uow, self.blobs, self.settings, self.jobs, self.datasets, self.launcher
         )
 
     @cached_property
@@ -118,7 +126,7 @@ class Container:
     def catalog(self) -> ModelCatalog:
         from shared.services.models import ModelCatalog
 
-        return ModelCatalog(self.db)
+        return ModelCatalog(self.uow)
 
     @cached_property
     def registry(self) -> ModelRegistry:
@@ -126,7 +134,7 @@ class Container:
         from shared.services.registry import ModelRegistry
 
         return ModelRegistry(
-            self.db,
+            self.uow,
             on_change=self.model_changed,
             backfill=lambda model, replace: start_backfill(
                 self, model, replace_live=replace
@@ -137,13 +145,13 @@ class Container:
     def evaluations(self) -> ModelEvaluations:
         from shared.services.model_evaluation import ModelEvaluations
 
-        return ModelEvaluations(self.db, self.blobs)
+        return ModelEvaluations(self.uow, self.blobs)
 
     @cached_property
     def backtests(self) -> Backtests:
         from shared.services.backtest import Backtests
 
-        return Backtests(self.db, self.blobs, self.jobs, self.datasets, self.launcher)
+        return Backtests(self.uow, self.blobs, self.jobs, self.datasets, self.launcher)
 
     @property
     def predictor(self) -> Predictor:
@@ -182,6 +190,7 @@ def _build_predictor(c: Container) -> Predictor:
     log.start()
     models = ModelServer(
         c.db,
+        c.uow,
         c.blobs,
         c.settings.online_warm_entities,
         c.settings.model_refresh_seconds,
@@ -205,6 +214,7 @@ def build_container(settings: Settings) -> Container:
             settings.resolved_database_url,
             settings.database_entra_auth,
             online_durable_commit=settings.online_durable_commit,
+            driver_cursor=settings.db_driver_cursor,
         ),
         blobs=make_blob_store(settings),
     )

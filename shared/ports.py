@@ -5,16 +5,38 @@ Each port has its own section; its adapters live in ``shared/adapters/<port>/``.
 
 from __future__ import annotations
 
+import math
+import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Protocol,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 if TYPE_CHECKING:  # annotations only: importing the app must not load SQLAlchemy
     from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
     from ml.features.config import Float64Array
     from ml.features.online import EntityKey, State
+    from shared.db.models import (
+        Baseline,
+        Dataset,
+        DatasetVersion,
+        FeatureSet,
+        Job,
+        MLModel,
+        ModelTransition,
+        TrainingJob,
+    )
 
 # ---- online state ----------------------------------------------------------------------
 
@@ -187,3 +209,172 @@ class JobLauncher(Protocol):
     ) -> None: ...
 
     def cancel(self, job_id: str, reason: str) -> None: ...
+
+
+# ---- metadata repositories (shared/adapters/repositories/) -----------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing and the listing's total."""
+
+    items: list[T]
+    page: int
+    page_size: int
+    total: int
+
+    @property
+    def meta(self) -> dict[str, int]:
+        return {
+            "page": self.page,
+            "page_size": self.page_size,
+            "total": self.total,
+            "total_pages": math.ceil(self.total / self.page_size) if self.total else 0,
+        }
+
+
+class Duplicate(Exception):
+    """A write broke a unique constraint (a version taken, a second PRODUCTION model)."""
+
+
+class DatasetRepository(Protocol):
+    """Datasets and their versions. Listings leave DELETING tombstones out."""
+
+    def get(self, dataset_id: uuid.UUID) -> Dataset | None: ...
+    def get_for_update(self, dataset_id: uuid.UUID) -> Dataset | None:
+        """The row, locked until the unit of work ends (tombstones included)."""
+        ...
+
+    def id_named(self, name: str) -> uuid.UUID | None: ...
+    def add(self, dataset: Dataset) -> None: ...
+    def add_version(self, version: DatasetVersion) -> None:
+        """Written now (flushed), so a failure shows before the blob is uploaded."""
+        ...
+
+    def versions(self, dataset_id: uuid.UUID) -> list[DatasetVersion]:
+        """Oldest first."""
+        ...
+
+    def version_count(self, dataset_id: uuid.UUID) -> int: ...
+    def version(self, dataset_id: uuid.UUID, version: str) -> DatasetVersion | None: ...
+    def page(
+        self, page: int, page_size: int, name_contains: str | None
+    ) -> Page[Dataset]:
+        """Newest first."""
+        ...
+
+    def delete(self, dataset: Dataset) -> None:
+        """The dataset row with its version rows."""
+        ...
+
+
+class FeatureSetRepository(Protocol):
+    def get(self, feature_set_id: uuid.UUID) -> FeatureSet | None: ...
+    def add(self, feature_set: FeatureSet) -> None: ...
+    def page(
+        self, page: int, page_size: int, dataset_id: uuid.UUID | None
+    ) -> Page[FeatureSet]:
+        """Newest first."""
+        ...
+
+    def of_dataset(self, dataset_id: uuid.UUID) -> list[FeatureSet]:
+        """Oldest first."""
+        ...
+
+    def any_of_dataset(self, dataset_id: uuid.UUID) -> bool: ...
+    def configs(self) -> list[dict[str, Any]]:
+        """Every feature set's feature configuration."""
+        ...
+
+    def delete(self, feature_set_ids: Sequence[uuid.UUID]) -> None: ...
+
+
+class JobRepository(Protocol):
+    """Jobs of every kind; a training job's detail row comes with it."""
+
+    def add(self, job: Job) -> None: ...
+    def get(self, job_id: uuid.UUID) -> Job | None: ...
+    def get_training(self, job_id: uuid.UUID) -> TrainingJob | None: ...
+    def status(self, job_id: uuid.UUID) -> str | None: ...
+    def page(
+        self, page: int, page_size: int, kind: str | None, status: str | None
+    ) -> Page[Job]:
+        """Newest first; ``kind="training"`` lists ``TrainingJob`` rows."""
+        ...
+
+    def unfinished(self) -> list[Job]: ...
+    def unfinished_training_on(
+        self, feature_set_ids: Sequence[uuid.UUID]
+    ) -> list[TrainingJob]: ...
+    def delete_training_of(
+        self, model_ids: Sequence[uuid.UUID], feature_set_ids: Sequence[uuid.UUID]
+    ) -> None:
+        """The training jobs that made these models or trained on these sets."""
+        ...
+
+
+class ModelRepository(Protocol):
+    """Registered models with their baselines, transitions, metrics and alerts."""
+
+    def get(self, model_id: uuid.UUID) -> MLModel | None: ...
+    def add(self, model: MLModel) -> None: ...
+    def versions(self, name: str) -> list[str]: ...
+    def production_id(self, name: str | None = None) -> uuid.UUID | None:
+        """The PRODUCTION model of ``name``; without one, the latest promoted."""
+        ...
+
+    def previous_production(self, model: MLModel) -> MLModel | None:
+        """The model of the same name that left PRODUCTION last."""
+        ...
+
+    def page(
+        self, page: int, page_size: int, name: str | None, status: str | None
+    ) -> Page[MLModel]:
+        """Newest first."""
+        ...
+
+    def trained_on(self, feature_set_ids: Sequence[uuid.UUID]) -> list[MLModel]:
+        """Oldest first."""
+        ...
+
+    def has_predictions(self, model_id: uuid.UUID) -> bool: ...
+    def active_baselines(self, model_id: uuid.UUID) -> list[Baseline]: ...
+    def add_baselines(self, baselines: Sequence[Baseline]) -> None: ...
+    def add_transition(self, transition: ModelTransition) -> None: ...
+    def transitions_of_name(self, name: str) -> list[ModelTransition]:
+        """Oldest first."""
+        ...
+
+    def delete(self, model_ids: Sequence[uuid.UUID]) -> None:
+        """The models with their own rows: alerts, rules, metrics, baselines,
+        transitions (their training jobs go through ``JobRepository``)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction and the repositories that work inside it."""
+
+    datasets: DatasetRepository
+    feature_sets: FeatureSetRepository
+    jobs: JobRepository
+    models: ModelRepository
+
+    def flush(self) -> None:
+        """Write pending changes now (raises ``Duplicate``), still uncommitted."""
+        ...
+
+    @property
+    def session(self) -> Session:
+        """The SQLAlchemy session, for callers that still write outside these
+        repositories in the same transaction (the registry's ``also``)."""
+        ...
+
+
+class Transactions(Protocol):
+    """Opens units of work: committed when the block ends normally, rolled back on an
+    error; a broken unique constraint raises ``Duplicate``. ``write=True`` for
+    read-then-write work that races with other writers."""
+
+    def __call__(self, write: bool = False) -> AbstractContextManager[UnitOfWork]: ...

@@ -28,7 +28,16 @@ def test_services_are_built_once_from_the_ports(tmp_path: Path) -> None:
     assert c.datasets is c.datasets
     assert c.features is c.features
     assert c.features.datasets is c.datasets
-    assert c.datasets.blobs is c.blobs and c.features.db is c.db
+    assert c.datasets.blobs is c.blobs and c.features.uow is c.uow
+    assert c.uow.db is c.db  # type: ignore[attr-defined]
+    assert c.jobs.uow is c.uow and c.registry.uow is c.uow
+
+
+def test_a_new_database_rebuilds_the_units_of_work(tmp_path: Path) -> None:
+    c = _container(tmp_path)
+    before = c.uow
+    c.db = object()  # type: ignore[assignment]
+    assert c.uow is not before and c.features.uow is c.uow
 
 
 def test_a_new_port_rebuilds_the_services_that_use_it(tmp_path: Path) -> None:

@@ -1,13 +1,14 @@
-"""Hot statements run straight on the DBAPI cursor inside a SQLAlchemy transaction.
+"""Hot statements of the scoring path, written once for the driver and run on the DBAPI
+cursor inside a SQLAlchemy transaction, or through Core.
 
-On this project's scoring path SQLAlchemy Core costs 30-70 µs per ``execute`` on top
-of the driver's own 10 µs (cache key, parameter processing, result wrapping), and a
-scored transaction runs four or five statements. ``DriverSQL`` keeps what Core adds
-that matters: the column types' bind processors (so values are stored exactly as Core
-stores them), the dialect's placeholder style, and Core's error handling (exceptions
-come out as ``sqlalchemy.exc`` errors and a dropped connection is invalidated, as if
-Core had run the statement). Transactions stay SQLAlchemy's: ``Connection.begin()``
-and commit, with Core statements mixed in where speed does not matter.
+The bypass (``SH_DB_DRIVER_CURSOR``, on by default; the engine option ``DIRECT``) skips
+Core's per-statement work (cache key, execution context, result wrapping) and keeps what
+matters: the column types' bind processors (``DriverSQL.bind``: values are stored
+exactly as Core stores them), the dialect's placeholder style, Core's error handling
+(``sqlalchemy.exc`` errors, a dropped connection invalidated) and Core's cursor events.
+Off, the same statements go through ``Connection.exec_driver_sql``. Transactions stay
+SQLAlchemy's either way. ``bench/bench_driver_cursor.py`` measures the two apart;
+``tests/db/test_driver.py`` checks they write and read the same rows.
 """
 
 from __future__ import annotations
@@ -15,14 +16,170 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, LargeBinary, Table
 from sqlalchemy.engine import Dialect
 
+DIRECT = "sh_driver_cursor"  # engine execution option: True runs on the DBAPI cursor
 _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
 Params = Mapping[str, Any]
 Processor = Callable[[Any], Any]
+
+
+# -- running a statement: on the DBAPI cursor, or through Core -----------------------------
+
+
+class _Runner(Protocol):
+    can_copy: bool
+
+    def run(self, statement: str, params: Any, many: bool) -> Any:
+        """Execute (``many``: once per row of ``params``); something to fetch from."""
+        ...
+
+    def copy(self, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class _OnCursor:
+    """The DBAPI cursor of the connection's current transaction; errors go through
+    Core's handler and Core's before/after cursor events fire (no execution context)."""
+
+    can_copy = True
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def run(self, statement: str, params: Any, many: bool) -> Any:
+        self._call(statement, params, many, self._execute)
+        return self.cursor
+
+    def copy(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._call(statement, rows, True, self._copy)
+
+    def _execute(self, statement: str, params: Any, many: bool) -> None:
+        if many:
+            self.cursor.executemany(statement, params)
+        else:
+            self.cursor.execute(statement, params)
+
+    def _copy(self, statement: str, rows: Any, _many: bool) -> None:
+        with self.cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _call(
+        self,
+        statement: str,
+        params: Any,
+        many: bool,
+        run: Callable[[str, Any, bool], None],
+    ) -> None:
+        conn = self.conn
+        try:
+            if conn._has_events or conn.engine._has_events:
+                for fn in conn.dispatch.before_cursor_execute:
+                    statement, params = fn(
+                        conn, self.cursor, statement, params, None, many
+                    )
+            run(statement, params, many)
+            if conn._has_events or conn.engine._has_events:
+                conn.dispatch.after_cursor_execute(
+                    conn, self.cursor, statement, params, None, many
+                )
+        except Exception as exc:  # noqa: BLE001 - re-raised by Core's handler
+            conn._handle_dbapi_exception(exc, statement, params, self.cursor, None)
+
+
+class _ThroughCore:
+    """``Connection.exec_driver_sql``: the same statements, Core's whole path."""
+
+    can_copy = False
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def run(self, statement: str, params: Any, many: bool) -> Any:
+        return self.conn.exec_driver_sql(
+            statement, [tuple(p) for p in params] if many else tuple(params)
+        )
+
+    def copy(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError("COPY runs on the DBAPI cursor only")
+
+
+# -- inserting many rows: one implementation per database ---------------------------------
+
+
+class _BulkInsert(Protocol):
+    mark: str  # the driver's positional placeholder
+
+    def insert_many(
+        self,
+        runner: _Runner,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Sequence[Sequence[Any]],
+        suffix: str,
+    ) -> None: ...
+
+
+ROWS_PER_INSERT = 500
+MAX_PARAMS = 32_766  # SQLite's limit of parameters per statement
+
+
+class SqliteBulkInsert:
+    """Multi-row ``INSERT … VALUES`` statements: ``executemany`` releases the GIL
+    around every row's step, and beside a busy thread each row then waits to get it
+    back (measured in docs/benchmarks.md)."""
+
+    mark = "?"
+
+    def insert_many(
+        self,
+        runner: _Runner,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Sequence[Sequence[Any]],
+        suffix: str,
+    ) -> None:
+        per = max(1, min(ROWS_PER_INSERT, MAX_PARAMS // len(columns)))
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            statement = _insert_rows_sql(table, columns, len(chunk), suffix, self.mark)
+            runner.run(statement, [v for row in chunk for v in row], False)
+
+
+class PostgresBulkInsert:
+    """``COPY`` on the DBAPI cursor; ``executemany`` (psycopg pipelines it) where a
+    ``suffix`` (ON CONFLICT) rules COPY out, or through Core, which has no COPY."""
+
+    mark = "%s"
+
+    def insert_many(
+        self,
+        runner: _Runner,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Sequence[Sequence[Any]],
+        suffix: str,
+    ) -> None:
+        names = ", ".join(columns)
+        if suffix or not runner.can_copy:
+            runner.run(
+                _insert_rows_sql(table, columns, 1, suffix, self.mark), rows, True
+            )
+        else:
+            runner.copy(f"COPY {table} ({names}) FROM STDIN", rows)
+
+
+_BULK: dict[str, type[_BulkInsert]] = {
+    "sqlite": SqliteBulkInsert,
+    "postgresql": PostgresBulkInsert,
+}
+
+
+# -- the statements and the cursor the adapters use ---------------------------------------
 
 
 class DriverSQL:
@@ -32,12 +189,12 @@ class DriverSQL:
 
     Statements reach the driver with positional placeholders: SQLite looks a named
     parameter up by a linear scan of the statement's names, so binding a multi-row
-    statement of n named parameters costs O(n²) (measured: 17,000 head upserts in
-    500-row statements took 639 ms named, 61 ms positional)."""
+    statement of n named parameters costs O(n²)."""
 
     def __init__(self, dialect: Dialect, tables: Iterable[Table]) -> None:
         self.dialect = dialect
-        self.mark = "%s" if dialect.name == "postgresql" else "?"  # psycopg, sqlite3
+        self.bulk: _BulkInsert = _BULK[dialect.name]()
+        self.mark = self.bulk.mark
         self._bind: dict[str, dict[str, Processor]] = {}
         for table in tables:
             binds: dict[str, Processor] = {}
@@ -63,57 +220,22 @@ class DriverSQL:
 
 
 class DriverCursor:
-    """The DBAPI cursor of ``conn``'s current transaction; errors go through Core's
-    handler (wrapped in ``sqlalchemy.exc``, connection invalidated on disconnect) and
-    Core's before/after cursor events fire (with no execution context)."""
+    """Runs ``DriverSQL`` statements in ``conn``'s current transaction: on the DBAPI
+    cursor, or through Core when the engine's ``DIRECT`` option is off."""
 
     def __init__(self, conn: Connection, sql: DriverSQL) -> None:
         self.conn = conn
         self.sql = sql
-        self.cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        direct = conn.get_execution_options().get(DIRECT, True)
+        self._runner: _Runner = _OnCursor(conn) if direct else _ThroughCore(conn)
+        self._last: Any = None
 
     def execute(self, text: str, params: Params | Sequence[Any]) -> Any:
-        """``params`` by name, or already in placeholder order (a sequence)."""
+        """``params`` by name, or already in placeholder order (a sequence); returns
+        something to fetch the rows from."""
         statement, names = self.sql.sql(text)
-        self._run(statement, _positional(params, names), many=False)
-        return self.cursor
-
-    def _run(self, statement: str, params: Any, *, many: bool) -> None:
-        self._call(statement, params, many, self._execute)
-
-    def _execute(self, statement: str, params: Any, many: bool) -> None:
-        if many:
-            self.cursor.executemany(statement, params)
-        else:
-            self.cursor.execute(statement, params)
-
-    def _copy(self, statement: str, rows: Any, _many: bool) -> None:
-        with self.cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    def _call(
-        self,
-        statement: str,
-        params: Any,
-        many: bool,
-        run: Callable[[str, Any, bool], None],
-    ) -> None:
-        conn = self.conn
-        try:
-            # Core's cursor events still fire (tracing, tests that simulate outages)
-            if conn._has_events or conn.engine._has_events:
-                for fn in conn.dispatch.before_cursor_execute:
-                    statement, params = fn(
-                        conn, self.cursor, statement, params, None, many
-                    )
-            run(statement, params, many)
-            if conn._has_events or conn.engine._has_events:
-                conn.dispatch.after_cursor_execute(
-                    conn, self.cursor, statement, params, None, many
-                )
-        except Exception as exc:  # noqa: BLE001 - re-raised by Core's handler
-            conn._handle_dbapi_exception(exc, statement, params, self.cursor, None)
+        self._last = self._runner.run(statement, _positional(params, names), False)
+        return self._last
 
     def insert_many(
         self,
@@ -123,47 +245,17 @@ class DriverCursor:
         suffix: str = "",
     ) -> None:
         """Insert positional rows (values in ``columns`` order, bound already), the
-        fastest way each driver has (measured here):
-
-        - SQLite: multi-row ``INSERT … VALUES`` statements. ``executemany`` lets go of
-          the GIL around every row's step, and with another thread busy each row then
-          waits for it to come back: 30,000 event rows took 83 ms alone and 7.3 s
-          beside one busy thread that way, 228 ms in 500-row statements.
-        - PostgreSQL: ``COPY`` (16,000 event rows in 55 ms, against 110 ms with
-          psycopg's pipelined ``executemany`` and 220 ms in multi-row statements), or
-          ``executemany`` where a ``suffix`` (ON CONFLICT) rules COPY out."""
-        if not rows:
-            return
-        names = ", ".join(columns)
-        if self.sql.dialect.name == "postgresql":
-            if suffix:
-                marks = ", ".join(["%s"] * len(columns))
-                statement = (
-                    f"INSERT INTO {table.name} ({names}) VALUES ({marks}){suffix}"
-                )
-                self._call(statement, rows, True, self._execute)
-            else:
-                statement = f"COPY {table.name} ({names}) FROM STDIN"
-                self._call(statement, rows, True, self._copy)
-            return
-        width = len(columns)
-        per = max(1, min(ROWS_PER_INSERT, MAX_PARAMS // width))
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            statement = _insert_rows_sql(
-                table.name, tuple(columns), len(chunk), suffix, self.sql.mark
+        fastest way the database has."""
+        if rows:
+            self.sql.bulk.insert_many(
+                self._runner, table.name, tuple(columns), rows, suffix
             )
-            self._run(statement, [v for row in chunk for v in row], many=False)
 
     def fetchall(self) -> list[Any]:
-        return list(self.cursor.fetchall())
+        return list(self._last.fetchall())
 
     def fetchone(self) -> Any:
-        return self.cursor.fetchone()
-
-
-ROWS_PER_INSERT = 500
-MAX_PARAMS = 32_766  # SQLite's limit of parameters per statement (PostgreSQL: 65,535)
+        return self._last.fetchone()
 
 
 @functools.cache

@@ -15,6 +15,8 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.db.driver import DIRECT
+
 log = logging.getLogger(__name__)
 
 
@@ -39,13 +41,11 @@ SQLITE_BULK_CACHE_KIB = 65536
 def sqlite_bulk_pages(conn: Connection) -> Iterator[None]:
     """SQLite: a 64 MB page cache on this connection for the bulk transactions begun
     inside, then its own size back (outside any transaction: shrinking it inside one
-    would spill its dirty pages). A batch's head upserts and event rows land on pages all over
-    the entity tables' indexes, and with the default 2 MB most were read again
-    (a batch's state update: 6,000-6,200 against 6,900 transactions/s with the large
-    cache, measured here). It stays off the other transactions: SQLite drops a
-    connection's whole cache whenever another connection has written, and with 64 MB
-    on every connection a scored transaction took 570 µs against 480 µs. No-op on
-    other databases."""
+    would spill its dirty pages). A batch's head upserts and event rows land on pages
+    all over the entity tables' indexes, and with the default 2 MB most were read
+    again. It stays off the other transactions: SQLite drops a connection's whole cache
+    whenever another connection has written, so a large cache on every connection made
+    single scored transactions slower (docs/benchmarks.md). No-op on other databases."""
     if conn.dialect.name != "sqlite":
         yield
         return
@@ -186,6 +186,7 @@ def make_engine(
     synchronous_commit: bool = True,
     generic_plans: bool = False,
     pre_ping: bool = True,
+    driver_cursor: bool = True,
 ) -> Engine:
     """Create an engine with settings suited to each database.
 
@@ -196,25 +197,31 @@ def make_engine(
 
     ``generic_plans=True`` (PostgreSQL) plans a prepared statement once: the scoring
     path's statements are equalities on whole primary keys, whose plan cannot improve
-    with the values, and PostgreSQL otherwise re-planned its state read on every call
-    (a custom plan: about 370 µs a call against 250 µs, measured here).
+    with the values, and PostgreSQL otherwise re-planned its state read on every call.
 
     ``pre_ping=False`` (PostgreSQL): no ping round trip per checkout; connections are
-    recycled sooner and the caller retries once on a dropped one instead."""
+    recycled sooner and the caller retries once on a dropped one instead.
+
+    ``driver_cursor`` sets the engine option ``shared.db.driver.DIRECT``: whether the
+    scoring path's hot statements run on the DBAPI cursor or through Core."""
+    options: dict[str, Any] = {
+        "execution_options": {DIRECT: driver_cursor},
+        **_JSON_CODEC,
+    }
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False}, **_JSON_CODEC
+            url, connect_args={"check_same_thread": False}, **options
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    options = [] if synchronous_commit else ["-c synchronous_commit=off"]
+    server = [] if synchronous_commit else ["-c synchronous_commit=off"]
     if generic_plans:
-        options.append("-c plan_cache_mode=force_generic_plan")
-    connect_args = {"options": " ".join(options)} if options else {}
+        server.append("-c plan_cache_mode=force_generic_plan")
+    connect_args = {"options": " ".join(server)} if server else {}
     pooling: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
     engine = create_engine(
         url,
@@ -222,7 +229,7 @@ def make_engine(
         pool_pre_ping=pre_ping,
         pool_recycle=1800 if pre_ping else 300,
         connect_args=connect_args,
-        **_JSON_CODEC,
+        **options,
     )
     if entra_auth:
         event.listen(engine, "do_connect", _entra_password)
@@ -233,11 +240,17 @@ class Database:
     """One engine and session factory per process, shared by routes, jobs and tests."""
 
     def __init__(
-        self, url: str, entra_auth: bool = False, *, online_durable_commit: bool = False
+        self,
+        url: str,
+        entra_auth: bool = False,
+        *,
+        online_durable_commit: bool = False,
+        driver_cursor: bool = True,
     ) -> None:
         self.url = url
-        self.engine = make_engine(url, entra_auth)
+        self.engine = make_engine(url, entra_auth, driver_cursor=driver_cursor)
         self._entra_auth = entra_auth
+        self._driver_cursor = driver_cursor
         self._online_durable_commit = online_durable_commit
         self._online_engine: Engine | None = None
         self._engines_lock = threading.Lock()  # each scoring engine built once
@@ -298,11 +311,11 @@ class Database:
     def online_engine(self) -> Engine:
         """The engine of the scoring path's small transactions (online feature state).
 
-        On PostgreSQL a durable commit waits for a WAL flush, about a millisecond on a
-        local disk and more on a managed server: longer than the whole rest of a
-        transaction's features. So by default these commits are asynchronous (see
-        ``make_engine``); the worst case, a database crash, forgets the last moments of
-        state updates, and a retried transaction is then simply applied again.
+        On PostgreSQL a durable commit waits for a WAL flush, longer than the whole rest
+        of a scored transaction (docs/benchmarks.md). So by default these commits are
+        asynchronous (see ``make_engine``); the worst case, a database crash, forgets
+        the last moments of state updates, and a retried transaction is then simply
+        applied again.
         ``SH_ONLINE_DURABLE_COMMIT=true`` restores durable commits. Its statements
         are planned once (generic plans, see ``make_engine``)."""
         if self.dialect != "postgresql":
@@ -316,6 +329,7 @@ class Database:
                         synchronous_commit=self._online_durable_commit,
                         generic_plans=True,
                         pre_ping=False,
+                        driver_cursor=self._driver_cursor,
                     )
         return self._online_engine
 

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from ml.features.window import WindowFeatures
-    from shared.db.session import Database
-    from shared.ports import BlobStore, JobLauncher
+    from shared.ports import BlobStore, JobLauncher, Transactions
     from shared.services.datasets import DatasetService
     from shared.services.jobs import JobService
 
@@ -77,13 +76,13 @@ def _ns(value: str | None) -> int | None:
 class Backtests:
     def __init__(
         self,
-        db: Database,
+        uow: Transactions,
         blobs: BlobStore,
         jobs: JobService,
         datasets: DatasetService,
         launcher: JobLauncher,
     ) -> None:
-        self.db = db
+        self.uow = uow
         self.blobs = blobs
         self.jobs = jobs
         self.datasets = datasets
@@ -118,14 +117,13 @@ class Backtests:
         }
 
     def _model(self, model_id: str) -> _Model:
-        from shared.db.models import FeatureSet
         from shared.services.registry import get_model
 
-        with self.db.session() as s:
-            model = get_model(s, model_id)
+        with self.uow() as tx:
+            model = get_model(tx.models, model_id)
             details = dict(model.details or {})
             fs = (
-                s.get(FeatureSet, model.feature_set_id)
+                tx.feature_sets.get(model.feature_set_id)
                 if model.feature_set_id is not None
                 else None
             )

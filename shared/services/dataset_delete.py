@@ -27,36 +27,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session
-
-from shared.db.models import (
-    Alert,
-    AlertRule,
-    Baseline,
-    BiasMetric,
-    Dataset,
-    DatasetVersion,
-    DriftMetric,
-    FeatureSet,
-    Job,
-    MLModel,
-    ModelTransition,
-    Prediction,
-    TrainingJob,
-)
 from shared.errors import Conflict, NotFound
-from shared.services.jobs import delete_jobs
 from shared.services.registry import is_production
 
 if TYPE_CHECKING:
-    from shared.db.session import Database
-    from shared.ports import BlobStore
+    from shared.db.models import Dataset, FeatureSet, MLModel
+    from shared.ports import BlobStore, Transactions, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 DELETING = "DELETING"
-_JOBS_FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 _PENDING_KEY = "pending_blob_prefixes"  # in a tombstone's schema column
 _LISTED = 10  # dependents named in the message; details name them all
 
@@ -102,46 +82,20 @@ def parse_dataset_id(dataset_id: str | uuid.UUID) -> uuid.UUID:
         raise NotFound(f"Dataset {dataset_id!r} not found.") from None
 
 
-def _dependents(s: Session, dataset_id: uuid.UUID) -> _Dependents:
+def _dependents(tx: UnitOfWork, dataset_id: uuid.UUID) -> _Dependents:
     found = _Dependents()
-    found.feature_sets = list(
-        s.scalars(
-            select(FeatureSet)
-            .where(FeatureSet.dataset_id == dataset_id)
-            .order_by(FeatureSet.created_at, FeatureSet.id)
-        )
-    )
+    found.feature_sets = tx.feature_sets.of_dataset(dataset_id)
     fs_ids = found.feature_set_ids
-    if fs_ids:
-        found.models = list(
-            s.scalars(
-                select(MLModel)
-                .where(MLModel.feature_set_id.in_(fs_ids))
-                .order_by(MLModel.created_at, MLModel.id)
-            )
-        )
-    # one indexed probe per model (predictions by model and date): no count over a
-    # partitioned log of millions of rows
-    found.predicted = [
-        m
-        for m in found.models
-        if s.scalar(select(Prediction.id).where(Prediction.model_id == m.id).limit(1))
-        is not None
-    ]
-    training = s.scalars(
-        select(TrainingJob).where(
-            TrainingJob.feature_set_id.in_(fs_ids),
-            TrainingJob.status.not_in(_JOBS_FINISHED),
-        )
-    )
-    for tj in training:
+    found.models = tx.models.trained_on(fs_ids)
+    found.predicted = [m for m in found.models if tx.models.has_predictions(m.id)]
+    for tj in tx.jobs.unfinished_training_on(fs_ids):
         found.busy.append(
             f"training job {tj.id} ({tj.status}) trains on feature set "
             f"{tj.feature_set_id}"
         )
     # jobs keep their subject in their input (no foreign key): few are unfinished
     watched = {str(dataset_id), *map(str, fs_ids), *map(str, found.model_ids)}
-    for job in s.scalars(select(Job).where(Job.status.not_in(_JOBS_FINISHED))):
+    for job in tx.jobs.unfinished():
         subjects = {
             str(job.input.get(key))
             for key in ("dataset_id", "feature_set_id", "model_id")
@@ -216,35 +170,17 @@ def _refusal(dataset: Dataset, deps: _Dependents, cascade: bool) -> Conflict | N
     )
 
 
-def _remove_rows(s: Session, deps: _Dependents) -> None:
+def _remove_rows(tx: UnitOfWork, deps: _Dependents) -> None:
     """The dependents' rows, children first (explicit, not left to ON DELETE)."""
     model_ids, fs_ids = deps.model_ids, deps.feature_set_ids
-    if model_ids:
-        rules = select(AlertRule.id).where(AlertRule.model_id.in_(model_ids))
-        s.execute(
-            delete(Alert).where(
-                or_(Alert.model_id.in_(model_ids), Alert.rule_id.in_(rules))
-            )
-        )
-        for table in (AlertRule, DriftMetric, BiasMetric, Baseline, ModelTransition):
-            s.execute(delete(table).where(table.model_id.in_(model_ids)))
-    if model_ids or fs_ids:
-        training = select(TrainingJob.id).where(
-            or_(
-                TrainingJob.model_id.in_(model_ids),
-                TrainingJob.feature_set_id.in_(fs_ids),
-            )
-        )
-        delete_jobs(s, list(s.scalars(training)))
-    if model_ids:
-        s.execute(delete(MLModel).where(MLModel.id.in_(model_ids)))
-    if fs_ids:
-        s.execute(delete(FeatureSet).where(FeatureSet.id.in_(fs_ids)))
+    tx.jobs.delete_training_of(model_ids, fs_ids)
+    tx.models.delete(model_ids)
+    tx.feature_sets.delete(fs_ids)
 
 
 class DatasetDeletion:
-    def __init__(self, db: Database, blobs: BlobStore) -> None:
-        self.db = db
+    def __init__(self, uow: Transactions, blobs: BlobStore) -> None:
+        self.uow = uow
         self.blobs = blobs
 
     def delete(self, dataset_id: str | uuid.UUID, cascade: bool = False) -> None:
@@ -268,13 +204,11 @@ class DatasetDeletion:
     def _decide(self, key: uuid.UUID, cascade: bool) -> list[str]:
         """Step 1: check, remove the dependents' rows, leave the tombstone; returns
         the blob prefixes to delete, the dataset's last."""
-        with self.db.session(write=True) as s:
-            dataset = s.scalar(
-                select(Dataset).where(Dataset.id == key).with_for_update()
-            )
+        with self.uow(write=True) as tx:
+            dataset = tx.datasets.get_for_update(key)
             if dataset is None:
                 raise NotFound(f"Dataset {key} not found.")
-            deps = _dependents(s, key)
+            deps = _dependents(tx, key)
             refusal = _refusal(dataset, deps, cascade)
             if refusal is not None:
                 raise refusal
@@ -285,7 +219,7 @@ class DatasetDeletion:
             pending += [_model_prefix(m) for m in deps.models]
             own = f"datasets/{key}/"
             prefixes = [*dict.fromkeys(p for p in pending if p != own), own]
-            _remove_rows(s, deps)
+            _remove_rows(tx, deps)
             dataset.status = DELETING
             dataset.schema = {_PENDING_KEY: prefixes}
         if deps.feature_sets or deps.models:
@@ -299,17 +233,11 @@ class DatasetDeletion:
 
     def _finish(self, key: uuid.UUID) -> bool:
         """Step 3: remove the tombstone, unless a feature set appeared meanwhile."""
-        with self.db.session(write=True) as s:
-            dataset = s.scalar(
-                select(Dataset).where(Dataset.id == key).with_for_update()
-            )
+        with self.uow(write=True) as tx:
+            dataset = tx.datasets.get_for_update(key)
             if dataset is None:
                 return True  # a concurrent delete finished it
-            late = s.scalar(
-                select(FeatureSet.id).where(FeatureSet.dataset_id == key).limit(1)
-            )
-            if late is not None:
+            if tx.feature_sets.any_of_dataset(key):
                 return False
-            s.execute(delete(DatasetVersion).where(DatasetVersion.dataset_id == key))
-            s.delete(dataset)
+            tx.datasets.delete(dataset)
             return True

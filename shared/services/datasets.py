@@ -12,9 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from shared.adapters.blobs.local_copy import local_file
 from shared.db.models import Dataset, DatasetVersion
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
@@ -24,14 +21,13 @@ from shared.services.dataset_form import (
     check_name,
     clean_filename,
 )
-from shared.services.pagination import Page, paginate
+from shared.services.pagination import Page, check_page
 from shared.services.upload_spool import Upload, upload_workdir
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
     from shared.config import Settings
-    from shared.db.session import Database
-    from shared.ports import BlobStore
+    from shared.ports import BlobStore, DatasetRepository, Transactions
     from shared.services.tabular import ConvertedTable
 
 log = logging.getLogger(__name__)
@@ -74,8 +70,8 @@ def dataset_to_dict(
     return out
 
 
-def _get(session: Session, dataset_id: str | uuid.UUID) -> Dataset:
-    dataset = session.get(Dataset, parse_dataset_id(dataset_id))
+def _get(datasets: DatasetRepository, dataset_id: str | uuid.UUID) -> Dataset:
+    dataset = datasets.get(parse_dataset_id(dataset_id))
     if dataset is None or dataset.status == "DELETING":
         raise NotFound(f"Dataset {dataset_id} not found.")
     return dataset
@@ -84,12 +80,12 @@ def _get(session: Session, dataset_id: str | uuid.UUID) -> Dataset:
 class DatasetService:
     def __init__(
         self,
-        db: Database,
+        uow: Transactions,
         blobs: BlobStore,
         settings: Settings,
         deletion: DatasetDeletion,
     ) -> None:
-        self.db = db
+        self.uow = uow
         self.blobs = blobs
         self.settings = settings
         self.deletion = deletion
@@ -105,7 +101,7 @@ class DatasetService:
 
     def _store(
         self,
-        session: Session,
+        datasets: DatasetRepository,
         dataset: Dataset,
         version: str,
         description: str | None,
@@ -129,8 +125,7 @@ class DatasetService:
         dataset.storage_path = path
         dataset.row_count = table.row_count
         dataset.schema = table.schema
-        session.add(record)
-        session.flush()
+        datasets.add_version(record)
         self.blobs.upload_file(path, table.path)
         return record
 
@@ -147,8 +142,8 @@ class DatasetService:
     ) -> dict[str, Any]:
         name = check_name(name)
         description = check_description(description)
-        with self.db.session() as session:
-            existing = session.scalar(select(Dataset.id).where(Dataset.name == name))
+        with self.uow() as tx:
+            existing = tx.datasets.id_named(name)
             if existing is not None:
                 raise Conflict(
                     f"A dataset named {name!r} exists already ({existing}). "
@@ -158,16 +153,16 @@ class DatasetService:
         dataset_id = uuid.uuid4()
         with self._converted(upload) as table:
             try:
-                with self.db.session(write=True) as session:
+                with self.uow(write=True) as tx:
                     dataset = Dataset(
                         id=dataset_id,
                         name=name,
                         description=description,
                         storage_path="",
                     )
-                    session.add(dataset)
+                    tx.datasets.add(dataset)
                     version = self._store(
-                        session, dataset, "1.0", description, upload, table
+                        tx.datasets, dataset, "1.0", description, upload, table
                     )
                     result = dataset_to_dict(dataset, [version])
             except BaseException:
@@ -180,45 +175,28 @@ class DatasetService:
         self, dataset_id: str, description: str | None, upload: Upload
     ) -> dict[str, Any]:
         description = check_description(description)
-        with self.db.session() as session:
-            _get(session, dataset_id)
+        with self.uow() as tx:
+            _get(tx.datasets, dataset_id)
         with (
             self._converted(upload) as table,
-            self.db.session(write=True) as session,
+            self.uow(write=True) as tx,
         ):
-            dataset = _get(session, dataset_id)
-            count = session.scalar(
-                select(func.count()).where(DatasetVersion.dataset_id == dataset.id)
-            )
-            version = f"{int(count or 0) + 1}.0"
+            dataset = _get(tx.datasets, dataset_id)
+            version = f"{tx.datasets.version_count(dataset.id) + 1}.0"
             try:
-                self._store(session, dataset, version, description, upload, table)
-                session.flush()
+                self._store(tx.datasets, dataset, version, description, upload, table)
+                tx.flush()
             except BaseException:
                 self._cleanup(f"datasets/{dataset.id}/v{version}/")
                 raise
-            versions = self._versions(session, dataset.id)
-            return dataset_to_dict(dataset, versions)
-
-    @staticmethod
-    def _versions(session: Session, dataset_id: uuid.UUID) -> list[DatasetVersion]:
-        return list(
-            session.scalars(
-                select(DatasetVersion)
-                .where(DatasetVersion.dataset_id == dataset_id)
-                .order_by(DatasetVersion.created_at)
-            )
-        )
+            return dataset_to_dict(dataset, tx.datasets.versions(dataset.id))
 
     def list_datasets(
         self, page: int, page_size: int, name: str | None = None
     ) -> Page[dict[str, Any]]:
-        query = select(Dataset).where(Dataset.status != "DELETING")
-        if name:
-            query = query.where(Dataset.name.icontains(name, autoescape=True))
-        query = query.order_by(Dataset.created_at.desc(), Dataset.id)
-        with self.db.session() as session:
-            result = paginate(session, query, page, page_size)
+        check_page(page, page_size)
+        with self.uow() as tx:
+            result = tx.datasets.page(page, page_size, name or None)
             return Page(
                 [dataset_to_dict(d) for d in result.items],
                 result.page,
@@ -227,21 +205,16 @@ class DatasetService:
             )
 
     def get(self, dataset_id: str) -> dict[str, Any]:
-        with self.db.session() as session:
-            dataset = _get(session, dataset_id)
-            return dataset_to_dict(dataset, self._versions(session, dataset.id))
+        with self.uow() as tx:
+            dataset = _get(tx.datasets, dataset_id)
+            return dataset_to_dict(dataset, tx.datasets.versions(dataset.id))
 
     def version(self, dataset_id: str, version: str | None) -> DatasetVersion:
         """The requested version (default: latest) of a dataset."""
-        with self.db.session() as session:
-            dataset = _get(session, dataset_id)
+        with self.uow() as tx:
+            dataset = _get(tx.datasets, dataset_id)
             wanted = version or dataset.version
-            record = session.scalar(
-                select(DatasetVersion).where(
-                    DatasetVersion.dataset_id == dataset.id,
-                    DatasetVersion.version == wanted,
-                )
-            )
+            record = tx.datasets.version(dataset.id, wanted)
             if record is None:
                 raise NotFound(
                     f"Dataset {dataset_id} has no version {wanted!r}.",

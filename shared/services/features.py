@@ -14,21 +14,19 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
 from shared.adapters.blobs.local_copy import local_file
 from shared.db.models import FeatureSet
 from shared.errors import NotFound, ValidationFailed, field_error
+from shared.ports import Duplicate
 from shared.services.datasets import DatasetService
+from shared.services.feature_commands import ComputeCommand, JobAccepted
 from shared.services.jobs import JobCancelled, JobService
-from shared.services.pagination import Page, paginate
+from shared.services.pagination import Page, check_page
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
     from shared.config import Settings
-    from shared.db.session import Database
-    from shared.ports import BlobStore, JobLauncher
+    from shared.ports import BlobStore, JobLauncher, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +73,14 @@ def _parse_uuid(value: str, what: str) -> uuid.UUID:
 class FeatureService:
     def __init__(
         self,
-        db: Database,
+        uow: Transactions,
         blobs: BlobStore,
         settings: Settings,
         jobs: JobService,
         datasets: DatasetService,
         launcher: JobLauncher,
     ) -> None:
-        self.db = db
+        self.uow = uow
         self.blobs = blobs
         self.settings = settings
         self.jobs = jobs
@@ -97,17 +95,15 @@ class FeatureService:
 
     # -- request --------------------------------------------------------------------
 
-    def request_compute(self, request: dict[str, Any]) -> dict[str, Any]:
+    def request_compute(self, cmd: ComputeCommand) -> JobAccepted:
         """Validate, create the job, hand it to the launcher; the 202 body."""
         from ml.features import GROUPS, ROLES, FeatureConfig, FeatureInputError
         from ml.features.config import REQUIRED_ROLES
 
-        dataset = self.datasets.version(
-            request["dataset_id"], request.get("dataset_version")
-        )
+        dataset = self.datasets.version(cmd.dataset_id, cmd.dataset_version)
         columns = [c["name"] for c in dataset.schema["columns"]]
-        config_body = dict(request.get("config") or {})
-        config_body["groups"] = request.get("feature_groups") or list(GROUPS)
+        config_body = dict(cmd.config)
+        config_body["groups"] = list(cmd.feature_groups or GROUPS)
         try:
             config = FeatureConfig.from_dict(config_body)
         except FeatureInputError as exc:
@@ -115,7 +111,7 @@ class FeatureService:
             raise ValidationFailed(
                 exc.message, field_error(field, exc.message)
             ) from None
-        mapping: dict[str, str] = dict(request.get("column_mapping") or {})
+        mapping = dict(cmd.column_mapping)
         details = []
         for role, source in mapping.items():
             if role not in ROLES:
@@ -145,9 +141,9 @@ class FeatureService:
             raise ValidationFailed(
                 "The dataset cannot be mapped onto the feature roles.", details
             )
-        carried = request.get("carry_columns")
+        carried = cmd.carry_columns
         if carried is None:
-            carried = [c for c in DEFAULT_CARRIED_COLUMNS if c in columns]
+            carried = tuple(c for c in DEFAULT_CARRIED_COLUMNS if c in columns)
         missing = [c for c in carried if c not in columns]
         if missing:
             raise ValidationFailed(
@@ -161,18 +157,18 @@ class FeatureService:
             "dataset_id": str(dataset.dataset_id),
             "dataset_version": dataset.version,
             "dataset_path": dataset.storage_path,
-            "output_name": request.get("output_name") or f"features_{dataset.version}",
+            "output_name": cmd.output_name or f"features_{dataset.version}",
             "config": config.to_dict(),
             "column_mapping": mapping,
             "carry_columns": list(carried),
         }
         self.jobs.create(JOB_KIND, payload, job_id)
         self.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
-        return {
-            "job_id": str(job_id),
-            "status": "PENDING",
-            "estimated_time_seconds": round(2 + dataset.row_count * _SECONDS_PER_ROW),
-        }
+        return JobAccepted(
+            job_id=str(job_id),
+            status="PENDING",
+            estimated_time_seconds=round(2 + dataset.row_count * _SECONDS_PER_ROW),
+        )
 
     # -- job ------------------------------------------------------------------------
 
@@ -185,8 +181,8 @@ class FeatureService:
         except JobCancelled:
             return {"status": "CANCELLED"}
         fs_id = uuid.UUID(payload["feature_set_id"])
-        with self.db.session() as s:
-            done = s.get(FeatureSet, fs_id)
+        with self.uow() as tx:
+            done = tx.feature_sets.get(fs_id)
             if done is not None:
                 result = self._result(done)
         if done is not None:
@@ -259,7 +255,7 @@ class FeatureService:
                 "unlabelled": int(labels.isna().sum()),
             }
         try:
-            with self.db.session() as s:
+            with self.uow() as tx:
                 fs = FeatureSet(
                     id=fs_id,
                     dataset_id=uuid.UUID(payload["dataset_id"]),
@@ -287,13 +283,13 @@ class FeatureService:
                     status="READY",
                     job_id=uuid.UUID(job_id),
                 )
-                s.add(fs)
+                tx.feature_sets.add(fs)
                 summary = self._result(fs)
-        except IntegrityError:
+        except Duplicate:
             # an earlier run of this activity (a retry, a resumed orchestration)
             # registered the set first: it stands, with the blob both runs wrote
-            with self.db.session() as s:
-                winner = s.get(FeatureSet, fs_id)
+            with self.uow() as tx:
+                winner = tx.feature_sets.get(fs_id)
                 if winner is None:
                     raise
                 summary = self._result(winner)
@@ -316,19 +312,16 @@ class FeatureService:
     def list_sets(
         self, page: int, page_size: int, dataset_id: str | None = None
     ) -> Page[dict[str, Any]]:
-        query = select(FeatureSet).order_by(FeatureSet.created_at.desc(), FeatureSet.id)
-        if dataset_id:
-            query = query.where(
-                FeatureSet.dataset_id == _parse_uuid(dataset_id, "Dataset")
-            )
-        with self.db.session() as s:
-            result = paginate(s, query, page, page_size)
+        dataset = _parse_uuid(dataset_id, "Dataset") if dataset_id else None
+        check_page(page, page_size)
+        with self.uow() as tx:
+            result = tx.feature_sets.page(page, page_size, dataset)
             items = [feature_set_to_dict(fs, full=False) for fs in result.items]
         return Page(items, result.page, result.page_size, result.total)
 
     def get_row(self, feature_set_id: str) -> FeatureSet:
-        with self.db.session() as s:
-            fs = s.get(FeatureSet, _parse_uuid(feature_set_id, "Feature set"))
+        with self.uow() as tx:
+            fs = tx.feature_sets.get(_parse_uuid(feature_set_id, "Feature set"))
             if fs is None:
                 raise NotFound(f"Feature set {feature_set_id} not found.")
             return fs

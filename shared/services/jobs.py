@@ -14,18 +14,14 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
-
-from shared.db.models import Job, TrainingJob
+from shared.db.models import Job
 from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound
-from shared.services.pagination import Page, paginate
+from shared.services.pagination import Page, check_page
 from shared.timefmt import elapsed_and_eta, iso
 
 if TYPE_CHECKING:
-    from shared.db.session import Database
-    from shared.ports import JobLauncher
+    from shared.ports import JobLauncher, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +62,6 @@ def mark_completed(job: Job, result: dict[str, Any]) -> None:
     job.result, job.completed_at = result, utcnow()
 
 
-def delete_jobs(s: Session, job_ids: list[uuid.UUID]) -> None:
-    """Remove jobs with their kind's detail rows (a bulk delete of a subclass would
-    leave the ``jobs`` row behind)."""
-    if job_ids:
-        s.execute(delete(TrainingJob).where(TrainingJob.id.in_(job_ids)))
-        s.execute(delete(Job).where(Job.id.in_(job_ids)))
-
-
 def job_uuid(job_id: str | uuid.UUID, what: str = "Job") -> uuid.UUID:
     try:
         return job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
@@ -82,11 +70,11 @@ def job_uuid(job_id: str | uuid.UUID, what: str = "Job") -> uuid.UUID:
 
 
 class JobService:
-    """Takes the database and (read when used: a runtime attaches it after start) the
-    launcher."""
+    """Takes the units of work and (read when used: a runtime attaches it after start)
+    the launcher."""
 
-    def __init__(self, db: Database, launcher: Callable[[], JobLauncher]) -> None:
-        self.db = db
+    def __init__(self, uow: Transactions, launcher: Callable[[], JobLauncher]) -> None:
+        self.uow = uow
         self._launcher = launcher
 
     @property
@@ -105,15 +93,15 @@ class JobService:
         job = row if row is not None else Job()
         job.id = job_id or job.id or uuid.uuid4()
         job.kind, job.status, job.input, job.progress = kind, PENDING, payload, 0.0
-        with self.db.session(write=True) as s:
-            s.add(job)
+        with self.uow(write=True) as tx:
+            tx.jobs.add(job)
         return job
 
     def get_row(self, job_id: str | uuid.UUID, kind: str | None = None) -> Job:
         what = "Training job" if kind == "training" else "Job"
-        entity = TrainingJob if kind == "training" else Job
-        with self.db.session() as s:
-            job = s.get(entity, job_uuid(job_id, what))
+        key = job_uuid(job_id, what)
+        with self.uow() as tx:
+            job = tx.jobs.get_training(key) if kind == "training" else tx.jobs.get(key)
             if job is None or (kind is not None and job.kind != kind):
                 raise NotFound(f"{what} {job_id} not found.")
             return job
@@ -129,14 +117,11 @@ class JobService:
         status: str | None = None,
         view: Callable[[Any], dict[str, Any]] = job_to_dict,
     ) -> Page[dict[str, Any]]:
-        entity = TrainingJob if kind == "training" else Job
-        query = select(entity).order_by(Job.created_at.desc(), Job.id)
-        if kind:
-            query = query.where(Job.kind == kind)
-        if status:
-            query = query.where(Job.status == status.upper())
-        with self.db.session() as s:
-            result = paginate(s, query, page, page_size)
+        check_page(page, page_size)
+        with self.uow() as tx:
+            result = tx.jobs.page(
+                page, page_size, kind or None, status.upper() if status else None
+            )
             items = [view(j) for j in result.items]
         return Page(items, result.page, result.page_size, result.total)
 
@@ -147,8 +132,8 @@ class JobService:
     ) -> dict[str, Any]:
         """Mark RUNNING (idempotent: a re-run activity starts again) and return the input.
         Raises JobCancelled when the job was cancelled before it began."""
-        with self.db.session(write=True) as s:
-            job = s.get(Job, job_uuid(job_id))
+        with self.uow(write=True) as tx:
+            job = tx.jobs.get(job_uuid(job_id))
             if job is None:
                 raise NotFound(f"Job {job_id} not found.")
             if job.status in STOPPING:
@@ -168,8 +153,8 @@ class JobService:
     def record(self, job_id: str | uuid.UUID, **values: Any) -> str:
         """Write fields of the job (or of its kind's detail) unless it was cancelled
         meanwhile, which ends it CANCELLED; returns the status."""
-        with self.db.session(write=True) as s:
-            job = s.get(Job, job_uuid(job_id))
+        with self.uow(write=True) as tx:
+            job = tx.jobs.get(job_uuid(job_id))
             if job is None:
                 raise NotFound(f"Job {job_id} not found.")
             if job.status in STOPPING:
@@ -196,21 +181,21 @@ class JobService:
 
     def is_stopping(self, job_id: str | uuid.UUID) -> bool:
         """A cancel was asked for (or has ended the job)."""
-        with self.db.session() as s:
-            status = s.scalar(select(Job.status).where(Job.id == job_uuid(job_id)))
+        with self.uow() as tx:
+            status = tx.jobs.status(job_uuid(job_id))
         return status in STOPPING
 
     def complete(self, job_id: str | uuid.UUID, result: dict[str, Any]) -> None:
-        with self.db.session(write=True) as s:
-            job = s.get(Job, job_uuid(job_id))
+        with self.uow(write=True) as tx:
+            job = tx.jobs.get(job_uuid(job_id))
             if job is not None:
                 mark_completed(job, result)
 
     def fail(self, job_id: str | uuid.UUID, reason: str) -> None:
         """End the job FAILED with a reason, unless it already finished; a cancel in
         flight ends it CANCELLED. The one fail path of every kind of job."""
-        with self.db.session(write=True) as s:
-            job = s.get(Job, job_uuid(job_id))
+        with self.uow(write=True) as tx:
+            job = tx.jobs.get(job_uuid(job_id))
             if job is None or job.status in FINISHED:
                 return
             if job.status == CANCELLING:
@@ -230,8 +215,8 @@ class JobService:
         """A PENDING job ends CANCELLED at once; a RUNNING one is CANCELLING until its
         activity sees the flag."""
         what = "Training job" if kind == "training" else "Job"
-        with self.db.session(write=True) as s:
-            job = s.get(Job, job_uuid(job_id, what))
+        with self.uow(write=True) as tx:
+            job = tx.jobs.get(job_uuid(job_id, what))
             if job is None or (kind is not None and job.kind != kind):
                 raise NotFound(f"{what} {job_id} not found.")
             if job.status in FINISHED:

@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from shared.db.session import Database
-    from shared.ports import BlobStore
+    from shared.ports import BlobStore, Transactions
 
 EVALUATION_FILE = "evaluation.parquet"
 
@@ -73,8 +72,8 @@ class EvaluationQuery:
 
 
 class ModelEvaluations:
-    def __init__(self, db: Database, blobs: BlobStore) -> None:
-        self.db = db
+    def __init__(self, uow: Transactions, blobs: BlobStore) -> None:
+        self.uow = uow
         self.blobs = blobs
 
     def store(
@@ -117,8 +116,8 @@ class ModelEvaluations:
         from shared.ports import BlobNotFound
         from shared.services.registry import get_model
 
-        with self.db.session() as s:
-            model = get_model(s, model_id)
+        with self.uow() as tx:
+            model = get_model(tx.models, model_id)
             path = model.storage_path + EVALUATION_FILE
         try:
             data = self.blobs.get_bytes(path)
@@ -144,8 +143,8 @@ class ModelEvaluations:
         from ml.training.evaluation import evaluation_report
         from shared.services.registry import get_model
 
-        with self.db.session() as s:
-            model = get_model(s, query.model_id)
+        with self.uow() as tx:
+            model = get_model(tx.models, query.model_id)
             metrics, details = dict(model.metrics or {}), dict(model.details or {})
             model_id = str(model.id)
         rows = self.rows(model_id)

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from shared.db.models import MLModel, ModelTransition
 from shared.errors import ValidationFailed, field_error
-from shared.services.pagination import Page, paginate
+from shared.services.pagination import Page, check_page
 from shared.services.registry import (
     METRICS,
     OPERATORS,
-    active_baselines,
     baseline_to_dict,
     get_model,
     model_to_dict,
@@ -22,7 +18,8 @@ from shared.services.registry import (
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
-    from shared.db.session import Database
+    from shared.db.models import ModelTransition
+    from shared.ports import Transactions
 
 __all__ = ["METRICS", "OPERATORS", "ModelCatalog", "model_to_dict"]
 
@@ -42,8 +39,8 @@ def _transition_to_dict(t: ModelTransition) -> dict[str, Any]:
 
 
 class ModelCatalog:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, uow: Transactions) -> None:
+        self.uow = uow
 
     def list_models(
         self,
@@ -52,28 +49,26 @@ class ModelCatalog:
         name: str | None = None,
         status: str | None = None,
     ) -> Page[dict[str, Any]]:
-        query = select(MLModel).order_by(MLModel.created_at.desc(), MLModel.id)
-        if name:
-            query = query.where(MLModel.name == name)
-        if status:
-            query = query.where(MLModel.status == status.upper())
-        with self.db.session() as s:
-            result = paginate(s, query, page, page_size)
+        check_page(page, page_size)
+        with self.uow() as tx:
+            result = tx.models.page(
+                page, page_size, name or None, status.upper() if status else None
+            )
             items = [model_to_dict(m, full=False) for m in result.items]
         return Page(items, result.page, result.page_size, result.total)
 
     def get(self, model_id: str) -> dict[str, Any]:
-        with self.db.session() as s:
-            model = get_model(s, model_id)
+        with self.uow() as tx:
+            model = get_model(tx.models, model_id)
             out = model_to_dict(model)
             out["baselines"] = [
-                baseline_to_dict(b) for b in active_baselines(s, model.id)
+                baseline_to_dict(b) for b in tx.models.active_baselines(model.id)
             ]
             return out
 
     def metrics(self, model_id: str) -> dict[str, Any]:
-        with self.db.session() as s:
-            m = get_model(s, model_id)
+        with self.uow() as tx:
+            m = get_model(tx.models, model_id)
             details = m.details or {}
             return {
                 "model_id": str(m.id),
@@ -91,8 +86,8 @@ class ModelCatalog:
                 "Give between 2 and 10 model ids: ?ids=a,b,c",
                 field_error("ids", "2 to 10 ids"),
             )
-        with self.db.session() as s:
-            rows = [model_to_dict(get_model(s, i), full=False) for i in ids]
+        with self.uow() as tx:
+            rows = [model_to_dict(get_model(tx.models, i), full=False) for i in ids]
         best = {}
         for metric in METRICS:
             values = [(r["metrics"] or {}).get(metric) for r in rows]
@@ -105,12 +100,7 @@ class ModelCatalog:
         return {"models": rows, "metrics": list(METRICS), "best": best}
 
     def transitions(self, model_id: str) -> list[dict[str, Any]]:
-        with self.db.session() as s:
-            model = get_model(s, model_id)
-            rows = s.scalars(
-                select(ModelTransition)
-                .join(MLModel, MLModel.id == ModelTransition.model_id)
-                .where(MLModel.name == model.name)
-                .order_by(ModelTransition.created_at, ModelTransition.id)
-            )
+        with self.uow() as tx:
+            model = get_model(tx.models, model_id)
+            rows = tx.models.transitions_of_name(model.name)
             return [_transition_to_dict(t) for t in rows]

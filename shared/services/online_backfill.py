@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.blobs.local_copy import local_file
-from shared.db.models import DatasetVersion, FeatureSet, MLModel
 from shared.db.types import utcnow
 from shared.gc_freezer import collector_paused
 from shared.services.jobs import JobCancelled
@@ -23,6 +22,7 @@ from shared.timefmt import iso
 
 if TYPE_CHECKING:
     from shared.container import Container
+    from shared.db.models import MLModel
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +71,11 @@ def run_backfill(
         payload = jobs.start(job_id, "loading the training data")
     except JobCancelled:
         return {"status": "CANCELLED"}
-    with ctx.db.session() as s:
-        fs = s.get(FeatureSet, uuid.UUID(payload["feature_set_id"]))
+    with ctx.uow() as tx:
+        fs = tx.feature_sets.get(uuid.UUID(payload["feature_set_id"]))
         version = None
-        if fs is not None and fs.dataset_id is not None:
-            version = (
-                s.query(DatasetVersion)
-                .filter_by(dataset_id=fs.dataset_id, version=fs.dataset_version)
-                .one_or_none()
-            )
+        if fs is not None and fs.dataset_id is not None and fs.dataset_version:
+            version = tx.datasets.version(fs.dataset_id, fs.dataset_version)
     if fs is None or version is None:
         reason = "the model's feature set or its dataset no longer exists"
         jobs.fail(job_id, reason)

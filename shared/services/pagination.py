@@ -1,21 +1,18 @@
-"""Bounded page/page_size handling shared by every list endpoint.
+"""Bounded page/page_size handling shared by every list endpoint (the repositories
+fetch the page, ``shared.adapters.repositories.paging``).
 
-Light to import (SQLAlchemy only inside ``paginate``): the HTTP app's dependencies take
-the bounds from here, and the Functions host indexes that app without SQLAlchemy."""
+Light to import: the HTTP app's dependencies take the bounds from here, and the
+Functions host indexes that app without SQLAlchemy."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared.errors import ValidationFailed
+from shared.ports import Page
 
-if TYPE_CHECKING:
-    from sqlalchemy import Select
-    from sqlalchemy.orm import Session
+__all__ = ["Page", "PageRequest", "check_page"]
 
-T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 # Far past any real listing, and small enough that the row offset it asks for stays a
@@ -31,23 +28,6 @@ class PageRequest:
     page_size: int = DEFAULT_PAGE_SIZE
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    page: int
-    page_size: int
-    total: int
-
-    @property
-    def meta(self) -> dict[str, int]:
-        return {
-            "page": self.page,
-            "page_size": self.page_size,
-            "total": self.total,
-            "total_pages": math.ceil(self.total / self.page_size) if self.total else 0,
-        }
-
-
 def check_page(page: int, page_size: int) -> None:
     details = []
     if not 1 <= page <= MAX_PAGE:
@@ -60,16 +40,3 @@ def check_page(page: int, page_size: int) -> None:
         )
     if details:
         raise ValidationFailed("Invalid pagination parameters.", details)
-
-
-def paginate(
-    session: Session, query: Select[Any], page: int, page_size: int
-) -> Page[Any]:
-    from sqlalchemy import func, select
-
-    check_page(page, page_size)
-    total = session.scalar(
-        select(func.count()).select_from(query.order_by(None).subquery())
-    )
-    rows = session.scalars(query.limit(page_size).offset((page - 1) * page_size)).all()
-    return Page(list(rows), page, page_size, int(total or 0))

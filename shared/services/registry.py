@@ -14,17 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from shared.db.models import Baseline, MLModel, ModelTransition
 from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
+from shared.ports import Duplicate
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
-    from shared.db.session import Database
+    from sqlalchemy.orm import Session
+
+    from shared.ports import ModelRepository, Transactions
 
 TRAINED, STAGING, PRODUCTION, ARCHIVED = "TRAINED", "STAGING", "PRODUCTION", "ARCHIVED"
 METRICS = ("precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr")
@@ -43,17 +42,12 @@ Backfill = Callable[[MLModel, bool], "str | None"]
 """Starts the online backfill for a model going live (replace_live); its job id."""
 
 
-def production_model_id(s: Session, name: str | None = None) -> uuid.UUID | None:
+def production_model(
+    models: ModelRepository, name: str | None = None
+) -> MLModel | None:
     """Which model is in production (of ``name``; without one, the latest promoted)."""
-    query = select(MLModel.id).where(MLModel.status == PRODUCTION)
-    if name:
-        query = query.where(MLModel.name == name)
-    return s.scalar(query.order_by(MLModel.promoted_at.desc()).limit(1))
-
-
-def production_model(s: Session, name: str | None = None) -> MLModel | None:
-    model_id = production_model_id(s, name)
-    return None if model_id is None else s.get(MLModel, model_id)
+    model_id = models.production_id(name)
+    return None if model_id is None else models.get(model_id)
 
 
 def is_production(model: MLModel) -> bool:
@@ -93,28 +87,20 @@ def baseline_to_dict(b: Baseline) -> dict[str, Any]:
     }
 
 
-def active_baselines(s: Session, model_id: uuid.UUID) -> list[Baseline]:
-    return list(
-        s.scalars(
-            select(Baseline).where(Baseline.model_id == model_id, Baseline.is_active)
-        )
-    )
-
-
-def get_model(s: Session, model_id: str | uuid.UUID) -> MLModel:
+def get_model(models: ModelRepository, model_id: str | uuid.UUID) -> MLModel:
     try:
         key = model_id if isinstance(model_id, uuid.UUID) else uuid.UUID(str(model_id))
     except ValueError:
         raise NotFound(f"Model {model_id!r} not found.") from None
-    model = s.get(MLModel, key)
+    model = models.get(key)
     if model is None:
         raise NotFound(f"Model {model_id} not found.")
     return model
 
 
-def next_version(s: Session, name: str) -> str:
+def next_version(models: ModelRepository, name: str) -> str:
     """One more than the highest major version of ``name`` ("1.0", "2.0", ...)."""
-    versions = s.scalars(select(MLModel.version).where(MLModel.name == name))
+    versions = models.versions(name)
     majors = [int(v.split(".")[0]) for v in versions if v.split(".")[0].isdigit()]
     return f"{max(majors, default=0) + 1}.0"
 
@@ -136,20 +122,20 @@ class NewModel:
 class ModelRegistry:
     def __init__(
         self,
-        db: Database,
+        uow: Transactions,
         *,
         on_change: Callable[[], None] | None = None,
         backfill: Backfill | None = None,
     ) -> None:
-        self.db = db
+        self.uow = uow
         self._on_change = on_change or (lambda: None)
         self._backfill = backfill or (lambda model, replace: None)
 
     # -- registering ------------------------------------------------------------------
 
     def is_registered(self, model_id: uuid.UUID) -> bool:
-        with self.db.session() as s:
-            return s.get(MLModel, model_id) is not None
+        with self.uow() as tx:
+            return tx.models.get(model_id) is not None
 
     def register(
         self, new: NewModel, also: Callable[[Session], None] | None = None
@@ -159,9 +145,9 @@ class ModelRegistry:
         registration of the same name can take the version first: one retry."""
         for attempt in (1, 2):
             try:
-                with self.db.session(write=True) as s:
-                    version = next_version(s, new.name)
-                    s.add(
+                with self.uow(write=True) as tx:
+                    version = next_version(tx.models, new.name)
+                    tx.models.add(
                         MLModel(
                             id=new.id,
                             name=new.name,
@@ -176,9 +162,9 @@ class ModelRegistry:
                         )
                     )
                     if also is not None:
-                        also(s)
+                        also(tx.session)
                 return version
-            except IntegrityError:
+            except Duplicate:
                 if attempt == 2 or self.is_registered(new.id):
                     raise
         raise AssertionError("unreachable")
@@ -200,21 +186,23 @@ class ModelRegistry:
                 )
         if details:
             raise ValidationFailed("Invalid baselines.", details)
-        with self.db.session(write=True) as s:
-            model = get_model(s, model_id)
-            for old in active_baselines(s, model.id):
+        with self.uow(write=True) as tx:
+            model = get_model(tx.models, model_id)
+            for old in tx.models.active_baselines(model.id):
                 old.is_active = False
-            s.add_all(
-                Baseline(
-                    model_id=model.id,
-                    metric_name=b["metric"],
-                    threshold=float(b["threshold"]),
-                    operator=b["operator"],
-                )
-                for b in baselines
+            tx.models.add_baselines(
+                [
+                    Baseline(
+                        model_id=model.id,
+                        metric_name=b["metric"],
+                        threshold=float(b["threshold"]),
+                        operator=b["operator"],
+                    )
+                    for b in baselines
+                ]
             )
-            s.flush()
-            active = active_baselines(s, model.id)
+            tx.flush()
+            active = tx.models.active_baselines(model.id)
             listed = [baseline_to_dict(b) for b in active]
             check = check_baselines(model, active)
         return {"model_id": model_id, "baselines": listed, "evaluation": check}
@@ -222,8 +210,8 @@ class ModelRegistry:
     # -- promotion and rollback ---------------------------------------------------------
 
     def production(self, name: str | None = None) -> MLModel | None:
-        with self.db.session() as s:
-            return production_model(s, name)
+        with self.uow() as tx:
+            return production_model(tx.models, name)
 
     def promote(
         self,
@@ -247,8 +235,8 @@ class ModelRegistry:
                 field_error("reason", "required with override_baselines"),
             )
         try:
-            with self.db.session(write=True) as s:
-                model = get_model(s, model_id)
+            with self.uow(write=True) as tx:
+                model = get_model(tx.models, model_id)
                 if model.status == ARCHIVED:
                     raise Conflict(
                         f"Model {model_id} is ARCHIVED; archived models cannot be promoted "
@@ -262,16 +250,32 @@ class ModelRegistry:
                         f"Only TRAINED models move to STAGING (this is {model.status})."
                     )
                 if stage == PRODUCTION:
-                    current = production_model(s, model.name)
-                    _gate(s, model, current, override_baselines)
+                    current = production_model(tx.models, model.name)
+                    _gate(tx.models, model, current, override_baselines)
                     if current is not None:
-                        _move(s, current, ARCHIVED, "archive", reason, False, actor)
-                        s.flush()
+                        _move(
+                            tx.models,
+                            current,
+                            ARCHIVED,
+                            "archive",
+                            reason,
+                            False,
+                            actor,
+                        )
+                        tx.flush()
                     model.promoted_at = utcnow()
-                _move(s, model, stage, "promote", reason, override_baselines, actor)
-                s.flush()
+                _move(
+                    tx.models,
+                    model,
+                    stage,
+                    "promote",
+                    reason,
+                    override_baselines,
+                    actor,
+                )
+                tx.flush()
                 result = model_to_dict(model)
-        except IntegrityError:
+        except Duplicate:
             raise Conflict(
                 "Another promotion of this model name finished first; reload and retry."
             ) from None
@@ -290,32 +294,22 @@ class ModelRegistry:
         *,
         online_state: OnlineState = "keep",
     ) -> dict[str, Any]:
-        with self.db.session(write=True) as s:
-            model = get_model(s, model_id)
+        with self.uow(write=True) as tx:
+            model = get_model(tx.models, model_id)
             if model.status != PRODUCTION:
                 raise Conflict(
                     f"Model {model_id} is {model.status}; roll back from the PRODUCTION model."
                 )
-            previous = s.scalar(
-                select(MLModel)
-                .join(ModelTransition, ModelTransition.model_id == MLModel.id)
-                .where(
-                    MLModel.name == model.name,
-                    MLModel.id != model.id,
-                    ModelTransition.from_status == PRODUCTION,
-                )
-                .order_by(ModelTransition.created_at.desc())
-                .limit(1)
-            )
+            previous = tx.models.previous_production(model)
             if previous is None:
                 raise Conflict(
                     f"No earlier production version of {model.name!r} to roll back to."
                 )
-            _move(s, model, ARCHIVED, "rollback", reason, False, actor)
-            s.flush()
-            _move(s, previous, PRODUCTION, "rollback", reason, False, actor)
+            _move(tx.models, model, ARCHIVED, "rollback", reason, False, actor)
+            tx.flush()
+            _move(tx.models, previous, PRODUCTION, "rollback", reason, False, actor)
             previous.promoted_at = utcnow()
-            s.flush()
+            tx.flush()
         self._on_change()
         return {
             "online_backfill_job_id": self._backfill(
@@ -343,7 +337,9 @@ def check_baselines(model: MLModel, baselines: list[Baseline]) -> list[dict[str,
     return out
 
 
-def _gate(s: Session, model: MLModel, current: MLModel | None, override: bool) -> None:
+def _gate(
+    models: ModelRepository, model: MLModel, current: MLModel | None, override: bool
+) -> None:
     details = model.details or {}
     diff = details.get("onnx_max_abs_diff")
     if diff is None or float(diff) > ONNX_TOLERANCE:
@@ -351,9 +347,9 @@ def _gate(s: Session, model: MLModel, current: MLModel | None, override: bool) -
             f"The ONNX export differs from the native model by {diff} (> {ONNX_TOLERANCE});"
             " it cannot serve /predict and cannot be promoted."
         )
-    baselines = active_baselines(s, model.id)
+    baselines = models.active_baselines(model.id)
     if current is not None and current.id != model.id:
-        baselines += active_baselines(s, current.id)
+        baselines += models.active_baselines(current.id)
     failed = [c for c in check_baselines(model, baselines) if not c["passed"]]
     if failed and not override:
         raise Conflict(
@@ -371,7 +367,7 @@ def _gate(s: Session, model: MLModel, current: MLModel | None, override: bool) -
 
 
 def _move(
-    s: Session,
+    models: ModelRepository,
     model: MLModel,
     to: str,
     action: str,
@@ -379,7 +375,7 @@ def _move(
     override: bool,
     actor: str | None,
 ) -> None:
-    s.add(
+    models.add_transition(
         ModelTransition(
             model_id=model.id,
             from_status=model.status,

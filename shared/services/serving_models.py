@@ -17,17 +17,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from shared.db.models import FeatureSet, MLModel
 from shared.errors import Conflict, NotFound, field_error
-from shared.services.registry import production_model_id
 
 if TYPE_CHECKING:
     from ml.explain import ModelExplainer
     from ml.scoring.onnx_scorer import OnnxScorer
     from shared.db.session import Database
-    from shared.ports import BlobStore
+    from shared.ports import BlobStore, Transactions
     from shared.services.online_features import OnlineFeatureStore
 
 log = logging.getLogger(__name__)
@@ -90,12 +86,14 @@ class ModelServer:
     def __init__(
         self,
         db: Database,
+        uow: Transactions,
         blobs: BlobStore,
         warm_entities: int,
         refresh_seconds: float = 1.0,
         max_models: int = 8,
     ) -> None:
-        self.db = db
+        self.db = db  # the online stores' (shared.services.online_features)
+        self.uow = uow
         self.blobs = blobs
         self.warm_entities = warm_entities
         self.refresh_seconds = refresh_seconds
@@ -138,8 +136,8 @@ class ModelServer:
             self._refresh_lock.release()
 
     def _refresh(self) -> ServingModel:
-        with self.db.session() as s:
-            production_id = production_model_id(s)
+        with self.uow() as tx:
+            production_id = tx.models.production_id()
         if production_id is None:
             self._production = None
             self._checked_at = time.monotonic()
@@ -189,12 +187,12 @@ class ModelServer:
     def _load(self, model_id: uuid.UUID) -> ServingModel:
         from ml.scoring.onnx_scorer import OnnxScorer
 
-        with self.db.session() as s:
-            model = s.get(MLModel, model_id)
+        with self.uow() as tx:
+            model = tx.models.get(model_id)
             if model is None:
                 raise NotFound(f"Model {model_id} not found.")
             feature_set = (
-                s.get(FeatureSet, model.feature_set_id)
+                tx.feature_sets.get(model.feature_set_id)
                 if model.feature_set_id is not None
                 else None
             )
@@ -274,12 +272,10 @@ class ModelServer:
             recorded_namespaces,
         )
 
-        with self.db.session() as s:
+        with self.uow() as tx:
             configs = {
                 feature_set_namespace(config): config
-                for config in (
-                    dict(c or {}) for c in s.scalars(select(FeatureSet.feature_config))
-                )
+                for config in tx.feature_sets.configs()
             }
         namespaces = recorded_namespaces(self.db, transaction_ids, set(configs))
         with self._lock:

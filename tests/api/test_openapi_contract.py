@@ -194,7 +194,10 @@ REJECTED, ACCEPTED = "RejectedPositiveData", "AcceptedNegativeData"
 UPLOADS = {f"POST {API}/datasets", f"POST {API}/datasets/{{dataset_id}}/versions"}
 
 # Correct answers the checks cannot know are: an upload's file is read and refused when
-# it is not a CSV or Parquet table, which no schema can say.
+# it is not a CSV or Parquet table, and a feature computation's column mapping or
+# carried columns name columns the dataset lacks (a workflow reaches a real dataset
+# through the links its typed answers give), which no schema can say.
+COMPUTE = f"POST {API}/features/compute"
 NOT_DEFECTS: list[Predicate] = [
     lambda s: s.operation in UPLOADS and s.check == REJECTED and s.fields == {"file"},
     lambda s: s.operation in UPLOADS and s.check == REJECTED and s.status == 415,
@@ -203,6 +206,14 @@ NOT_DEFECTS: list[Predicate] = [
         s.operation == f"POST {API}/models/{{model_id}}/score"
         and s.check == REJECTED
         and s.fields == {"window_end"}
+    ),
+    lambda s: (
+        s.operation == COMPUTE
+        and s.check == REJECTED
+        and bool(s.fields)
+        and all(
+            f.startswith("column_mapping.") or f == "carry_columns" for f in s.fields
+        )
     ),
 ]
 
@@ -256,7 +267,18 @@ def test_operation(case: Any) -> None:
         _judge(case, response, group)
 
 
-class _Workflows(schema.as_state_machine()):  # type: ignore[misc]
+# The typed dataset and feature-set answers give links to real ids. Left out of the
+# workflows: deleting a dataset (a dataset the fuzzer uploaded is deleted once, and the
+# next example's same step answers 404 instead of 204, which hypothesis takes for flaky
+# data generation: the workflows share one database; tests/api/test_dataset_delete.py
+# covers deletes), and starting training (its split times are free strings in the
+# schema, routes/training.py, so a real feature set gets unparseable ones: 422).
+_WORKFLOW_SCHEMA = schema.exclude(
+    method="DELETE", path=f"{API}/datasets/{{dataset_id}}"
+).exclude(method="POST", path=f"{API}/training/jobs")
+
+
+class _Workflows(_WORKFLOW_SCHEMA.as_state_machine()):  # type: ignore[misc]
     """Sequences along the links schemathesis infers (create, then read, cancel,
     delete): where use_after_free and ensure_resource_availability apply."""
 

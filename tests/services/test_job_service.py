@@ -1,5 +1,5 @@
-"""The one job state machine, for every kind of job, on both databases: PENDING, RUNNING,
-then COMPLETED, FAILED or CANCELLED."""
+"""The one job state machine, for every kind of job, on both databases and on an
+in-memory repository: PENDING, RUNNING, then COMPLETED, FAILED or CANCELLED."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from shared.db.models import Job, TrainingJob
+from shared.adapters.repositories.uow import SqlTransactions
+from shared.db.models import TrainingJob
 from shared.db.session import Database
 from shared.errors import Conflict, NotFound
-from shared.services.jobs import JobCancelled, JobService, delete_jobs
+from shared.services.jobs import JobCancelled, JobService
+from tests.services.fakes import MemoryTransactions
 
 
 class RecordingLauncher:
@@ -31,9 +32,13 @@ def launcher() -> RecordingLauncher:
     return RecordingLauncher()
 
 
-@pytest.fixture
-def jobs(db: Database, launcher: RecordingLauncher) -> JobService:
-    return JobService(db=db, launcher=lambda: launcher)
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def jobs(request: pytest.FixtureRequest, launcher: RecordingLauncher) -> JobService:
+    if request.param == "memory":
+        return JobService(MemoryTransactions(), launcher=lambda: launcher)
+    fixture = "sqlite_db" if request.param == "sqlite" else "pg_db"
+    db: Database = request.getfixturevalue(fixture)
+    return JobService(SqlTransactions(db), launcher=lambda: launcher)
 
 
 def test_a_job_runs_to_completion(jobs: JobService) -> None:
@@ -95,9 +100,7 @@ def test_fail_during_a_cancel_ends_cancelled(jobs: JobService) -> None:
     assert jobs.get(job.id)["status"] == "CANCELLED"
 
 
-def test_a_training_job_is_a_job_with_its_detail(
-    db: Database, jobs: JobService
-) -> None:
+def test_a_training_job_is_a_job_with_its_detail(jobs: JobService) -> None:
     job_id = uuid.uuid4()
     jobs.create(
         "training",
@@ -118,8 +121,3 @@ def test_a_training_job_is_a_job_with_its_detail(
         jobs.get_row(other.id, "training")
     page = jobs.list_jobs(1, 10, "training")
     assert [j["job_id"] for j in page.items] == [str(job_id)]
-    with db.session(write=True) as s:
-        delete_jobs(s, [job_id])
-    with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(TrainingJob)) == 0
-        assert list(s.scalars(select(Job.kind))) == ["features"]

@@ -7,18 +7,14 @@ import uuid
 
 import pytest
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import shared.services.registry as registry_module
+from shared.adapters.repositories.uow import SqlTransactions
 from shared.db.models import MLModel
 from shared.db.session import Database
-from shared.services.registry import (
-    ModelRegistry,
-    NewModel,
-    production_model,
-    production_model_id,
-)
+from shared.ports import Duplicate, ModelRepository
+from shared.services.registry import ModelRegistry, NewModel, production_model
 
 
 def _new(name: str = "fraud") -> NewModel:
@@ -36,13 +32,13 @@ def _new(name: str = "fraud") -> NewModel:
 
 
 def test_versions_count_up_per_name(db: Database) -> None:
-    registry = ModelRegistry(db)
+    registry = ModelRegistry(SqlTransactions(db))
     assert [registry.register(_new()) for _ in range(3)] == ["1.0", "2.0", "3.0"]
     assert registry.register(_new("other")) == "1.0"
 
 
 def test_a_deleted_version_is_not_given_again(db: Database) -> None:
-    registry = ModelRegistry(db)
+    registry = ModelRegistry(SqlTransactions(db))
     first, second = _new(), _new()
     registry.register(first)
     registry.register(second)
@@ -54,28 +50,28 @@ def test_a_deleted_version_is_not_given_again(db: Database) -> None:
 def test_a_version_taken_meanwhile_is_retried_once(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry = ModelRegistry(db)
+    registry = ModelRegistry(SqlTransactions(db))
     registry.register(_new())
     real = registry_module.next_version
     calls: list[str] = []
 
-    def racing(s: Session, name: str) -> str:
+    def racing(models: ModelRepository, name: str) -> str:
         calls.append(name)
-        return "1.0" if len(calls) == 1 else real(s, name)
+        return "1.0" if len(calls) == 1 else real(models, name)
 
     monkeypatch.setattr(registry_module, "next_version", racing)
     assert registry.register(_new()) == "2.0"
     assert len(calls) == 2
 
-    monkeypatch.setattr(registry_module, "next_version", lambda s, name: "1.0")
-    with pytest.raises(IntegrityError):
+    monkeypatch.setattr(registry_module, "next_version", lambda models, name: "1.0")
+    with pytest.raises(Duplicate):
         registry.register(_new())
 
 
 def test_registration_and_its_companion_write_are_one_transaction(
     db: Database,
 ) -> None:
-    registry = ModelRegistry(db)
+    registry = ModelRegistry(SqlTransactions(db))
     new = _new()
 
     def broken(s: Session) -> None:
@@ -88,19 +84,22 @@ def test_registration_and_its_companion_write_are_one_transaction(
 
 def test_the_production_model(db: Database) -> None:
     changed: list[bool] = []
-    registry = ModelRegistry(db, on_change=lambda: changed.append(True))
+    registry = ModelRegistry(
+        SqlTransactions(db), on_change=lambda: changed.append(True)
+    )
     first, second = _new(), _new()
     registry.register(first)
     registry.register(second)
-    with db.session() as s:
-        assert production_model_id(s) is None
+    uow = SqlTransactions(db)
+    with uow() as tx:
+        assert tx.models.production_id() is None
     registry.promote(str(first.id), "production", "first")
     registry.promote(str(second.id), "production", "better")
-    with db.session() as s:
-        assert production_model_id(s) == second.id
-        assert production_model_id(s, "fraud") == second.id
-        assert production_model_id(s, "unknown") is None
-        current = production_model(s)
+    with uow() as tx:
+        assert tx.models.production_id() == second.id
+        assert tx.models.production_id("fraud") == second.id
+        assert tx.models.production_id("unknown") is None
+        current = production_model(tx.models)
         assert current is not None and current.version == "2.0"
     assert changed == [True, True]
     registry.rollback(str(second.id), "regression")

@@ -12,7 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from functions.api.deps import DatasetServiceDep, Paging, PreviewRowsQ, SettingsDep
 from functions.api.envelope import Envelope, errors, ok, ok_page
 from functions.api.multipart import read_form
-from functions.api.schemas import Record
+from functions.api.schemas_datasets import (
+    Dataset,
+    DatasetDetail,
+    DatasetPreview,
+    DatasetSchema,
+)
 from shared.config import Settings
 from shared.errors import ValidationFailed, field_error
 from shared.services import dataset_form as form_rules
@@ -83,7 +88,7 @@ async def _receive(
     status_code=201,
     openapi_extra=_upload_doc(new_dataset=True),
     summary="Upload a new dataset",
-    response_model=Envelope[Record],
+    response_model=Envelope[DatasetDetail],
     responses=errors(409, 413, 415, 422, 503),
 )
 async def create_dataset(
@@ -103,7 +108,7 @@ async def create_dataset(
 @router.get(
     "",
     summary="List datasets",
-    response_model=Envelope[list[Record]],
+    response_model=Envelope[list[Dataset]],
     responses=errors(422),
 )
 def list_datasets(
@@ -121,7 +126,7 @@ def list_datasets(
 @router.get(
     "/{dataset_id}",
     summary="Dataset details with its versions",
-    response_model=Envelope[Record],
+    response_model=Envelope[DatasetDetail],
     responses=errors(404),
 )
 def get_dataset(dataset_id: str, datasets: DatasetServiceDep) -> JSONResponse:
@@ -155,7 +160,7 @@ def delete_dataset(
 @router.get(
     "/{dataset_id}/schema",
     summary="Column names and types",
-    response_model=Envelope[Record],
+    response_model=Envelope[DatasetSchema],
     responses=errors(404),
 )
 def dataset_schema(
@@ -169,7 +174,7 @@ def dataset_schema(
 @router.get(
     "/{dataset_id}/preview",
     summary="First N rows",
-    response_model=Envelope[Record],
+    response_model=Envelope[DatasetPreview],
     responses=errors(404, 422, 503),
 )
 def dataset_preview(
@@ -186,7 +191,7 @@ def dataset_preview(
     status_code=201,
     openapi_extra=_upload_doc(new_dataset=False),
     summary="Upload a new version of a dataset",
-    response_model=Envelope[Record],
+    response_model=Envelope[DatasetDetail],
     responses=errors(404, 413, 415, 422, 503),
 )
 async def create_version(

@@ -19,7 +19,13 @@ from functions.api.envelope import (
     ok,
     ok_page,
 )
-from functions.api.schemas import FeatureJob, JobAccepted, Record
+from functions.api.schemas import FeatureJob, JobAccepted
+from functions.api.schemas_features import (
+    FeaturePreview,
+    FeatureSet,
+    FeatureSetSummary,
+)
+from shared.services.feature_commands import ComputeCommand
 
 router = APIRouter(prefix="/features", tags=["features"])
 
@@ -66,6 +72,18 @@ class ComputeFeaturesRequest(BaseModel):
         "gender and age_group when present, for bias audits)",
     )
 
+    def to_command(self) -> ComputeCommand:
+        groups, carried = self.feature_groups, self.carry_columns
+        return ComputeCommand(
+            dataset_id=self.dataset_id,
+            dataset_version=self.dataset_version,
+            feature_groups=tuple(groups) if groups is not None else None,
+            output_name=self.output_name,
+            column_mapping=self.column_mapping or {},
+            config=self.config or {},
+            carry_columns=tuple(carried) if carried is not None else None,
+        )
+
 
 @router.post(
     "/compute",
@@ -77,13 +95,13 @@ class ComputeFeaturesRequest(BaseModel):
 def compute_features(
     body: ComputeFeaturesRequest, features: FeatureServiceDep
 ) -> JSONResponse:
-    return ok(features.request_compute(body.model_dump()), 202)
+    return ok(features.request_compute(body.to_command()), 202)
 
 
 @router.get(
     "/sets",
     summary="List feature sets",
-    response_model=Envelope[list[Record]],
+    response_model=Envelope[list[FeatureSetSummary]],
     responses=ERRORS_422,
 )
 def list_feature_sets(
@@ -101,7 +119,7 @@ def list_feature_sets(
 @router.get(
     "/sets/{feature_set_id}",
     summary="Feature set with features and statistics",
-    response_model=Envelope[Record],
+    response_model=Envelope[FeatureSet],
     responses=ERRORS_404,
 )
 def get_feature_set(feature_set_id: str, features: FeatureServiceDep) -> JSONResponse:
@@ -111,7 +129,7 @@ def get_feature_set(feature_set_id: str, features: FeatureServiceDep) -> JSONRes
 @router.get(
     "/sets/{feature_set_id}/preview",
     summary="First N rows of a feature set",
-    response_model=Envelope[Record],
+    response_model=Envelope[FeaturePreview],
     responses=ERRORS_404_422,
 )
 def preview_feature_set(
