@@ -109,7 +109,7 @@ class FeatureService:
         config_body = dict(request.get("config") or {})
         config_body["groups"] = request.get("feature_groups") or list(GROUPS)
         try:
-            config = FeatureConfig.from_dict(config_body)
+            config = FeatureConfig.from_request(config_body)
         except FeatureInputError as exc:
             field = "feature_groups" if exc.field == "groups" else f"config.{exc.field}"
             raise ValidationFailed(
