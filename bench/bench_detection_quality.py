@@ -27,6 +27,7 @@ TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -141,6 +142,9 @@ def main() -> None:
     parser.add_argument("--csv", type=Path)
     parser.add_argument("--map", action="append", metavar="ROLE=COLUMN")
     parser.add_argument("--algorithm", default="xgboost")
+    parser.add_argument(
+        "--params", default="{}", help="hyperparameters as JSON (default: none given)"
+    )
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--train-start")
     parser.add_argument("--train-end")
@@ -172,8 +176,9 @@ def main() -> None:
     X = np.ascontiguousarray(
         result.frame[result.feature_names].to_numpy(dtype=np.float32)
     )
+    params = json.loads(args.params)
     model = train_model(
-        args.algorithm, {}, X[train], y[train], None, None, result.feature_names
+        args.algorithm, params, X[train], y[train], None, None, result.feature_names
     )
     t3 = time.perf_counter()
     score = model.predict_scores(X[test])
@@ -199,7 +204,8 @@ def main() -> None:
         f"{int(keep.sum()):,} rows over {np.unique(day[keep]).size} days"
         + (" (known cards dropped)" if args.drop_known_cards else "")
     )
-    print(f"model: {args.algorithm}, default hyperparameters; {t3 - t2:.1f} s")
+    given = f"hyperparameters {params}" if params else "default hyperparameters"
+    print(f"model: {args.algorithm}, {given}; {t3 - t2:.1f} s")
     print(f"AUC ROC                       {roc_auc_score(y_test, s_test):.3f}")
     print(f"average precision             {average_precision_score(y_test, s_test):.3f}")
     print(f"precision@{args.k} per day          {prec:.3f}")

@@ -326,3 +326,33 @@ def test_timestamps_convert_like_batch() -> None:
             {"user_id": "u", "amount": 1.0, "timestamp": paris}, {}
         )["hour"]
     )
+
+
+def test_a_user_label_counts_for_the_user_only_after_the_delay() -> None:
+    engine = OnlineFeatureEngine(
+        FeatureConfig(label_delay="1d", user_fraud_rate_windows=("1d",))
+    )
+    assert engine.labelled_entities == ("merchant", "user")
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    txn = {"transaction_id": "f", "user_id": "u", "merchant_id": "m", "amount": 5.0}
+    states: dict[EntityKey, State | None] = dict(
+        engine.update({**txn, "timestamp": t0}, {})
+    )
+    for key in engine.entity_keys(txn):
+        state = states[key]
+        assert state is not None
+        states[key] = engine.apply_label(state, "f", 1)
+
+    def probe(offset: str) -> dict[str, float]:
+        later = {"user_id": "u", "merchant_id": "n", "amount": 25.0}
+        return engine.compute({**later, "timestamp": t0 + pd.Timedelta(offset)}, states)
+
+    assert probe("23h")["user_labelled_count_1d"] == 0
+    assert probe("24h")["user_fraud_rate_1d"] == 1.0
+    assert probe("24h")["amount_to_user_mean_24h"] == 5.0
+    assert probe("49h")["user_labelled_count_1d"] == 0  # out of the window again
+    # without the user's fraud rate, user states stay as compact as before
+    plain = OnlineFeatureEngine(FeatureConfig(user_fraud_rate_windows=()))
+    assert plain.labelled_entities == ("merchant",)
+    user_state = plain.update({**txn, "timestamp": t0}, {})[("user", "u")]
+    assert "tid" not in user_state
