@@ -54,7 +54,12 @@ HANDBOOK_MAPPING = {
     "is_fraud": "TX_FRAUD",
 }
 CARD_COLUMNS = (
-    "transaction_id", "timestamp", "user_id", "merchant_id", "amount", "is_fraud"
+    "transaction_id",
+    "timestamp",
+    "user_id",
+    "merchant_id",
+    "amount",
+    "is_fraud",
 )
 DAY_NS = 86_400 * 10**9
 
@@ -85,7 +90,9 @@ def load(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, str]]:
 def to_ns(value: str) -> int:
     moment = datetime.fromisoformat(value)
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+    return (
+        (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+    )
 
 
 def split(
@@ -207,7 +214,9 @@ def main() -> None:
     given = f"hyperparameters {params}" if params else "default hyperparameters"
     print(f"model: {args.algorithm}, {given}; {t3 - t2:.1f} s")
     print(f"AUC ROC                       {roc_auc_score(y_test, s_test):.3f}")
-    print(f"average precision             {average_precision_score(y_test, s_test):.3f}")
+    print(
+        f"average precision             {average_precision_score(y_test, s_test):.3f}"
+    )
     print(f"precision@{args.k} per day          {prec:.3f}")
     print(f"card precision@{args.k} per day     {card_prec:.3f}")
     print(f"total {time.perf_counter() - t0:.1f} s")

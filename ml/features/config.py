@@ -202,7 +202,7 @@ class FeatureConfig:
         """A stored configuration (`to_dict`'s form): a missing key of `ADDED_KEYS`
         means that feature was off; other missing keys take their defaults."""
         cls._check_keys(data)
-        values = {key: off for key, off in ADDED_KEYS.items()}
+        values: dict[str, Any] = dict(ADDED_KEYS)
         values.update(data)
         return cls(**values)
 

@@ -400,9 +400,7 @@ class SqlOnlineState(StateReads):
                 )
             ).scalar()
         kinds = self.engine.labelled_entities
-        labelled = sorted(
-            (str(k[0]), str(k[1])) for k in (keys or []) if k[0] in kinds
-        )
+        labelled = sorted((str(k[0]), str(k[1])) for k in (keys or []) if k[0] in kinds)
         if not labelled:
             return False
         payload = orjson.dumps(
