@@ -260,9 +260,10 @@ def _window_features(
     amount: Float64Array,
     n: int,
 ) -> dict[str, Float64Array] | None:
-    """Counts and amount sums over each window: the entity's retained events (its
-    state) followed by its batch transactions form one sorted timeline per entity, and
-    each window is two searches in it. None if the times span too far to search.
+    """Counts and amount sums over each window (for users, also the window means of
+    ``plan.ratio``): the entity's retained events (its state) followed by its batch
+    transactions form one sorted timeline per entity, and each window is two searches
+    in it. None if the times span too far to search.
     Nothing (every count and sum 0) when no transaction of the batch has the entity."""
     if group.rows.size == 0:
         return {}
