@@ -266,11 +266,12 @@ def _agg_sum(m: re.Match[str], v: float, row: Row) -> str:
 
 
 def _fraud_rate(m: re.Match[str], v: float, row: Row) -> str:
-    window = _window(m.group(1))
-    labelled = _get(row, f"merchant_labelled_count_{m.group(1)}")
+    entity, window = m.group(1), _window(m.group(2))
+    labelled = _get(row, f"{entity}_labelled_count_{m.group(2)}")
     if labelled is not None and labelled == 0:
-        return f"no labelled transactions of this merchant in {window} to judge by"
-    of = f"this merchant's {_count(labelled)}" if labelled else "this merchant's"
+        return f"no labelled transactions of this {entity} in {window} to judge by"
+    whose = _ENTITY[entity][1]
+    of = f"{whose} {_count(labelled)}" if labelled else whose
     if v == 0:
         return f"none of {of} labelled transactions in {window} were fraud"
     return f"{100.0 * v:.1f}% of {of} labelled transactions in {window} were fraud"
@@ -279,7 +280,23 @@ def _fraud_rate(m: re.Match[str], v: float, row: Row) -> str:
 def _labelled(m: re.Match[str], v: float, row: Row) -> str:
     n = _count(v)
     what = "no transactions" if n == 0 else _plural(n, "transaction")
-    return f"{what} of this merchant in {_window(m.group(1))} with a known fraud label"
+    window = _window(m.group(2))
+    return f"{what} of this {m.group(1)} in {window} with a known fraud label"
+
+
+def _window_mean(m: re.Match[str], v: float, row: Row) -> str:
+    window = _window(m.group(1))
+    if v == 0:
+        return f"no earlier transactions of this user in {window} to average"
+    return f"this user's transactions in {window} average {_money(v)}"
+
+
+def _window_ratio(m: re.Match[str], v: float, row: Row) -> str:
+    window = _window(m.group(1))
+    mean = _get(row, f"user_amount_mean_{m.group(1)}")
+    if v == 1 and mean is not None and mean == 0:
+        return f"no spending of this user in {window} to compare the amount with"
+    return f"amount is {v:.2f} times this user's average over {window}"
 
 
 # ---------------------------------------------------------------------- table
@@ -329,14 +346,24 @@ _RULES: tuple[tuple[re.Pattern[str], str, _Sentence], ...] = tuple(
             _agg_sum,
         ),
         (
-            rf"merchant_fraud_rate_{_W}",
-            "this merchant's recent fraud rate",
+            rf"(user|merchant)_fraud_rate_{_W}",
+            "this {0}'s recent fraud rate",
             _fraud_rate,
         ),
         (
-            rf"merchant_labelled_count_{_W}",
-            "this merchant's recent labelled transactions",
+            rf"(user|merchant)_labelled_count_{_W}",
+            "this {0}'s recent labelled transactions",
             _labelled,
+        ),
+        (
+            rf"user_amount_mean_{_W}",
+            "this user's recent average amount",
+            _window_mean,
+        ),
+        (
+            rf"amount_to_user_mean_{_W}",
+            "the amount against this user's recent average",
+            _window_ratio,
         ),
     )
 )

@@ -23,6 +23,10 @@ from ml.features.config import (
 )
 from ml.features.registry import AGG_ENTITIES
 
+# The cap of the amount-to-user-mean ratios: a mean of a tiny fraction of a cent would
+# overflow them.
+MAX_RATIO = 1e12
+
 IntpArray = npt.NDArray[np.intp]
 
 
@@ -180,6 +184,30 @@ def window_counts_sums(
     return out
 
 
+def window_mean_features(
+    amount: Float64Array, count: Float64Array, total: Float64Array, window: str
+) -> dict[str, Float64Array]:
+    """The user's mean amount over a window and the amount against it."""
+    mean = np.divide(total, count, out=np.zeros(np.shape(total)), where=count > 0)
+    with np.errstate(over="ignore"):
+        ratio = np.divide(
+            amount, mean, out=np.ones(np.shape(total)), where=(count > 0) & (mean > 0)
+        )
+    return {
+        f"user_amount_mean_{window}": mean,
+        f"amount_to_user_mean_{window}": np.minimum(ratio, MAX_RATIO),
+    }
+
+
+def window_mean_features_one(
+    amount: float, count: float, total: float, window: str
+) -> dict[str, float]:
+    """`window_mean_features` of one transaction in plain floats (the online path)."""
+    mean = total / count if count > 0 else 0.0
+    ratio = min(amount / mean, MAX_RATIO) if count > 0 and mean > 0 else 1.0
+    return {f"user_amount_mean_{window}": mean, f"amount_to_user_mean_{window}": ratio}
+
+
 def compute_aggregation(
     data: PreparedTransactions,
     timeline: Timeline,
@@ -201,17 +229,35 @@ def compute_aggregation(
         ).items():
             out[f"{entity}_txn_count_{window}"] = index.scatter(count)
             out[f"{entity}_amount_sum_{window}"] = index.scatter(total)
-    if any(name.startswith("merchant_fraud_rate_") for name in wanted):
-        out.update(_merchant_fraud(data, timeline, config))
+    if any(name.startswith("user_amount_mean_") for name in wanted):
+        index = timeline.entity("user_id")
+        amount = index.sorted_values(data.amount).astype(np.float64)
+        for window, (count, total) in window_counts_sums(
+            index, data.amount, config.ratio_window_ns
+        ).items():
+            means = window_mean_features(amount, count, total, window)
+            out.update({name: index.scatter(v) for name, v in means.items()})
+    for role, prefix, windows in (
+        ("merchant_id", "merchant", config.fraud_window_ns),
+        ("user_id", "user", config.user_fraud_window_ns),
+    ):
+        if any(name.startswith(f"{prefix}_fraud_rate_") for name in wanted):
+            out.update(_fraud_rates(data, timeline, config, role, prefix, windows))
     return {name: values for name, values in out.items() if name in wanted}
 
 
-def _merchant_fraud(
-    data: PreparedTransactions, timeline: Timeline, config: FeatureConfig
+def _fraud_rates(
+    data: PreparedTransactions,
+    timeline: Timeline,
+    config: FeatureConfig,
+    role: str,
+    prefix: str,
+    windows: tuple[tuple[str, int], ...],
 ) -> dict[str, Float64Array]:
-    """Labels of merchant events at s with s + delay <= t and s < t, s >= t-delay-w."""
+    """Labels of the entity's events at s with s + delay <= t and s < t,
+    s >= t-delay-w."""
     assert data.label is not None
-    index = timeline.entity("merchant_id")
+    index = timeline.entity(role)
     label = index.sorted_values(data.label).astype(np.float64)
     known = np.concatenate(([0], np.cumsum(~np.isnan(label))))
     fraud = np.concatenate(([0], np.cumsum(label == 1.0)))
@@ -220,13 +266,13 @@ def _merchant_fraud(
     hi_rank = np.minimum(timeline.ranks_through(-delay)[index.rank], index.rank)
     hi = index.position_of_rank(hi_rank)
     out: dict[str, Float64Array] = {}
-    for name, width_ns in config.fraud_window_ns:
+    for name, width_ns in windows:
         lo_rank = timeline.window_start(delay + width_ns)[index.rank]
         lo = index.position_of_rank(np.minimum(lo_rank, hi_rank))
         labelled = (known[hi] - known[lo]).astype(np.float64)
         n_fraud = (fraud[hi] - fraud[lo]).astype(np.float64)
-        out[f"merchant_fraud_rate_{name}"] = index.scatter(
+        out[f"{prefix}_fraud_rate_{name}"] = index.scatter(
             fraud_rate(n_fraud, labelled)
         )
-        out[f"merchant_labelled_count_{name}"] = index.scatter(labelled)
+        out[f"{prefix}_labelled_count_{name}"] = index.scatter(labelled)
     return out

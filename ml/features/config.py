@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -102,20 +102,40 @@ def _as_tuple(value: Any, field: str) -> tuple[str, ...]:
     return items
 
 
+# Keys added after feature sets were first stored, with the value that keeps a stored
+# configuration without them meaning what it meant: those features off.
+ADDED_KEYS: dict[str, tuple[str, ...]] = {
+    "user_fraud_rate_windows": (),
+    "amount_ratio_windows": (),
+}
+_WINDOW_KEYS = (
+    "windows",
+    "fraud_rate_windows",
+    "distinct_windows",
+    "user_fraud_rate_windows",
+    "amount_ratio_windows",
+)
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Which feature groups to compute and the time windows they use.
 
     `label_delay`: a label of a transaction at time s counts as known at time t
-    iff s + label_delay <= t (and s < t). `distinct_windows` are the windows of the
+    iff s + label_delay <= t (and s < t). `fraud_rate_windows` and
+    `user_fraud_rate_windows`: the windows of the merchant's and the user's fraud
+    rates over known labels. `amount_ratio_windows`: the windows of the user's mean
+    amount and the amount against it. `distinct_windows` are the windows of the
     behavioural distinct-device/-country counts.
     """
 
     groups: tuple[str, ...] = GROUPS
     windows: tuple[str, ...] = ("1h", "24h", "7d", "30d")
     label_delay: str = "7d"
-    fraud_rate_windows: tuple[str, ...] = ("7d", "30d")
+    fraud_rate_windows: tuple[str, ...] = ("1d", "7d", "30d")
     distinct_windows: tuple[str, ...] = ("7d", "30d")
+    user_fraud_rate_windows: tuple[str, ...] = ("1d", "7d", "30d")
+    amount_ratio_windows: tuple[str, ...] = ("24h", "7d", "30d")
 
     def __post_init__(self) -> None:
         groups = _as_tuple(self.groups, "groups")
@@ -127,7 +147,7 @@ class FeatureConfig:
                 f"unknown feature group(s) {unknown}; known: {list(GROUPS)}", "groups"
             )
         object.__setattr__(self, "groups", tuple(g for g in GROUPS if g in groups))
-        for name in ("windows", "fraud_rate_windows", "distinct_windows"):
+        for name in _WINDOW_KEYS:
             items = _as_tuple(getattr(self, name), name)
             for item in items:
                 if parse_duration(item, name) <= 0:
@@ -139,36 +159,69 @@ class FeatureConfig:
 
     @property
     def window_ns(self) -> tuple[tuple[str, int], ...]:
-        return tuple((w, parse_duration(w)) for w in self.windows)
+        return _with_ns(self.windows)
 
     @property
     def fraud_window_ns(self) -> tuple[tuple[str, int], ...]:
-        return tuple((w, parse_duration(w)) for w in self.fraud_rate_windows)
+        return _with_ns(self.fraud_rate_windows)
+
+    @property
+    def user_fraud_window_ns(self) -> tuple[tuple[str, int], ...]:
+        return _with_ns(self.user_fraud_rate_windows)
+
+    @property
+    def ratio_window_ns(self) -> tuple[tuple[str, int], ...]:
+        return _with_ns(self.amount_ratio_windows)
 
     @property
     def distinct_window_ns(self) -> tuple[tuple[str, int], ...]:
-        return tuple((w, parse_duration(w)) for w in self.distinct_windows)
+        return _with_ns(self.distinct_windows)
 
     @property
     def label_delay_ns(self) -> int:
         return parse_duration(self.label_delay, "label_delay")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON form; a key of `ADDED_KEYS` at its "off" value is left out, so a
+        configuration stored before that key existed keeps its exact form."""
+        out: dict[str, Any] = {
             "groups": list(self.groups),
             "windows": list(self.windows),
             "label_delay": self.label_delay,
             "fraud_rate_windows": list(self.fraud_rate_windows),
             "distinct_windows": list(self.distinct_windows),
         }
+        for key, off in ADDED_KEYS.items():
+            value = getattr(self, key)
+            if value != off:
+                out[key] = list(value)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureConfig:
-        known = set(cls().to_dict())
+        """A stored configuration (`to_dict`'s form): a missing key of `ADDED_KEYS`
+        means that feature was off; other missing keys take their defaults."""
+        cls._check_keys(data)
+        values: dict[str, Any] = dict(ADDED_KEYS)
+        values.update(data)
+        return cls(**values)
+
+    @classmethod
+    def from_request(cls, data: Mapping[str, Any]) -> FeatureConfig:
+        """A configuration asked for now: every missing key takes its default."""
+        cls._check_keys(data)
+        return cls(**dict(data))
+
+    @classmethod
+    def _check_keys(cls, data: Mapping[str, Any]) -> None:
+        known = {f.name for f in fields(cls)}
         extra = sorted(set(data) - known)
         if extra:
             raise FeatureInputError(f"unknown feature config key(s) {extra}", extra[0])
-        return cls(**{k: v for k, v in data.items()})
+
+
+def _with_ns(windows: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((w, parse_duration(w)) for w in windows)
 
 
 # --------------------------------------------------------------------------- input

@@ -85,7 +85,9 @@ class OnlineFeatureEngine:
         self.seen_roles = plan.seen_roles
         self.entity_types = plan.entity_types
         self.retention_ns = plan.retention_ns
-        self._fold = StateFolder(plan.retention_ns, plan.seen_roles)
+        # the entity types whose states take a late label (`apply_label`)
+        self.labelled_entities = plan.labelled
+        self._fold = StateFolder(plan.retention_ns, plan.seen_roles, plan.labelled)
 
     def entity_keys(self, txn: Mapping[str, Any]) -> list[EntityKey]:
         """State keys this transaction reads and writes (entities it has)."""
@@ -174,7 +176,8 @@ class OnlineFeatureEngine:
         return matrix
 
     def apply_label(self, state: State, transaction_id: str, label: Any) -> State:
-        """Record a (late) label on a merchant state, in place; returns the state.
+        """Record a (late) label on a state of one of `labelled_entities`, in place;
+        returns the state.
 
         Unknown or already pruned transactions leave the state unchanged.
         """

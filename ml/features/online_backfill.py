@@ -68,7 +68,9 @@ def _backfill_into(
         index = timeline.entity(role)
         if index.rows.size == 0:
             continue
-        builder = _Backfill(data, index, plan.retention_ns[entity])
+        builder = _Backfill(
+            data, index, plan.retention_ns[entity], entity in plan.labelled
+        )
         ids = data.categorical[role].uniques
         if entity == "user":
             built = builder.users(plan.seen_roles)
@@ -99,9 +101,13 @@ class _Backfill:
     """Builds one entity type's states from its (entity, time)-sorted index."""
 
     def __init__(
-        self, data: PreparedTransactions, index: EntityIndex, retention: int
+        self,
+        data: PreparedTransactions,
+        index: EntityIndex,
+        retention: int,
+        labelled: bool,
     ) -> None:
-        self.data, self.index = data, index
+        self.data, self.index, self.labelled = data, index, labelled
         n = index.rows.shape[0]
         self.starts = np.flatnonzero(index.seg_first)
         self.ends = np.append(self.starts[1:], n)
@@ -128,29 +134,30 @@ class _Backfill:
         extra = self._extra_columns(entity)
         for i, code in enumerate(self.codes):
             a, b = self.keep_from[i], int(self.ends[i])
-            state = new_state(entity)
+            state = new_state(entity, labelled=(entity,) if self.labelled else ())
             state["last_ts"] = ts[b - 1]
             state["ts"], state["cum"] = ts[a:b], cum[a:b]
             state["cum0"] = cum[a - 1] if a > starts[i] else 0.0
             for column, values in extra.items():
                 state[column] = values[a:b]
-            if entity == "merchant":
+            if self.labelled:
                 events = list(zip(state["ts"], state["lab"], strict=True))
                 state["lab_ts"] = [t for t, label in events if label is not None]
                 state["fraud_ts"] = [t for t, label in events if label == 1]
             yield code, state
 
     def _extra_columns(self, entity: str) -> dict[str, list[Any]]:
-        if entity == "merchant":
+        out: dict[str, list[Any]] = {}
+        if entity == "user":
+            out.update(dev=self._lookup("device_id"), loc=self._lookup("location"))
+        if self.labelled:
             labels: list[Any] = [None] * self.index.rows.shape[0]
             if self.data.label is not None:
                 raw = self.data.label[self.index.rows]
                 labels = [None if math.isnan(v) else int(v) for v in raw.tolist()]
             tids = self.data.transaction_id[self.index.rows].tolist()
-            return {"tid": tids, "lab": labels}
-        if entity == "user":
-            return {"dev": self._lookup("device_id"), "loc": self._lookup("location")}
-        return {}
+            out.update(tid=tids, lab=labels)
+        return out
 
     def merchants(self) -> Iterable[tuple[int, State]]:
         return self.plain("merchant")

@@ -4,7 +4,7 @@ Every transaction of a batch gets its features from the entity states *before* t
 batch plus the batch's own earlier transactions: window counts and sums with numpy per
 entity type, the amount and calendar formulas in their array form, and the few features
 that need per-value bookkeeping (first-seen values, distinct devices and countries,
-merchant labels) in one plain loop per entity. States are read, never changed: the
+merchant and user labels) in one plain loop per entity. States are read, never changed: the
 caller folds the batch in afterwards (``StateFolder.apply_run``).
 
 This holds when each entity's transactions in the batch are in time order, none before
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.features.aggregation_features import fraud_rate
+from ml.features.aggregation_features import fraud_rate, window_mean_features
 from ml.features.behavioral_features import activity_features
 from ml.features.config import Float64Array, Int64Array
 from ml.features.online_compute import ENTITY_ROLE, OnlinePlan
@@ -117,13 +117,13 @@ def batch_features(
     if "user" in groups:
         values.update(_user_features(plan, groups["user"], txns, amount))
     for entity, group in groups.items():
-        if plan.windows:
+        if plan.windows or (entity == "user" and plan.ratio):
             found = _window_features(plan, entity, group, amount, n)
             if found is None:
                 return None
             values.update(found)
-    if "merchant" in groups and plan.fraud:
-        values.update(_fraud_features(plan, groups["merchant"], n))
+        if entity in plan.fraud:
+            values.update(_fraud_features(plan, entity, group, n))
     out = np.zeros((n, len(plan.feature_names)), dtype=np.float64)
     for j, name in enumerate(plan.feature_names):
         column = values.get(name)
@@ -260,9 +260,10 @@ def _window_features(
     amount: Float64Array,
     n: int,
 ) -> dict[str, Float64Array] | None:
-    """Counts and amount sums over each window: the entity's retained events (its
-    state) followed by its batch transactions form one sorted timeline per entity, and
-    each window is two searches in it. None if the times span too far to search.
+    """Counts and amount sums over each window (for users, also the window means of
+    ``plan.ratio``): the entity's retained events (its state) followed by its batch
+    transactions form one sorted timeline per entity, and each window is two searches
+    in it. None if the times span too far to search.
     Nothing (every count and sum 0) when no transaction of the batch has the entity."""
     if group.rows.size == 0:
         return {}
@@ -297,21 +298,26 @@ def _window_features(
     cum0 = np.array([0.0 if s is None else s["cum0"] for s in states])
     line_code = np.repeat(np.arange(m), total)
     seg_lo = starts[group.code]
-    queries = [group.ts] + [group.ts - width for _, width in plan.windows]
+    ratio = plan.ratio if entity == "user" else ()
+    windows = plan.windows + ratio
+    queries = [group.ts] + [group.ts - width for _, width in windows]
     found = first_at_or_after(line_code, line_t, group.code, queries)
     if found is None:
         return None
     hi, lows = found[0], found[1:]
     out: dict[str, Float64Array] = {}
     end = line_cum[np.maximum(hi - 1, 0)]
-    for (name, _), lo in zip(plan.windows, lows, strict=True):
+    for i, ((name, _), lo) in enumerate(zip(windows, lows, strict=True)):
         before = np.where(
             lo > seg_lo, line_cum[np.maximum(lo - 1, 0)], cum0[group.code]
         )
         total_in = np.where(hi > lo, end - before, 0.0)
-        out[f"{entity}_txn_count_{name}"] = group.scatter(
-            (hi - lo).astype(np.float64), n
-        )
+        count = (hi - lo).astype(np.float64)
+        if i >= len(plan.windows):
+            means = window_mean_features(amount[group.rows], count, total_in, name)
+            out.update({k: group.scatter(v, n) for k, v in means.items()})
+            continue
+        out[f"{entity}_txn_count_{name}"] = group.scatter(count, n)
         out[f"{entity}_amount_sum_{name}"] = group.scatter(total_in, n)
     return out
 
@@ -374,29 +380,30 @@ def first_at_or_after(
     return results
 
 
-# ------------------------------------------------------------------ merchant labels
+# ------------------------------------------------------------------ labels
 
 
 def _fraud_features(
-    plan: OnlinePlan, merchants: _Entities, n: int
+    plan: OnlinePlan, entity: str, group: _Entities, n: int
 ) -> dict[str, Float64Array]:
     """Labelled counts and fraud rates: labels come only from the states here (the
-    batch carries none), so each transaction reads its merchant's state."""
-    size = merchants.rows.size
-    labelled = {name: np.zeros(size) for name, _ in plan.fraud}
-    fraud = {name: np.zeros(size) for name, _ in plan.fraud}
+    batch carries none), so each transaction reads its entity's state."""
+    size = group.rows.size
+    windows = plan.fraud[entity]
+    labelled = {name: np.zeros(size) for name, _ in windows}
+    fraud = {name: np.zeros(size) for name, _ in windows}
     for r, (code, tr) in enumerate(
-        zip(merchants.code.tolist(), merchants.ts.tolist(), strict=True)
+        zip(group.code.tolist(), group.ts.tolist(), strict=True)
     ):
-        state = merchants.states[code]
+        state = group.states[code]
         if state is None:
             continue
-        for name, width in plan.fraud:
+        for name, width in windows:
             labelled[name][r] = plan.known_in_window(state["lab_ts"], tr, width)
             fraud[name][r] = plan.known_in_window(state["fraud_ts"], tr, width)
     out: dict[str, Float64Array] = {}
-    for name, _ in plan.fraud:
+    for name, _ in windows:
         rate = fraud_rate(fraud[name], labelled[name])
-        out[f"merchant_fraud_rate_{name}"] = merchants.scatter(rate, n)
-        out[f"merchant_labelled_count_{name}"] = merchants.scatter(labelled[name], n)
+        out[f"{entity}_fraud_rate_{name}"] = group.scatter(rate, n)
+        out[f"{entity}_labelled_count_{name}"] = group.scatter(labelled[name], n)
     return out

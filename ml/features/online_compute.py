@@ -15,7 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ml.features.aggregation_features import fraud_rate_one
+from ml.features.aggregation_features import fraud_rate_one, window_mean_features_one
 from ml.features.behavioral_features import activity_features_one
 from ml.features.config import ROLES, FeatureConfig
 from ml.features.online_event import Txn, clean_id
@@ -61,9 +61,18 @@ class OnlinePlan:
         self.distinct: Windows = (
             self.config.distinct_window_ns if "behavioral" in groups else ()
         )
-        self.fraud: Windows = (
-            self.config.fraud_window_ns
-            if any(n.startswith("merchant_fraud_rate_") for n in names)
+        # the fraud-rate windows served, per entity type
+        self.fraud: dict[str, Windows] = {
+            entity: windows
+            for entity, windows in (
+                ("merchant", self.config.fraud_window_ns),
+                ("user", self.config.user_fraud_window_ns),
+            )
+            if any(n.startswith(f"{entity}_fraud_rate_") for n in names)
+        }
+        self.ratio: Windows = (
+            self.config.ratio_window_ns
+            if any(n.startswith("user_amount_mean_") for n in names)
             else ()
         )
         self.delay = self.config.label_delay_ns
@@ -73,10 +82,25 @@ class OnlinePlan:
             if (entity == "user" and bool(groups & {"transaction", "behavioral"}))
             or any(n.startswith(f"{entity}_") for n in names)
         )
+        # entity types whose states keep their events' labels: merchants always (the
+        # layout stored states have), users when their fraud rate is served
+        self.labelled = ("merchant", "user") if "user" in self.fraud else ("merchant",)
         spans = [w for _, w in self.windows]
+
+        def labels(entity: str) -> list[int]:
+            return [self.delay + w for _, w in self.fraud.get(entity, ())]
+
         self.retention_ns = {
-            "user": max([*spans, *(w for _, w in self.distinct), 0]),
-            "merchant": max([*spans, *(self.delay + w for _, w in self.fraud), 0]),
+            "user": max(
+                [
+                    *spans,
+                    *(w for _, w in self.distinct),
+                    *(w for _, w in self.ratio),
+                    *labels("user"),
+                    0,
+                ]
+            ),
+            "merchant": max([*spans, *labels("merchant"), 0]),
             "device": max([*spans, 0]),
         }
         self.groups = groups
@@ -115,10 +139,12 @@ def features_one(
         state = states.get((entity, entity_id)) if entity_id is not None else None
         if entity == "user":
             _user_values(plan, p, state, values)
+            if plan.ratio:
+                _ratio_values(plan, p, state, values)
         if plan.windows:
             _window_values(plan, entity, p, state, values)
-        if entity == "merchant" and plan.fraud:
-            _fraud_values(plan, p, state, values)
+        if entity in plan.fraud:
+            _fraud_values(plan, entity, p, state, values)
     if "temporal" in plan.groups:
         values.update(temporal_features_one(p.t))
     return {name: values.get(name, 0.0) for name in plan.feature_names}
@@ -180,13 +206,24 @@ def _window_values(
         out[f"{entity}_amount_sum_{name}"] = range_sum(state, lo, hi)
 
 
-def _fraud_values(
+def _ratio_values(
     plan: OnlinePlan, p: Txn, state: State | None, out: dict[str, float]
 ) -> None:
-    for name, width in plan.fraud:
+    ts = state["ts"] if state is not None else []
+    hi = bisect_left(ts, p.t)
+    for name, width in plan.ratio:
+        lo = bisect_left(ts, p.t - width, 0, hi)
+        total = range_sum(state, lo, hi) if state is not None else 0.0
+        out.update(window_mean_features_one(p.amount, float(hi - lo), total, name))
+
+
+def _fraud_values(
+    plan: OnlinePlan, entity: str, p: Txn, state: State | None, out: dict[str, float]
+) -> None:
+    for name, width in plan.fraud[entity]:
         labelled = fraud = 0
         if state is not None:
             labelled = plan.known_in_window(state["lab_ts"], p.t, width)
             fraud = plan.known_in_window(state["fraud_ts"], p.t, width)
-        out[f"merchant_fraud_rate_{name}"] = fraud_rate_one(fraud, labelled)
-        out[f"merchant_labelled_count_{name}"] = float(labelled)
+        out[f"{entity}_fraud_rate_{name}"] = fraud_rate_one(fraud, labelled)
+        out[f"{entity}_labelled_count_{name}"] = float(labelled)

@@ -14,7 +14,8 @@ State layout (parallel lists sorted by time, pruned to the retention span;
             tot [n, s1, s2] moments of amount - shift over all events,
             base [n, s1, s2] the same over events before last_ts,
             dev [device|None], loc [location|None], seen {role: {value: first ts}}
-  merchant: tid [transaction id], lab [0|1|None],
+  labelled (merchant; user when the user's fraud rate is served):
+            tid [transaction id], lab [0|1|None],
             lab_ts / fraud_ts: sorted times of events with a known / fraud label
 """
 
@@ -41,14 +42,19 @@ def entity_key(entity_type: str, entity_id: Any) -> EntityKey:
     return (entity_type, str(entity_id))
 
 
-def new_state(entity_type: str, seen_roles: Iterable[str] = ()) -> State:
+def new_state(
+    entity_type: str,
+    seen_roles: Iterable[str] = (),
+    labelled: Iterable[str] = ("merchant",),
+) -> State:
+    """An empty state; `labelled`: the entity types whose states keep labels."""
     state: State = {"v": STATE_VERSION, "type": entity_type, "last_ts": None}
     state.update(ts=[], cum=[], cum0=0.0)
     if entity_type == "user":
         state.update(prev_ts=None, shift=None, tot=list(_MOMENTS_ZERO))
         state.update(base=list(_MOMENTS_ZERO), dev=[], loc=[])
         state["seen"] = {role: {} for role in seen_roles}
-    elif entity_type == "merchant":
+    if entity_type in labelled:
         state.update(tid=[], lab=[], lab_ts=[], fraud_ts=[])
     return state
 
@@ -85,16 +91,21 @@ def state_from_json(text: str | bytes) -> State:
 class StateFolder:
     """Folds transactions into states, in place: `retention_ns` per entity type (events
     older than the latest time minus it are pruned), `seen_roles` whose first-seen
-    values a user state records."""
+    values a user state records, `labelled` entity types whose states keep labels
+    (a state keeps them when it has the `tid` field)."""
 
     def __init__(
-        self, retention_ns: Mapping[str, int], seen_roles: tuple[str, ...]
+        self,
+        retention_ns: Mapping[str, int],
+        seen_roles: tuple[str, ...],
+        labelled: tuple[str, ...] = ("merchant",),
     ) -> None:
         self.retention_ns = retention_ns
         self.seen_roles = seen_roles
+        self.labelled = labelled
 
     def new(self, entity: str) -> State:
-        return new_state(entity, self.seen_roles)
+        return new_state(entity, self.seen_roles, self.labelled)
 
     def apply_run(self, entity: str, state: State, run: Sequence[Txn]) -> None:
         """``apply`` of each transaction of ``run`` in turn, for a run in time order,
@@ -130,7 +141,7 @@ class StateFolder:
                 self._apply_user(state, p)
                 if state["last_ts"] is None or p.t > state["last_ts"]:
                     state["last_ts"] = p.t
-        elif entity == "merchant":
+        if "tid" in state:
             state["tid"].extend(p.tid for p in run)
             state["lab"].extend(p.label for p in run)
         state["last_ts"] = last
@@ -151,7 +162,7 @@ class StateFolder:
         if entity == "user":
             row["dev"], row["loc"] = p.ids["device_id"], p.ids["location"]
             self._apply_user(state, p)
-        elif entity == "merchant":
+        if "tid" in state:
             row["tid"], row["lab"] = p.tid, p.label
             if p.label is not None:
                 _add_label_time(state, p.t, p.label)
@@ -189,7 +200,7 @@ class StateFolder:
 
 
 def apply_label(state: State, transaction_id: str, label: Any) -> State:
-    """Record a (late) label on a merchant state, in place; returns the state.
+    """Record a (late) label on a state that keeps labels, in place; returns it.
 
     Unknown or already pruned transactions leave the state unchanged.
     """

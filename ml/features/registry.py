@@ -171,24 +171,55 @@ def _aggregation(config: FeatureConfig) -> list[FeatureSpec]:
                     req,
                 )
             )
-    req = ("timestamp", "merchant_id", "is_fraud")
-    for window in config.fraud_rate_windows:
+    for entity, role, windows in (
+        ("merchant", "merchant_id", config.fraud_rate_windows),
+        ("user", "user_id", config.user_fraud_rate_windows),
+    ):
+        specs.extend(_fraud_rate(entity, ("timestamp", role, "is_fraud"), windows))
+    req = ("amount", "timestamp", "user_id")
+    for window in config.amount_ratio_windows:
         specs.append(
             FeatureSpec(
-                f"merchant_fraud_rate_{window}",
+                f"user_amount_mean_{window}",
                 "float64",
-                f"Merchant fraud share over the {window} of transactions whose labels "
-                "are known (0 when none).",
+                f"Mean of the user's amounts in the trailing {window} (0 when none).",
                 g,
                 req,
             )
         )
         specs.append(
             FeatureSpec(
-                f"merchant_labelled_count_{window}",
-                "int64",
-                f"Known labels behind merchant_fraud_rate_{window}.",
+                f"amount_to_user_mean_{window}",
+                "float64",
+                f"amount / user_amount_mean_{window} (1 when none or the mean is 0).",
                 g,
+                req,
+            )
+        )
+    return specs
+
+
+def _fraud_rate(
+    entity: str, req: tuple[str, ...], windows: tuple[str, ...]
+) -> list[FeatureSpec]:
+    specs = []
+    for window in windows:
+        specs.append(
+            FeatureSpec(
+                f"{entity}_fraud_rate_{window}",
+                "float64",
+                f"The {entity}'s fraud share over the {window} of transactions whose "
+                "labels are known (0 when none).",
+                "aggregation",
+                req,
+            )
+        )
+        specs.append(
+            FeatureSpec(
+                f"{entity}_labelled_count_{window}",
+                "int64",
+                f"Known labels behind {entity}_fraud_rate_{window}.",
+                "aggregation",
                 req,
             )
         )

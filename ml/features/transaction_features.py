@@ -13,13 +13,12 @@ import math
 
 import numpy as np
 
-from ml.features.aggregation_features import Timeline
+from ml.features.aggregation_features import MAX_RATIO, Timeline
 from ml.features.config import FeatureConfig, Float64Array, PreparedTransactions
 
 MIN_STD = 1e-6  # below this the user's amounts count as constant: z-score 0
-# amount_to_user_mean's cap: a mean of a tiny fraction of a cent would overflow it.
-# With amounts capped (config.MAX_AMOUNT) and MIN_STD, every feature here stays finite.
-MAX_RATIO = 1e12
+# With amounts capped (config.MAX_AMOUNT), MAX_RATIO and MIN_STD, every feature here
+# stays finite.
 
 
 def amount_features(

@@ -105,7 +105,7 @@ class FeatureService:
         config_body = dict(cmd.config)
         config_body["groups"] = list(cmd.feature_groups or GROUPS)
         try:
-            config = FeatureConfig.from_dict(config_body)
+            config = FeatureConfig.from_request(config_body)
         except FeatureInputError as exc:
             field = "feature_groups" if exc.field == "groups" else f"config.{exc.field}"
             raise ValidationFailed(

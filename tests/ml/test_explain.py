@@ -42,7 +42,7 @@ Data = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], list[str]]
 
 @pytest.fixture(scope="module")
 def data() -> Data:
-    """Generated transactions through the real feature pipeline: all 53 features."""
+    """Generated transactions through the real feature pipeline: all 67 features."""
     config = GeneratorConfig(
         n_rows=4000,
         n_users=300,
@@ -361,7 +361,7 @@ def _typical(name: str) -> float:
 def test_every_registry_feature_has_a_specific_reason(config: FeatureConfig) -> None:
     specs = feature_specs(config)
     if config == FeatureConfig():
-        assert len(specs) == 53
+        assert len(specs) == 67
     for spec in specs:
         for value in (_typical(spec.name), 0.0, None):
             text = reason(spec.name, value, 0.0, {})
@@ -405,6 +405,17 @@ def test_reason_sentences() -> None:
     )
     assert "no labelled transactions" in reason(
         "merchant_fraud_rate_7d", 0.0, 0.0, {"merchant_labelled_count_7d": 0}
+    )
+    assert (
+        reason("user_fraud_rate_1d", 0.5, 0.0, {"user_labelled_count_1d": 4})
+        == "50.0% of this user's 4 labelled transactions in the last day were fraud"
+    )
+    assert (
+        reason("amount_to_user_mean_7d", 4.0, 0.0, {})
+        == "amount is 4.00 times this user's average over the last 7 days"
+    )
+    assert "no spending" in reason(
+        "amount_to_user_mean_24h", 1.0, 0.0, {"user_amount_mean_24h": 0.0}
     )
     assert (
         reason("seconds_since_last_txn", 130.0, 0.0, {})

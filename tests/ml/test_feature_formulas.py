@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.features.aggregation_features import fraud_rate, fraud_rate_one
+from ml.features.aggregation_features import (
+    MAX_RATIO,
+    fraud_rate,
+    fraud_rate_one,
+    window_mean_features,
+    window_mean_features_one,
+)
 from ml.features.behavioral_features import activity_features, activity_features_one
 from ml.features.temporal_features import temporal_features, temporal_features_one
 from ml.features.transaction_features import amount_features, amount_features_one
@@ -57,3 +63,20 @@ def test_activity_temporal_and_fraud_rate_agree() -> None:
         _close(activity_features_one(int(ts[i]), int(prev[i]), n_prev[i]), activity, i)
         _close(temporal_features_one(int(ts[i])), temporal, i)
         assert fraud_rate_one(fraud[i], labelled[i]) == pytest.approx(rates[i])
+
+
+def test_window_mean_features_agree_and_stay_finite() -> None:
+    amount = np.concatenate([RNG.lognormal(3, 2, 500), [0.0, 1e12, 1e12, 5.0, 0.0]])
+    size = amount.size
+    count = RNG.integers(0, 4, size).astype(np.float64)
+    total = np.where(count > 0, RNG.lognormal(3, 2, size) * count, 0.0)
+    count[-3:], total[-3:] = 1.0, [1e-300, 0.0, 0.0]  # a tiny mean, a zero mean
+    arrays = window_mean_features(amount, count, total, "7d")
+    for i in range(size):
+        one = window_mean_features_one(
+            float(amount[i]), float(count[i]), float(total[i]), "7d"
+        )
+        _close(one, arrays, i)
+    assert np.isfinite(arrays["amount_to_user_mean_7d"]).all()
+    assert arrays["amount_to_user_mean_7d"][-3] == MAX_RATIO  # capped
+    assert arrays["amount_to_user_mean_7d"][-1] == 1.0  # no mean to compare with

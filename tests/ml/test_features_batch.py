@@ -277,3 +277,32 @@ def test_groups_select_features() -> None:
         "hour_sin",
         "hour_cos",
     ]
+
+
+def test_user_risk_and_window_means_match_a_brute_force() -> None:
+    df = transactions(3_000, 60, 20, 40, seed=9)
+    config = FeatureConfig()
+    f = compute_features(df, config).frame
+    ts = df["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    users = df["user_id"].to_numpy()
+    amount = df["amount"].to_numpy(dtype=np.float64)
+    label = df["is_fraud"].to_numpy(dtype=np.float64)
+    delay = config.label_delay_ns
+    rng = np.random.default_rng(1)
+    for i in rng.choice(len(df), 300, replace=False):
+        mine = users == users[i]
+        for name, width in config.user_fraud_window_ns:
+            seen = mine & (ts >= ts[i] - delay - width) & (ts <= ts[i] - delay)
+            seen &= (ts < ts[i]) & ~np.isnan(label)
+            n = int(seen.sum())
+            rate = float(label[seen].sum()) / n if n else 0.0
+            assert f.at[i, f"user_labelled_count_{name}"] == n
+            assert f.at[i, f"user_fraud_rate_{name}"] == pytest.approx(rate)
+        for name, width in config.ratio_window_ns:
+            window = mine & (ts >= ts[i] - width) & (ts < ts[i])
+            mean = float(amount[window].mean()) if window.any() else 0.0
+            ratio = amount[i] / mean if mean > 0 else 1.0
+            assert f.at[i, f"user_amount_mean_{name}"] == pytest.approx(mean)
+            assert f.at[i, f"amount_to_user_mean_{name}"] == pytest.approx(ratio)
+    assert f["user_labelled_count_30d"].max() > 0
+    assert f["user_fraud_rate_30d"].max() > 0

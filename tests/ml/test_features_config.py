@@ -11,6 +11,8 @@ from ml.features import (
     FeatureInputError,
     apply_column_mapping,
     compute_features,
+    feature_specs,
+    select_features,
 )
 from ml.features.config import parse_duration
 
@@ -158,3 +160,55 @@ def test_column_mapping_renames_source_columns() -> None:
     with pytest.raises(FeatureInputError) as info:
         apply_column_mapping(source, {"shoe_size": "value"})
     assert info.value.field == "shoe_size"
+
+
+# A feature set's configuration as stored before user fraud rates and window ratios.
+STORED_BEFORE = {
+    "groups": ["transaction", "behavioral", "temporal", "aggregation"],
+    "windows": ["1h", "24h", "7d", "30d"],
+    "label_delay": "7d",
+    "fraud_rate_windows": ["7d", "30d"],
+    "distinct_windows": ["7d", "30d"],
+}
+
+
+def test_a_stored_config_without_the_added_keys_keeps_its_features() -> None:
+    config = FeatureConfig.from_dict(STORED_BEFORE)
+    assert config.user_fraud_rate_windows == ()
+    assert config.amount_ratio_windows == ()
+    assert config.to_dict() == STORED_BEFORE  # same form, so same online namespace
+    names = [spec.name for spec in feature_specs(config)]
+    assert len(names) == 53
+    assert not any(n.startswith(("user_fraud", "user_amount_mean")) for n in names)
+
+
+def test_a_request_takes_every_default_and_a_new_config_round_trips() -> None:
+    assert FeatureConfig.from_request({}) == FeatureConfig()
+    asked = FeatureConfig.from_request({"amount_ratio_windows": []})
+    assert asked.amount_ratio_windows == ()
+    assert asked.user_fraud_rate_windows == ("1d", "7d", "30d")
+    for config in (FeatureConfig(), asked):
+        assert FeatureConfig.from_dict(config.to_dict()) == config
+    assert len(feature_specs(FeatureConfig())) == 67
+    with pytest.raises(FeatureInputError) as info:
+        FeatureConfig.from_request({"user_fraud_rate_windows": ["1x"]})
+    assert info.value.field == "user_fraud_rate_windows"
+
+
+def test_card_data_keeps_merchant_and_user_risk_and_velocity() -> None:
+    """Card data (no device, location, category or payment method) keeps 51 of 67."""
+    kept, dropped = select_features(
+        FeatureConfig(),
+        ("transaction_id", "user_id", "merchant_id", "amount", "timestamp", "is_fraud"),
+    )
+    names = {spec.name for spec in kept}
+    assert (len(kept), len(dropped)) == (51, 16)
+    for window in ("1d", "7d", "30d"):
+        assert {f"merchant_fraud_rate_{window}", f"user_fraud_rate_{window}"} <= names
+    for window in ("24h", "7d", "30d"):
+        assert {
+            f"user_txn_count_{window}",
+            f"user_amount_sum_{window}",
+            f"amount_to_user_mean_{window}",
+            f"merchant_txn_count_{window}",
+        } <= names

@@ -53,12 +53,14 @@ class Replay:
             self.states[key] = state
         return list(features.values())
 
-    def label(self, merchant_id: str, transaction_id: str, label: int) -> None:
-        state = self.states.get(("merchant", merchant_id))
-        if state is not None:
-            self.states[("merchant", merchant_id)] = self.engine.apply_label(
-                state, transaction_id, label
-            )
+    def label(self, txn: Mapping[str, Any], label: int) -> None:
+        """The label on each state that keeps labels, as the store delivers it."""
+        for key in self.engine.entity_keys(txn):
+            state = self.states.get(key)
+            if key[0] in self.engine.labelled_entities and state is not None:
+                self.states[key] = self.engine.apply_label(
+                    state, txn["transaction_id"], label
+                )
 
 
 @pytest.fixture(scope="module")
@@ -71,21 +73,20 @@ def replayed() -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[EntityKey, St
     ts = df["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     rng = np.random.default_rng(5)
     arrival = ts + (rng.random(len(df)) * CONFIG.label_delay_ns).astype(np.int64)
-    merchants = df["merchant_id"].tolist()
-    tids = df["transaction_id"].tolist()
     labels = df["is_fraud"].tolist()
+    records = _records(df)
     pending: list[tuple[int, int]] = []
     replay = Replay(engine, {})
     online = np.empty((len(df), len(engine.feature_names)))
-    for i, txn in enumerate(_records(df)):
+    for i, txn in enumerate(records):
         while pending and pending[0][0] <= ts[i]:
             _, j = heapq.heappop(pending)
-            replay.label(merchants[j], tids[j], int(labels[j]))
+            replay.label(records[j], int(labels[j]))
         online[i] = replay.step(txn)
-        if merchants[i] is not None and not np.isnan(labels[i]):
+        if not np.isnan(labels[i]):
             heapq.heappush(pending, (int(arrival[i]), i))
     for _, j in pending:  # deliver the rest so final states hold every label
-        replay.label(merchants[j], tids[j], int(labels[j]))
+        replay.label(records[j], int(labels[j]))
     expected = batch.frame[batch.feature_names].to_numpy(dtype=np.float64)
     return df, online, expected, replay.states
 
@@ -103,6 +104,9 @@ def test_online_replay_equals_batch(
     names = OnlineFeatureEngine(CONFIG).feature_names
     assert expected[:, names.index("merchant_labelled_count_30d")].max() > 50
     assert expected[:, names.index("merchant_fraud_rate_7d")].max() > 0
+    assert expected[:, names.index("user_fraud_rate_30d")].max() > 0
+    assert expected[:, names.index("user_labelled_count_1d")].max() > 0
+    assert np.ptp(expected[:, names.index("amount_to_user_mean_7d")]) > 1
     assert expected[:, names.index("user_distinct_devices_30d")].max() >= 2
     assert df["timestamp"].duplicated().sum() > 1_000
 
@@ -322,3 +326,33 @@ def test_timestamps_convert_like_batch() -> None:
             {"user_id": "u", "amount": 1.0, "timestamp": paris}, {}
         )["hour"]
     )
+
+
+def test_a_user_label_counts_for_the_user_only_after_the_delay() -> None:
+    engine = OnlineFeatureEngine(
+        FeatureConfig(label_delay="1d", user_fraud_rate_windows=("1d",))
+    )
+    assert engine.labelled_entities == ("merchant", "user")
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    txn = {"transaction_id": "f", "user_id": "u", "merchant_id": "m", "amount": 5.0}
+    states: dict[EntityKey, State | None] = dict(
+        engine.update({**txn, "timestamp": t0}, {})
+    )
+    for key in engine.entity_keys(txn):
+        state = states[key]
+        assert state is not None
+        states[key] = engine.apply_label(state, "f", 1)
+
+    def probe(offset: str) -> dict[str, float]:
+        later = {"user_id": "u", "merchant_id": "n", "amount": 25.0}
+        return engine.compute({**later, "timestamp": t0 + pd.Timedelta(offset)}, states)
+
+    assert probe("23h")["user_labelled_count_1d"] == 0
+    assert probe("24h")["user_fraud_rate_1d"] == 1.0
+    assert probe("24h")["amount_to_user_mean_24h"] == 5.0
+    assert probe("49h")["user_labelled_count_1d"] == 0  # out of the window again
+    # without the user's fraud rate, user states stay as compact as before
+    plain = OnlineFeatureEngine(FeatureConfig(user_fraud_rate_windows=()))
+    assert plain.labelled_entities == ("merchant",)
+    user_state = plain.update({**txn, "timestamp": t0}, {})[("user", "u")]
+    assert "tid" not in user_state

@@ -389,8 +389,9 @@ class SqlOnlineState(StateReads):
     # -- labels, bulk replace -------------------------------------------------------------
 
     def add_label(self, transaction_id: str, label: Any) -> bool:
-        """Fold a late label into the merchant states of a scored transaction; False
-        when it was never scored here (or its merchant is gone)."""
+        """Fold a late label into the states of a scored transaction that keep labels
+        (its merchant; its user too when the user's fraud rate is served); False when
+        it was never scored here (or those entities are gone)."""
         with self.db.online_engine.connect() as conn:
             keys = conn.execute(
                 select(TXN.c.entity_keys).where(
@@ -398,20 +399,19 @@ class SqlOnlineState(StateReads):
                     TXN.c.transaction_id == transaction_id,
                 )
             ).scalar()
-        merchants = sorted(
-            (str(k[0]), str(k[1])) for k in (keys or []) if k[0] == "merchant"
-        )
-        if not merchants:
+        kinds = self.engine.labelled_entities
+        labelled = sorted((str(k[0]), str(k[1])) for k in (keys or []) if k[0] in kinds)
+        if not labelled:
             return False
         payload = orjson.dumps(
             {"op": LABEL_OP, "transaction_id": transaction_id, "label": label}
         )
-        with self.locks.hold(merchants):
+        with self.locks.hold(labelled):
             try:
                 with self._write() as tx:
-                    heads = self._advance(tx, merchants)
+                    heads = self._advance(tx, labelled)
                     states: dict[EntityKey, State] = {}
-                    for key in merchants:
+                    for key in labelled:
                         state = self._current(tx, key, heads[key])
                         if state is None:  # cleared since: nothing to label
                             raise _NothingToLabel
@@ -420,10 +420,10 @@ class SqlOnlineState(StateReads):
                         )
                     self._append(tx, heads, payload)
             except _NothingToLabel:
-                self.cache.evict(merchants)
+                self.cache.evict(labelled)
                 return False
             except BaseException:
-                self.cache.evict(merchants)
+                self.cache.evict(labelled)
                 raise
             for key, head in heads.items():
                 self.cache.put(key, head.gen, head.seq, states[key])
