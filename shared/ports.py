@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -160,6 +161,40 @@ class PredictionSink(Protocol):
 
     def insert_missing(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert those rows whose id is not stored yet; how many were."""
+        ...
+
+
+# ---- logged features (shared/adapters/feature_log/) ------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggedWindow:
+    """The predictions one model logged in ``[start, end)`` of ``created_at``, one row
+    each, as columns: what drift, performance and bias audits read."""
+
+    feature_names: tuple[str, ...]
+    features: Any  # float32 (rows, len(feature_names)); NaN where missing
+    scores: Any  # float64 (rows,)
+    labels: Any  # float64 (rows,): 1.0, 0.0, NaN while unlabelled
+    created_at_ns: Any  # int64 (rows,), epoch nanoseconds UTC
+    latency_ms: Any  # float64 (rows,); NaN where unknown
+
+    @property
+    def rows(self) -> int:
+        return len(self.scores)
+
+
+class FeatureLogReader(Protocol):
+    """Reads the logged predictions of a window back as columns."""
+
+    def window(
+        self,
+        model_id: uuid.UUID,
+        start: datetime,
+        end: datetime,
+        feature_names: Sequence[str],
+    ) -> LoggedWindow:
+        """Features absent from a row (or from the log) read as NaN."""
         ...
 
 
