@@ -30,7 +30,9 @@ def test_tied_deciles_merge_into_one_edge() -> None:
     )
     feature = _one(values).feature("x")
     assert feature.edges[0] == 0.0
-    assert len(set(feature.edges)) == len(feature.edges) == 3  # 0, then the 8th and 9th deciles
+    assert (
+        len(set(feature.edges)) == len(feature.edges) == 3
+    )  # 0, then the 8th and 9th deciles
     assert feature.bin_counts[0] == 0  # nothing below the point mass
     assert feature.bin_counts[1] >= 7000
     assert sum(feature.bin_counts) == 10_000
