@@ -12,9 +12,27 @@ from ml.monitoring.drift import (
     compute_drift,
     feature_drift,
 )
+from ml.monitoring.performance import (
+    Calibrator,
+    ConceptDrift,
+    ConceptThresholds,
+    Metrics,
+    concept_drift,
+    estimated_metrics,
+    fit_calibrator,
+    realised_metrics,
+)
 
 __all__ = [
     "Baseline",
+    "Calibrator",
+    "ConceptDrift",
+    "ConceptThresholds",
+    "Metrics",
+    "concept_drift",
+    "estimated_metrics",
+    "fit_calibrator",
+    "realised_metrics",
     "DataDrift",
     "DriftThresholds",
     "FeatureBaseline",
