@@ -1,6 +1,8 @@
 """Model monitoring: training baselines, data drift, performance estimation, reports.
 
-Pure computation: no HTTP, database or Azure imports.
+Pure computation: no HTTP, database or Azure imports. Importing the package loads numpy
+only; scipy and scikit-learn load on first use of a test or metric that needs them, so
+code on the scoring path may import it.
 """
 
 from ml.monitoring.baseline import Baseline, FeatureBaseline, build_baseline

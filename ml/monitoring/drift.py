@@ -27,7 +27,6 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from ml.monitoring.baseline import (
     QUANTILES,
@@ -150,6 +149,8 @@ def ks_from_sorted(
 ) -> tuple[float, float] | None:
     """``ks_2samp(sample, ordered)`` (default method) for finite sorted `ordered`;
     `grid` is ``sample_grid(sample)`` when the caller keeps it."""
+    from scipy import stats  # loaded on first use: see the package docstring
+
     m, n = int(sample.size), int(ordered.size)
     if m == 0 or n == 0:
         return None
@@ -177,6 +178,8 @@ def chi_square(
     baseline_counts: npt.ArrayLike, current_counts: npt.ArrayLike
 ) -> tuple[float, float] | None:
     """``chi2_contingency`` on the 2 x k table, columns empty in both rows dropped."""
+    from scipy import stats  # loaded on first use: see the package docstring
+
     table = np.array([baseline_counts, current_counts], dtype=np.int64)
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] == 0 or (table.sum(axis=1) == 0).any():

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import roc_auc_score
 
 from ml.monitoring.drift import Status
 
@@ -68,6 +66,8 @@ class Calibrator:
 
 def fit_calibrator(scores: npt.ArrayLike, labels: npt.ArrayLike) -> Calibrator:
     """Isotonic calibration of held-out scores against their 0/1 labels."""
+    from sklearn.isotonic import IsotonicRegression  # see the package docstring
+
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels, dtype=np.float64).ravel()
     if s.size == 0 or s.size != y.size:
@@ -86,6 +86,8 @@ def realised_metrics(
     labels: npt.ArrayLike, scores: npt.ArrayLike, threshold: float
 ) -> Metrics:
     """Metrics of the rule "fraud if score >= threshold" against 0/1 labels."""
+    from sklearn.metrics import roc_auc_score  # see the package docstring
+
     y = np.asarray(labels).astype(bool).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.size != s.size:

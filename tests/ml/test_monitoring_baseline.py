@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ml.monitoring import Baseline, build_baseline
+from tests.support.fresh_process import loaded_after
 
 
 def _one(column: np.ndarray, **kwargs: object) -> Baseline:
@@ -142,3 +143,8 @@ def test_malformed_dictionaries_are_refused() -> None:
     broken["features"][0]["bin_counts"] = [1]
     with pytest.raises(ValueError):
         Baseline.from_dict(broken)
+
+
+def test_importing_the_package_loads_no_statistics_stack() -> None:
+    imports = "import ml.monitoring, ml.monitoring.report"
+    assert loaded_after(imports, ("scipy", "sklearn", "pandas")) == []
