@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,7 @@ import numpy.typing as npt
 from ml.monitoring.drift import Status
 
 METRICS = ("precision", "recall", "auc")
+Source = Literal["realised", "estimated"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class ConceptDrift:
     those same labelled rows was off (estimate minus realised)."""
 
     status: Status
-    source: str  # "realised" or "estimated": which current metrics set the status
+    source: Source  # which current metrics set the status
     labelled_count: int
     baseline: Metrics
     estimated: Metrics
@@ -228,7 +229,7 @@ def concept_drift(
     if realised is not None:
         on_labelled = estimated_metrics(p[known], threshold, s[known])
         error = {m: _difference(on_labelled.get(m), realised.get(m)) for m in METRICS}
-    source = (
+    source: Source = (
         "realised" if realised and labelled >= thresholds.min_labelled else "estimated"
     )
     current = realised if source == "realised" and realised else estimated
