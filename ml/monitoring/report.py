@@ -42,7 +42,7 @@ def _badge(status: str) -> str:
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
 def _legend(x: float, items: Sequence[tuple[str, str]]) -> str:
@@ -208,9 +208,7 @@ def render_report(
     thresholds: DriftThresholds = DriftThresholds(),  # noqa: B008 (frozen)
 ) -> str:
     """The audit as an HTML document; `details` (model, window, computed at ...) head it."""
-    info = _table(
-        ["", ""], [[escape(k), escape(v)] for k, v in (details or {}).items()]
-    )
+    info = _table([], [[escape(k), escape(v)] for k, v in (details or {}).items()])
     summary = (
         f"<h2>Data drift {_badge(drift.status)}</h2>"
         f'<p class="muted">{drift.rows} rows · {len(drift.features)} features · '
