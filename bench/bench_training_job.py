@@ -48,20 +48,19 @@ def phase_timers(phases: dict[str, float]) -> Iterator[None]:
     """Time the job's phases by wrapping the module attributes it looks up at call time."""
     import xgboost as xgb
 
-    import ml.training.metrics as metrics_mod
     import ml.training.onnx_export as onnx_mod
+    import ml.training.pipeline as pipeline_mod
     import ml.training.splits as splits_mod
-    import ml.training.trainer as trainer_mod
     from shared.services.training_handoff import ModelHandOff
     from shared.services.training_run import TrainingRun
 
     patches: list[tuple[Any, str, Any]] = [
         (TrainingRun, "_load", "load"),
         (splits_mod, "stratified_split", "split"),
-        (trainer_mod, "train_model", "train_model"),
+        (pipeline_mod, "train_model", "train_model"),
         (xgb, "train", "xgboost.train (inside train_model)"),
-        (metrics_mod, "choose_threshold", "evaluate"),
-        (metrics_mod, "evaluate", "evaluate"),
+        (pipeline_mod, "choose_threshold", "evaluate"),
+        (pipeline_mod, "evaluate", "evaluate"),
         (onnx_mod, "to_onnx", "onnx_export"),
         (onnx_mod, "onnx_max_abs_diff", "onnx_parity"),
         (ModelHandOff, "register", "register"),
@@ -143,10 +142,10 @@ def make_feature_set(ctx: Any, tmp: Path, rows: int) -> str:
 def load_training_matrix(
     ctx: Any, fs_id: str, target: str, train_fraction: float
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The job's training rows: same columns, order, dtype and split (outside timing)."""
+    """The job's fit rows: same columns, order, dtype and split (outside timing)."""
     import pyarrow.parquet as pq
 
-    from ml.training.splits import stratified_split
+    from ml.training.splits import SplitPlan, make_splits
     from shared.adapters.blobs.local_copy import local_file
     from shared.services.training_request import ready_feature_set
 
@@ -158,8 +157,9 @@ def load_training_matrix(
         [table.column(n).to_numpy().astype(np.float32, copy=False) for n in names]
     )
     y = np.asarray(table.column(target).to_numpy(zero_copy_only=False), np.float64)
-    train_idx, _ = stratified_split(y, train_fraction, SEED)
-    return X[train_idx], y[train_idx], names
+    plan = SplitPlan(kind="random", train_fraction=train_fraction, seed=SEED)
+    fit = make_splits(plan, None, y).fit
+    return X[fit], y[fit], names
 
 
 def bare_params(hyper: dict[str, Any], y_train: np.ndarray) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def bare_params(hyper: dict[str, Any], y_train: np.ndarray) -> dict[str, Any]:
     p = validate_hyperparameters("xgboost", hyper)
     return {
         "objective": "binary:logistic",
-        "eval_metric": "logloss",
+        "eval_metric": "aucpr",
         "tree_method": "hist",
         "nthread": N_JOBS,
         "seed": SEED,
@@ -203,23 +203,23 @@ def run_bare(
 
 def run_job(ctx: Any, fs_id: str, hyper: dict[str, Any]) -> tuple[float, dict]:
     from shared.services.training import COMPLETED
+    from shared.services.training_command import StartTraining
 
     started = ctx.training.start(
-        {
-            "name": "bench",
-            "feature_set_id": fs_id,
-            "algorithm": "xgboost",
-            "hyperparameters": hyper,
-            "train_test_split": 0.8,
-            "target_column": "is_fraud",
-        }
+        StartTraining(
+            name="bench",
+            feature_set_id=fs_id,
+            algorithm="xgboost",
+            hyperparameters=hyper,
+            train_test_split=0.8,
+        )
     )
     phases: dict[str, float] = {}
     with phase_timers(phases):
         t0 = time.perf_counter()
-        result = ctx.training.run(started["job_id"])
+        result = ctx.training.run(started.job_id)
         elapsed = time.perf_counter() - t0
-    job = ctx.training.get(started["job_id"])
+    job = ctx.training.get(started.job_id)
     if job["status"] != COMPLETED:
         raise SystemExit(f"training job ended {job['status']}: {result} {job}")
     phases["other (indexing, checks, predict, db writes)"] = elapsed - sum(
@@ -243,7 +243,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    hyper = {"n_estimators": args.rounds, "max_depth": args.depth, "learning_rate": 0.1}
+    hyper = {
+        "n_estimators": args.rounds,
+        "max_depth": args.depth,
+        "learning_rate": 0.1,
+        "early_stopping_rounds": 0,  # both sides train every round
+    }
     with tempfile.TemporaryDirectory(prefix="sh-bench-job-") as tmpdir:
         tmp = Path(tmpdir)
         ctx = build_context(tmp)
