@@ -50,6 +50,7 @@ class FitPlan:
     hyperparameters: dict[str, Any] | None  # None: the built-in search
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
     search_seconds: float = DEFAULT_SEARCH_SECONDS
+    refit: bool = True
     seed: int = 42
     n_jobs: int = 2
 
@@ -121,6 +122,9 @@ def fit_and_evaluate(
     if calibration is not None:
         model.score_transform = {**model.score_transform, "calibration": calibration}
     val_scores = model.predict_scores(X_val)
+    validated = model
+    if plan.refit and splits.train.size > fit.size:
+        model = _refit(plan, model, X, y, splits, feature_names, should_stop)
     rule = plan.threshold
     threshold = choose_threshold(
         y_val,
@@ -131,13 +135,52 @@ def fit_and_evaluate(
     test_scores = model.predict_scores(X[test])
     metrics = evaluate(y[test], test_scores, threshold)
     metrics.update(
-        _extra_metrics(model, plan, splits, y, test_scores, metrics, raw_val, y_val)
+        _extra_metrics(validated, plan, splits, y, test_scores, metrics, raw_val, y_val)
     )
+    metrics["refit"] = model is not validated
     if calibration is not None:
         metrics["calibration"] = calibration["method"]
     if trials:
         metrics["search"] = [t.to_dict() for t in trials]
     return FitOutcome(model, threshold, test_scores, metrics)
+
+
+def _refit(
+    plan: FitPlan,
+    validated: TrainedModel,
+    X: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    splits: Splits,
+    feature_names: list[str],
+    should_stop: Callable[[], bool] | None,
+) -> TrainedModel:
+    """The validated configuration fitted again on the whole training period (the most
+    recent rows matter most for fraud), with the tree count early stopping chose. It
+    keeps the validated model's calibration and threshold, which are on the probability
+    scale."""
+    params = dict(validated.params)
+    used = validated.info.get("n_estimators_used")
+    if used is not None:
+        params.update(n_estimators=int(used), early_stopping_rounds=0)
+    train = splits.train
+    model = train_model(
+        plan.algorithm,
+        params,
+        X[train],
+        y[train],
+        None,
+        None,
+        feature_names,
+        should_stop=should_stop,
+        seed=plan.seed,
+        n_jobs=plan.n_jobs,
+    )
+    calibration = validated.score_transform.get("calibration")
+    if calibration is not None:
+        model.score_transform = {**model.score_transform, "calibration": calibration}
+    if used is not None:
+        model.info["n_estimators_used"] = used
+    return model
 
 
 def best_class_weight(

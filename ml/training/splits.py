@@ -171,6 +171,7 @@ class Splits:
     fit: IntArray
     validation: IntArray
     test: IntArray
+    train: IntArray  # the whole training period: fit, its gap and validation
     warnings: tuple[str, ...] = ()
     periods: dict[str, str] = field(default_factory=dict)
 
@@ -193,6 +194,7 @@ def make_splits(
             train[fit_pos],
             train[val_pos],
             test,
+            train,
             (RANDOM_SPLIT_WARNING,),
             {"type": "random"},
         )
@@ -219,7 +221,7 @@ def make_splits(
         "test_end": _iso(ts[test].max()),
         "gap": plan.gap,
     }
-    return Splits(fit, val, test, (), periods)
+    return Splits(fit, val, test, train, (), periods)
 
 
 def out_of_time_split(

@@ -30,6 +30,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     return X, y, ts, ["row", "a", "b", "c", "d", "e"]
 
 
+@pytest.mark.slow
 def test_choices_see_validation_rows_only(
     data: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,16 +48,30 @@ def test_choices_see_validation_rows_only(
         *a: Any,
         **k: Any,
     ) -> Any:
-        seen.append(set(X_fit[:, 0].astype(int)) | set(X_val[:, 0].astype(int)))
+        rows = set(X_fit[:, 0].astype(int))
+        seen.append(rows | (set() if X_val is None else set(X_val[:, 0].astype(int))))
         return real(algorithm, params, X_fit, y_fit, X_val, *a, **k)
 
     monkeypatch.setattr(pipeline, "train_model", spy)
-    plan = FitPlan("xgboost", {"n_estimators": 300, "max_depth": 3})
-    outcome = fit_and_evaluate(plan, X, y, splits, names)
+    params = {"n_estimators": 300, "max_depth": 3}
+    outcome = fit_and_evaluate(
+        FitPlan("xgboost", params, refit=False), X, y, splits, names
+    )
     test_rows = set(splits.test.tolist())
     assert seen and all(not rows & test_rows for rows in seen)
     val_scores = outcome.model.predict_scores(X[splits.validation])
     assert outcome.threshold == choose_threshold(y[splits.validation], val_scores)
+    refitted = fit_and_evaluate(FitPlan("xgboost", params), X, y, splits, names)
+    assert seen[-1] == set(splits.train.tolist()) and not seen[-1] & test_rows
+    assert refitted.metrics["refit"] and not outcome.metrics["refit"]
+    assert refitted.threshold == outcome.threshold  # chosen on validation, kept
+    assert (
+        refitted.model.score_transform["calibration"]
+        == (outcome.model.score_transform["calibration"])
+    )
+    assert (
+        refitted.model.info["n_estimators_used"] == outcome.metrics["n_estimators_used"]
+    )
     metrics = outcome.metrics
     assert metrics["threshold_source"] == "validation"
     assert metrics["support"] == splits.test.size == metrics["rows_test"]
@@ -73,7 +88,7 @@ def test_cost_rule_reports_the_expected_cost(data: tuple[Any, ...]) -> None:
     X, y, ts, names = data
     splits = make_splits(SplitPlan(gap="3d"), ts, y)
     rule = ThresholdRule("cost", cost_missed_fraud=50.0, cost_false_alarm=1.0)
-    plan = FitPlan("lightgbm", {"n_estimators": 100}, threshold=rule)
+    plan = FitPlan("lightgbm", {"n_estimators": 100}, threshold=rule, refit=False)
     outcome = fit_and_evaluate(plan, X, y, splits, names)
     metrics = outcome.metrics
     cm = metrics["confusion_matrix"]
@@ -104,6 +119,7 @@ def test_search_without_hyperparameters_is_bounded(data: tuple[Any, ...]) -> Non
     assert full.metrics["validation_auc_pr"] == pytest.approx(best)
 
 
+@pytest.mark.slow
 def test_auto_class_weight_keeps_weighting_only_if_validation_gains(
     data: tuple[Any, ...],
 ) -> None:
