@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.blobs.local_copy import local_file
@@ -37,6 +38,18 @@ KIND = "training"
 _PROGRESS_EVERY_S = 0.5
 # carried next to the features (shared/services/features.py): kept with the test rows
 _ROW_COLUMNS = ("transaction_id", "user_id")
+
+
+@dataclass
+class FeatureRows:
+    """A feature set as training reads it: the matrix in feature order, the label, the
+    epoch-ns timestamps and the carried row ids (transaction_id, user_id) when present."""
+
+    X: Any
+    y: Any
+    timestamps_ns: Any
+    names: list[str]
+    ids: dict[str, Any] = field(default_factory=dict)
 
 
 class TrainingRun:
@@ -92,8 +105,7 @@ class TrainingRun:
             self.jobs.fail(jid, reason)  # logs the job id and the reason
             return {"status": FAILED, "error": reason}
 
-    def _load(self, fs: FeatureSet, target: str) -> dict[str, Any]:
-        """The feature matrix, label, epoch-ns timestamps and row ids of the set."""
+    def _load(self, fs: FeatureSet, target: str) -> FeatureRows:
         import numpy as np
         import pyarrow.parquet as pq
 
@@ -122,12 +134,12 @@ class TrainingRun:
             if "timestamp" in available
             else None
         )
-        rows = {
+        ids = {
             c: np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=object)
             for c in _ROW_COLUMNS
             if c in available
         }
-        return {"X": X, "y": y, "ts": ts, "names": names, "rows": rows}
+        return FeatureRows(X, y, ts, names, ids)
 
     @staticmethod
     def split_plan(config: dict[str, Any]) -> SplitPlan:
@@ -181,7 +193,7 @@ class TrainingRun:
         config = dict(job.config or {})
         fs = ready_feature_set(self.db, str(job.feature_set_id))
         data = self._load(fs, config["target_column"])
-        X, y, ts = data["X"], data["y"], data["ts"]
+        X, y, ts = data.X, data.y, data.timestamps_ns
         if y is None:
             y = np.zeros(len(X))
             if ALGORITHMS[job.algorithm].supervised:
@@ -231,7 +243,7 @@ class TrainingRun:
             X,
             y,
             splits,
-            data["names"],
+            data.names,
             on_progress=on_progress,
             should_stop=should_stop,
         )
@@ -239,7 +251,7 @@ class TrainingRun:
         if self.jobs.record(job.id, progress=0.88, metrics=evaluating) == CANCELLED:
             raise TrainingCancelled()
         test = splits.test
-        rows = data["rows"]
+        ids = data.ids
         return self.handoff.register_model(
             TrainedModel(
                 job=job,
@@ -253,9 +265,9 @@ class TrainingRun:
                 metrics=outcome.metrics,
                 test_scores=outcome.test_scores,
                 test_transaction_ids=(
-                    rows["transaction_id"][test] if "transaction_id" in rows else None
+                    ids["transaction_id"][test] if "transaction_id" in ids else None
                 ),
-                test_user_ids=rows["user_id"][test] if "user_id" in rows else None,
+                test_user_ids=ids["user_id"][test] if "user_id" in ids else None,
                 test_timestamps_ns=ts[test] if ts is not None else None,
             )
         )

@@ -194,3 +194,47 @@ def test_a_split_that_cannot_be_made_fails_the_job_with_a_log_line(
     lines = [r for r in caplog.records if getattr(r, "job_id", None) == job["job_id"]]
     assert lines and lines[-1].reason == job["error_message"]  # type: ignore[attr-defined]
     assert lines[-1].kind == "training"  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_the_trained_model_carries_its_test_rows(
+    client: Any,
+    runtime: Any,
+    transactions: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the stored evaluation needs: the test rows' ids, users, times and the
+    calibrated scores served, in the test period and one per test row."""
+    from shared.services.training_handoff import ModelHandOff
+
+    handed: list[Any] = []
+    register = ModelHandOff.register_model
+
+    def keep(self: ModelHandOff, trained: Any) -> dict[str, Any]:
+        handed.append(trained)
+        return register(self, trained)
+
+    monkeypatch.setattr(ModelHandOff, "register_model", keep)
+    fs_id = _feature_set(client, transactions, "csv", False)
+    job = _train(
+        client,
+        {
+            "name": "m",
+            "feature_set_id": fs_id,
+            "algorithm": "xgboost",
+            "hyperparameters": SMALL["xgboost"],
+        },
+    )
+    assert job["status"] == "COMPLETED", job
+    (trained,) = handed
+    n = job["metrics"]["rows_test"]
+    assert len(trained.test_transaction_ids) == len(trained.test_user_ids) == n
+    assert len(trained.test_scores) == len(trained.y_test) == n
+    test_start = pd.Timestamp(job["metrics"]["split"]["test_start"])
+    times = pd.to_datetime(trained.test_timestamps_ns, utc=True)
+    assert times.min() == test_start
+    known = set(transactions["transaction_id"].astype(str))
+    assert set(trained.test_transaction_ids) <= known
+    assert trained.model.predict_scores(trained.X_test) == pytest.approx(
+        trained.test_scores
+    )
