@@ -10,9 +10,10 @@ the services (not timed). Then times:
 
 (A) ``TrainingService.run(job_id)``: the whole activity body (load the feature set
     Parquet, split, train, evaluate, ONNX export and parity check, register the model);
-(B) a bare ``xgboost.train`` with the parameters ``ml.training.boosting.fit_xgboost``
-    passes, on the same training rows (same columns, same stratified split, same seed),
-    QuantileDMatrix build included, as the job builds it. B runs before and after A.
+(B) bare ``xgboost.train`` calls with the parameters ``ml.training.boosting.fit_xgboost``
+    passes, on the same rows as the job's two fits (the fit rows, then the refit on the
+    whole training period: same columns, same split, same seed), QuantileDMatrix builds
+    included, as the job builds them. B runs before and after A.
 
 The job's phases are timed by thin wrappers around the functions it calls (microseconds
 of overhead). Prints a final JSON line.
@@ -48,20 +49,19 @@ def phase_timers(phases: dict[str, float]) -> Iterator[None]:
     """Time the job's phases by wrapping the module attributes it looks up at call time."""
     import xgboost as xgb
 
-    import ml.training.metrics as metrics_mod
     import ml.training.onnx_export as onnx_mod
+    import ml.training.pipeline as pipeline_mod
     import ml.training.splits as splits_mod
-    import ml.training.trainer as trainer_mod
     from shared.services.training_handoff import ModelHandOff
     from shared.services.training_run import TrainingRun
 
     patches: list[tuple[Any, str, Any]] = [
         (TrainingRun, "_load", "load"),
         (splits_mod, "stratified_split", "split"),
-        (trainer_mod, "train_model", "train_model"),
+        (pipeline_mod, "train_model", "train_model"),
         (xgb, "train", "xgboost.train (inside train_model)"),
-        (metrics_mod, "choose_threshold", "evaluate"),
-        (metrics_mod, "evaluate", "evaluate"),
+        (pipeline_mod, "choose_threshold", "evaluate"),
+        (pipeline_mod, "evaluate", "evaluate"),
         (onnx_mod, "to_onnx", "onnx_export"),
         (onnx_mod, "onnx_max_abs_diff", "onnx_parity"),
         (ModelHandOff, "register", "register"),
@@ -143,11 +143,12 @@ def make_feature_set(ctx: Any, tmp: Path, rows: int) -> str:
 
 def load_training_matrix(
     ctx: Any, fs_id: str, target: str, train_fraction: float
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The job's training rows: same columns, order, dtype and split (outside timing)."""
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
+    """The rows of the job's two fits, (X, y) each: the fit rows, then the whole
+    training period; same columns, order, dtype and split (outside timing)."""
     import pyarrow.parquet as pq
 
-    from ml.training.splits import stratified_split
+    from ml.training.splits import SplitPlan, make_splits
     from shared.adapters.blobs.local_copy import local_file
     from shared.services.training_request import ready_feature_set
 
@@ -159,8 +160,9 @@ def load_training_matrix(
         [table.column(n).to_numpy().astype(np.float32, copy=False) for n in names]
     )
     y = np.asarray(table.column(target).to_numpy(zero_copy_only=False), np.float64)
-    train_idx, _ = stratified_split(y, train_fraction, SEED)
-    return X[train_idx], y[train_idx], names
+    plan = SplitPlan(kind="random", train_fraction=train_fraction, seed=SEED)
+    splits = make_splits(plan, None, y)
+    return [(X[rows], y[rows]) for rows in (splits.fit, splits.train)], names
 
 
 def bare_params(hyper: dict[str, Any], y_train: np.ndarray) -> dict[str, Any]:
@@ -171,7 +173,7 @@ def bare_params(hyper: dict[str, Any], y_train: np.ndarray) -> dict[str, Any]:
     p = validate_hyperparameters("xgboost", hyper)
     return {
         "objective": "binary:logistic",
-        "eval_metric": "logloss",
+        "eval_metric": "aucpr",
         "tree_method": "hist",
         "nthread": N_JOBS,
         "seed": SEED,
@@ -190,37 +192,41 @@ def bare_params(hyper: dict[str, Any], y_train: np.ndarray) -> dict[str, Any]:
 
 
 def run_bare(
-    X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int
+    fits: list[tuple[np.ndarray, np.ndarray]], params: dict[str, Any], rounds: int
 ) -> float:
     import xgboost as xgb
 
-    t0 = time.perf_counter()
-    dtrain = xgb.QuantileDMatrix(X, label=y, max_bin=params["max_bin"], nthread=N_JOBS)
-    booster = xgb.train(params, dtrain, num_boost_round=rounds, verbose_eval=False)
-    elapsed = time.perf_counter() - t0
-    del booster, dtrain
+    elapsed = 0.0
+    for X, y in fits:
+        t0 = time.perf_counter()
+        dtrain = xgb.QuantileDMatrix(
+            X, label=y, max_bin=params["max_bin"], nthread=N_JOBS
+        )
+        booster = xgb.train(params, dtrain, num_boost_round=rounds, verbose_eval=False)
+        elapsed += time.perf_counter() - t0
+        del booster, dtrain
     return elapsed
 
 
 def run_job(ctx: Any, fs_id: str, hyper: dict[str, Any]) -> tuple[float, dict]:
     from shared.services.training import COMPLETED
+    from shared.services.training_command import StartTraining
 
     started = ctx.training.start(
-        {
-            "name": "bench",
-            "feature_set_id": fs_id,
-            "algorithm": "xgboost",
-            "hyperparameters": hyper,
-            "train_test_split": 0.8,
-            "target_column": "is_fraud",
-        }
+        StartTraining(
+            name="bench",
+            feature_set_id=fs_id,
+            algorithm="xgboost",
+            hyperparameters=hyper,
+            train_test_split=0.8,
+        )
     )
     phases: dict[str, float] = {}
     with phase_timers(phases):
         t0 = time.perf_counter()
-        result = ctx.training.run(started["job_id"])
+        result = ctx.training.run(started.job_id)
         elapsed = time.perf_counter() - t0
-    job = ctx.training.get(started["job_id"])
+    job = ctx.training.get(started.job_id)
     if job["status"] != COMPLETED:
         raise SystemExit(f"training job ended {job['status']}: {result} {job}")
     phases["other (indexing, checks, predict, db writes)"] = elapsed - sum(
@@ -244,23 +250,29 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    hyper = {"n_estimators": args.rounds, "max_depth": args.depth, "learning_rate": 0.1}
+    hyper = {
+        "n_estimators": args.rounds,
+        "max_depth": args.depth,
+        "learning_rate": 0.1,
+        "early_stopping_rounds": 0,  # both sides train every round
+    }
     with tempfile.TemporaryDirectory(prefix="sh-bench-job-") as tmpdir:
         tmp = Path(tmpdir)
         ctx = build_context(tmp)
         try:
             fs_id = make_feature_set(ctx, tmp, args.rows)
-            X, y, names = load_training_matrix(ctx, fs_id, "is_fraud", 0.8)
+            fits, names = load_training_matrix(ctx, fs_id, "is_fraud", 0.8)
+            X, y = fits[0]
             params = bare_params(hyper, y)
             print(
                 f"training matrix: {X.shape[0]:,} x {X.shape[1]} float32, "
                 f"positives {y.mean():.2%}, scale_pos_weight "
                 f"{params['scale_pos_weight']:.1f}"
             )
-            bare_before = run_bare(X, y, params, args.rounds)
+            bare_before = run_bare(fits, params, args.rounds)
             print(f"(B1) bare xgboost.train, before A: {bare_before:.1f}s")
             job_s, phases = run_job(ctx, fs_id, hyper)
-            bare_after = run_bare(X, y, params, args.rounds)
+            bare_after = run_bare(fits, params, args.rounds)
             print(f"(B2) bare xgboost.train, after A:  {bare_after:.1f}s")
         finally:
             from shared.container import use

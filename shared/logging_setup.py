@@ -35,7 +35,15 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
-        for key in ("method", "path", "status", "duration_ms", "job_id"):
+        for key in (
+            "method",
+            "path",
+            "status",
+            "duration_ms",
+            "job_id",
+            "kind",
+            "reason",
+        ):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)
         if record.exc_info:

@@ -12,11 +12,15 @@ A transform is a JSON-ready dict:
   monotone in the anomaly score.
 
 ``output`` is the index of the ONNX session output to read.
+
+A transform may carry ``"calibration"``, applied to the [0, 1] score last (see
+`calibrate`); a transform without one scores as before.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,16 +40,17 @@ def apply_score_transform(
     values = values.astype(np.float64, copy=False)
     kind = transform.get("kind", "probability")
     if kind == "probability":
-        clipped: Float64Array = np.clip(values, 0.0, 1.0)
-        return clipped
-    if kind == "logistic":
+        out: Float64Array = np.clip(values, 0.0, 1.0)
+    elif kind == "logistic":
         sign = float(transform.get("sign", 1.0))
         center = float(transform["center"])
         scale = float(transform["scale"])
         z = (sign * values - center) / scale
-        out: Float64Array = 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
-        return out
-    raise ValueError(f"unknown score transform kind {kind!r}")
+        out = 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+    else:
+        raise ValueError(f"unknown score transform kind {kind!r}")
+    calibration = transform.get("calibration")
+    return calibrate(out, calibration) if calibration else out
 
 
 def score_transform_one(raw: float, transform: Mapping[str, Any]) -> float:
@@ -54,9 +59,62 @@ def score_transform_one(raw: float, transform: Mapping[str, Any]) -> float:
     form (tested; the logistic's tanh may differ from numpy's in the last bit)."""
     kind = transform.get("kind", "probability")
     if kind == "probability":
-        return min(max(raw, 0.0), 1.0)
-    if kind == "logistic":
+        score = min(max(raw, 0.0), 1.0)
+    elif kind == "logistic":
         sign = float(transform.get("sign", 1.0))
         z = (sign * raw - float(transform["center"])) / float(transform["scale"])
+        score = 0.5 * (1.0 + math.tanh(0.5 * z))
+    else:
+        raise ValueError(f"unknown score transform kind {kind!r}")
+    calibration = transform.get("calibration")
+    return calibrate_one(score, calibration) if calibration else score
+
+
+def uncalibrated(transform: Mapping[str, Any]) -> dict[str, Any]:
+    """The transform without its calibration: the raw model's score."""
+    return {k: v for k, v in transform.items() if k != "calibration"}
+
+
+# A calibrated score keeps this share of the raw score, so that scores tied by an
+# isotonic step keep their order (ranking metrics and top-k alerts stay the raw model's).
+TIE_BREAK = 1e-6
+
+
+def calibrate(scores: Float64Array, calibration: Mapping[str, Any]) -> Float64Array:
+    """Calibrated probabilities of [0, 1] scores. isotonic: piecewise-linear through the
+    stored points ``x`` -> ``y``; platt: ``logistic(a * logit(score) + b)``."""
+    method = calibration["method"]
+    if method == "isotonic":
+        fitted = np.interp(scores, calibration["x"], calibration["y"])
+        out: Float64Array = (1.0 - TIE_BREAK) * fitted + TIE_BREAK * scores
+        return out
+    if method == "platt":
+        p = np.clip(scores, _EPS, 1.0 - _EPS)
+        z = float(calibration["a"]) * np.log(p / (1.0 - p)) + float(calibration["b"])
+        out = 0.5 * (1.0 + np.tanh(0.5 * z))
+        return out
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+def calibrate_one(score: float, calibration: Mapping[str, Any]) -> float:
+    """`calibrate` of one score in plain floats (the single-transaction path)."""
+    method = calibration["method"]
+    if method == "isotonic":
+        xs, ys = calibration["x"], calibration["y"]
+        j = bisect_right(xs, score) - 1
+        if j < 0:
+            fitted = float(ys[0])
+        elif j >= len(xs) - 1:
+            fitted = float(ys[-1])
+        else:
+            slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
+            fitted = slope * (score - xs[j]) + ys[j]
+        return (1.0 - TIE_BREAK) * fitted + TIE_BREAK * score
+    if method == "platt":
+        p = min(max(score, _EPS), 1.0 - _EPS)
+        z = float(calibration["a"]) * math.log(p / (1.0 - p)) + float(calibration["b"])
         return 0.5 * (1.0 + math.tanh(0.5 * z))
-    raise ValueError(f"unknown score transform kind {kind!r}")
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+_EPS = 1e-7

@@ -70,12 +70,26 @@ class HyperparameterError(ValueError):
         self.message = message
 
 
-_CLASS_WEIGHT = HyperParam(
-    "class_weight",
-    "categorical",
-    "balanced",
-    "balanced: up-weight fraud by negatives/positives; none: raw class frequencies",
-    choices=("balanced", "none"),
+def _class_weight(default: str) -> HyperParam:
+    return HyperParam(
+        "class_weight",
+        "categorical",
+        default,
+        "none: raw class frequencies; balanced: up-weight fraud by negatives/positives; "
+        "auto: fit both, keep balanced only if it raises validation average precision",
+        choices=("none", "balanced", "auto"),
+    )
+
+
+_CLASS_WEIGHT = _class_weight("none")
+_EARLY_STOPPING = HyperParam(
+    "early_stopping_rounds",
+    "int",
+    50,
+    "Stop when validation average precision has not improved for this many rounds "
+    "(0: train all n_estimators); the model keeps its best round",
+    minimum=0,
+    maximum=1000,
 )
 
 
@@ -84,7 +98,7 @@ def _trees(default: int) -> HyperParam:
         "n_estimators",
         "int",
         default,
-        "Boosting rounds / trees",
+        "Boosting rounds / trees (an upper bound under early stopping)",
         minimum=1,
         maximum=5000,
     )
@@ -118,7 +132,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         supervised=True,
         iterations_param="n_estimators",
         hyperparameters=(
-            _trees(200),
+            _trees(1000),
+            _EARLY_STOPPING,
             HyperParam("max_depth", "int", 6, "Maximum tree depth", 1, 16),
             _lr(0.1),
             _fraction("subsample", "Row fraction sampled per round"),
@@ -138,7 +153,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         supervised=True,
         iterations_param="n_estimators",
         hyperparameters=(
-            _trees(200),
+            _trees(1000),
+            _EARLY_STOPPING,
             HyperParam("num_leaves", "int", 31, "Maximum leaves per tree", 2, 4096),
             HyperParam("max_depth", "int", -1, "Maximum depth (-1: unlimited)", -1, 64),
             _lr(0.1),
@@ -211,7 +227,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
                 log_scale=True,
             ),
             HyperParam("alpha", "float", 1e-4, "L2 penalty", 0.0, 10.0),
-            _CLASS_WEIGHT,
+            _class_weight("auto"),
         ),
     ),
 }

@@ -1,6 +1,11 @@
 """XGBoost and LightGBM fitters.
 
-Imbalance: ``class_weight="balanced"`` sets ``scale_pos_weight = negatives / positives``.
+Imbalance: ``class_weight="balanced"`` sets ``scale_pos_weight = negatives / positives``
+(``"auto"`` is decided by the caller, which fits both; here it means none).
+Early stopping: with validation rows of both classes and ``early_stopping_rounds > 0``,
+training stops once validation average precision (xgboost ``aucpr``, lightgbm
+``average_precision``) has not improved for that many rounds, and the model is cut to
+its best round.
 Progress: a per-iteration callback feeds `ProgressReporter`, which polls `should_stop` every
 round and evaluates metrics on subsamples only when due (see `progress`), so the library
 path costs little over a bare ``xgboost.train``. Boosters are trained without feature
@@ -23,10 +28,20 @@ PROBABILITY = {"kind": "probability", "output": 1, "column": 1}
 
 
 def _pos_weight(y: npt.NDArray[Any], params: dict[str, Any]) -> float:
-    if params.get("class_weight", "balanced") != "balanced":
+    if params.get("class_weight", "none") != "balanced":
         return 1.0
     pos = float(np.sum(y == 1))
     return (float(y.size) - pos) / max(pos, 1.0)
+
+
+def _patience(
+    params: dict[str, Any], X_val: npt.NDArray[Any] | None, y_val: Any
+) -> int:
+    """Early-stopping rounds, 0 when off or when validation cannot rank (one class)."""
+    rounds = int(params.get("early_stopping_rounds", 0))
+    if X_val is None or y_val is None or rounds <= 0:
+        return 0
+    return rounds if np.unique(np.asarray(y_val)).size == 2 else 0
 
 
 def fit_xgboost(
@@ -47,7 +62,7 @@ def fit_xgboost(
     rounds = int(params["n_estimators"])
     booster_params = {
         "objective": "binary:logistic",
-        "eval_metric": "logloss",
+        "eval_metric": "aucpr",
         "tree_method": "hist",
         "nthread": n_jobs,
         "seed": seed,
@@ -91,21 +106,36 @@ def fit_xgboost(
             reporter.step(epoch + 1)
             return False
 
+    patience = _patience(params, X_val, y_val)
+    evals = []
+    if patience:
+        dval = xgb.QuantileDMatrix(X_val, label=y_val, ref=dtrain, nthread=n_jobs)
+        evals = [(dval, "validation")]
     reporter.check_stop()
     booster = xgb.train(
         booster_params,
         dtrain,
         num_boost_round=rounds,
+        evals=evals,
+        early_stopping_rounds=patience or None,
         callbacks=[_Callback()],
         verbose_eval=False,
     )
+    reporter.finish(booster.num_boosted_rounds())
+    used = rounds
+    if patience:
+        used = int(booster.best_iteration) + 1
+        booster = booster[:used]
     return TrainedModel(
         "xgboost",
         dict(params),
         list(feature_names),
         booster,
         dict(PROBABILITY),
-        info={"scale_pos_weight": booster_params["scale_pos_weight"]},
+        info={
+            "scale_pos_weight": booster_params["scale_pos_weight"],
+            "n_estimators_used": used,
+        },
     )
 
 
@@ -127,6 +157,7 @@ def fit_lightgbm(
     rounds = int(params["n_estimators"])
     lgb_params = {
         "objective": "binary",
+        "metric": "average_precision",
         "verbosity": -1,
         "num_threads": n_jobs,
         "seed": seed,
@@ -155,20 +186,43 @@ def fit_lightgbm(
         should_stop,
     )
 
+    ran = [0]
+
     def callback(env: Any) -> None:
         booster_ref[0] = env.model
-        reporter.step(env.iteration + 1)
+        ran[0] = env.iteration + 1
+        reporter.step(ran[0])
 
     reporter.check_stop()
     dataset = lgb.Dataset(X_train, label=y_train, free_raw_data=True)
+    patience = _patience(params, X_val, y_val)
+    callbacks: list[Any] = [callback]
+    valid: list[Any] = []
+    if patience:
+        valid = [lgb.Dataset(X_val, label=y_val, reference=dataset)]
+        callbacks.append(lgb.early_stopping(patience, verbose=False))
     booster = lgb.train(
-        lgb_params, dataset, num_boost_round=rounds, callbacks=[callback]
+        lgb_params,
+        dataset,
+        num_boost_round=rounds,
+        valid_sets=valid,
+        callbacks=callbacks,
     )
+    reporter.finish(ran[0])
+    # lightgbm keeps the best round's trees only (early stopping without
+    # keep_training_booster); cut here too in case it did not
+    used = booster.current_iteration()
+    if patience and 0 < booster.best_iteration < used:
+        used = int(booster.best_iteration)
+        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=used))
     return TrainedModel(
         "lightgbm",
         dict(params),
         list(feature_names),
         booster,
         dict(PROBABILITY),
-        info={"scale_pos_weight": lgb_params["scale_pos_weight"]},
+        info={
+            "scale_pos_weight": lgb_params["scale_pos_weight"],
+            "n_estimators_used": used,
+        },
     )

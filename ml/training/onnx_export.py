@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.scoring.onnx_scorer import OnnxScorer
+from ml.scoring.transform import apply_score_transform
 from ml.training.model import TrainedModel
 
 TARGET_OPSET = 17  # onnxruntime 1.32 runs up to opset 23
@@ -60,15 +61,20 @@ def to_onnx(model: TrainedModel) -> bytes:
 
 
 def onnx_max_abs_diff(
-    model: TrainedModel, onnx_bytes: bytes, X: npt.NDArray[Any]
+    model: TrainedModel,
+    onnx_bytes: bytes,
+    X: npt.NDArray[Any],
+    score_transform: dict[str, Any] | None = None,
 ) -> float:
     """Largest |native score - ONNX score| over the rows of X.
 
     Both sides see the same float32-cast input: ONNX runs in float32, so comparing against
     float64 input would measure the cast (values near a tree split flip branches), not
     the conversion. The result is only meaningful for float32-representable features.
+    `score_transform` replaces the model's (e.g. without its calibration).
     """
+    transform = model.score_transform if score_transform is None else score_transform
     X32 = np.ascontiguousarray(X, dtype=np.float32)
-    native = model.predict_scores(X32)
-    scorer = OnnxScorer(onnx_bytes, model.feature_names, model.score_transform)
+    native = apply_score_transform(model.raw_output(X32), transform)
+    scorer = OnnxScorer(onnx_bytes, model.feature_names, transform)
     return float(np.max(np.abs(native - scorer.score(X32)))) if X32.shape[0] else 0.0

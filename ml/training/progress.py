@@ -110,6 +110,16 @@ class ProgressReporter:
         self._last_report = time.perf_counter()
         self._on_progress(self.last)
 
+    def finish(self, iterations: int) -> None:
+        """Report the end: `iterations` done, which is also the total once training
+        stopped early."""
+        if self.last.iteration == iterations == self.total:
+            return
+        self.total = iterations
+        if self._on_progress is not None:
+            self._evaluate(iterations)
+            self._on_progress(self.last)
+
     def _eval_due(self, now: float) -> bool:
         if now - self._last_eval < MIN_EVAL_INTERVAL_S:
             return False

@@ -203,7 +203,13 @@ class JobService:
             else:
                 job.status, job.error_message = FAILED, reason[:4000]
             job.completed_at = utcnow()
-        log.warning("job %s failed: %s", job_id, reason, extra={"job_id": str(job_id)})
+            kind = job.kind
+        log.warning(
+            "job %s failed: %s",
+            job_id,
+            reason,
+            extra={"job_id": str(job_id), "kind": kind, "reason": reason},
+        )
 
     def request_cancel(
         self, job_id: str | uuid.UUID, kind: str | None = None

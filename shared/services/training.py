@@ -24,11 +24,13 @@ from shared.services.jobs import (
 )
 from shared.services.pagination import Page
 from shared.services.registry import ModelRegistry
+from shared.services.training_command import StartTraining, TrainingAccepted
 from shared.services.training_request import training_config
 from shared.services.training_run import KIND, TrainingRun
 from shared.timefmt import elapsed_and_eta, iso
 
 if TYPE_CHECKING:
+    from ml.training.algorithms import AlgorithmSpec
     from shared.db.session import Database
     from shared.ports import BlobStore
 
@@ -101,33 +103,36 @@ class TrainingService:
         self.runner = TrainingRun(db, blobs, jobs, self.registry)
 
     @staticmethod
-    def algorithms() -> list[dict[str, Any]]:
+    def algorithms() -> list[AlgorithmSpec]:
         """The algorithms and their hyperparameters (GET /training/algorithms)."""
         # ml.training loads scikit-learn: imported on first use, not with the API
-        from ml.training.algorithms import algorithm_catalog
+        from ml.training.algorithms import ALGORITHMS
 
-        return algorithm_catalog()
+        return list(ALGORITHMS.values())
 
-    def start(self, request: dict[str, Any]) -> dict[str, Any]:
+    def start(self, cmd: StartTraining) -> TrainingAccepted:
         """Validate, record the job PENDING, hand it to the launcher; the 202 body."""
-        fs, params, config = training_config(self.db, request)
+        fs, params, config = training_config(self.db, cmd)
         job_id = uuid.uuid4()
         payload = {"job_id": str(job_id)}
         detail = TrainingJob(
-            name=request["name"],
+            name=cmd.name,
             feature_set_id=fs.id,
-            algorithm=request["algorithm"],
+            algorithm=cmd.algorithm,
             hyperparameters=params,
             config=config,
         )
         self.jobs.create(KIND, payload, job_id, row=detail)
         self.jobs.launcher.launch(ORCHESTRATOR, str(job_id), payload)
         rows = fs.row_count or 0
-        return {
-            "job_id": str(job_id),
-            "status": QUEUED,
-            "estimated_time_seconds": round(5 + rows * (fs.feature_count or 50) * 2e-7),
-        }
+        fits = 1 if params is not None else 4
+        return TrainingAccepted(
+            job_id=str(job_id),
+            status=QUEUED,
+            estimated_time_seconds=round(
+                5 + fits * rows * (fs.feature_count or 50) * 2e-7
+            ),
+        )
 
     def get_row(self, job_id: str | uuid.UUID) -> TrainingJob:
         return self.runner.row(job_id)

@@ -1,6 +1,7 @@
-"""From a trained model to a registered one: test-set evaluation and threshold, the ONNX
-export checked against the native model, the files in blob storage, then the registry
-entry and the job's completion in one transaction."""
+"""From a trained, evaluated model to a registered one: the ONNX export checked against
+the native model, the files in blob storage, then the registry entry and the job's
+completion in one transaction. The threshold and the test metrics come with the model
+(`ml.training.pipeline`: chosen on validation, the test rows scored once)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ _ONNX_CHECK_ROWS = 20_000
 
 @dataclass(frozen=True)
 class TrainedModel:
+    """A training job's model and its test period: the rows (features, labels, the
+    calibrated scores served, and ids, users and epoch-ns timestamps when the feature
+    set carries them), the threshold chosen on validation and the test metrics."""
+
     job: TrainingJob
     model_id: uuid.UUID
     feature_set: FeatureSet
@@ -47,6 +52,12 @@ class TrainedModel:
     X_test: Any
     y_test: Any
     n_train: int
+    threshold: float
+    metrics: dict[str, Any]
+    test_scores: Any
+    test_transaction_ids: Any = None
+    test_user_ids: Any = None
+    test_timestamps_ns: Any = None
 
 
 def library_versions() -> dict[str, str]:
@@ -64,22 +75,24 @@ class ModelHandOff:
         self.blobs = blobs
         self.registry = registry
 
-    def evaluate_and_register(self, trained: TrainedModel) -> dict[str, Any]:
+    def register_model(self, trained: TrainedModel) -> dict[str, Any]:
+        """Export to ONNX, check it against the native model, store and register."""
         # ml.training loads scikit-learn: imported on first use, not with the API
-        from ml.training.metrics import choose_threshold, evaluate
+        from ml.scoring.transform import uncalibrated
         from ml.training.onnx_export import onnx_max_abs_diff, to_onnx
 
-        model, job = trained.model, trained.job
-        scores = model.predict_scores(trained.X_test)
-        rule = (job.config or {})["threshold"]
-        threshold = choose_threshold(
-            trained.y_test, scores, rule["rule"], rule.get("cost_ratio")
-        )
-        metrics = evaluate(trained.y_test, scores, threshold)
+        model = trained.model
         onnx_bytes = to_onnx(model)
         sample = trained.X_test[: min(len(trained.X_test), _ONNX_CHECK_ROWS)]
-        onnx_diff = float(onnx_max_abs_diff(model, onnx_bytes, sample))
-        return self.register(trained, onnx_bytes, onnx_diff, metrics, threshold)
+        # the raw model's agreement: the calibration is the same arithmetic on both
+        onnx_diff = float(
+            onnx_max_abs_diff(
+                model, onnx_bytes, sample, uncalibrated(model.score_transform)
+            )
+        )
+        return self.register(
+            trained, onnx_bytes, onnx_diff, trained.metrics, trained.threshold
+        )
 
     def register(
         self,
@@ -124,7 +137,7 @@ class ModelHandOff:
             id=model_id,
             name=job.name,
             algorithm=job.algorithm,
-            hyperparameters=job.hyperparameters,
+            hyperparameters=model.params,
             metrics=scalars,
             storage_path=prefix,
             feature_set_id=fs.id,
@@ -147,8 +160,16 @@ class ModelHandOff:
             row = s.get(TrainingJob, job.id)
             assert row is not None
             row.model_id = model_id
+            row.hyperparameters = model.params  # the search's choice, when it ran
             row.metrics = {"live": (row.metrics or {}).get("live", {}), **scalars}
-            mark_completed(row, {"status": COMPLETED, "model_id": str(model_id)})
+            mark_completed(
+                row,
+                {
+                    "status": COMPLETED,
+                    "model_id": str(model_id),
+                    "warnings": scalars.get("warnings", []),
+                },
+            )
 
         try:
             with tempfile.TemporaryDirectory(prefix="sh-model-") as tmp:

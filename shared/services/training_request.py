@@ -1,4 +1,4 @@
-"""Checking a training request before any job exists: what can be known from the request
+"""Checking a training command before any job exists: what can be known from the request
 and the feature set is refused with a 4xx, not left for the job to fail on."""
 
 from __future__ import annotations
@@ -9,47 +9,61 @@ from typing import TYPE_CHECKING, Any
 from shared.db.models import FeatureSet
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.jobs import job_uuid
+from shared.services.training_command import SplitRequest, StartTraining
+
+__all__ = ["SplitRequest", "StartTraining", "training_config"]
 
 if TYPE_CHECKING:
     from shared.db.session import Database
 
+WINDOWS = ("train_start", "train_end", "test_start", "test_end")
+SPLIT_TYPES = ("out_of_time", "time", "random")
+DEFAULT_TEST_FRACTION = 0.2
+DEFAULT_VALIDATION_FRACTION = 0.2
+DEFAULT_TRAIN_FRACTION = 0.8
+
 
 def training_config(
-    db: Database, request: dict[str, Any]
-) -> tuple[FeatureSet, dict[str, Any], dict[str, Any]]:
-    """(feature set, hyperparameters, config) of a valid request; the config fixes the
-    model id, so a re-run of the job registers the same model."""
+    db: Database, cmd: StartTraining
+) -> tuple[FeatureSet, dict[str, Any] | None, dict[str, Any]]:
+    """(feature set, hyperparameters or None to search, config) of a valid command;
+    the config fixes the model id, so a re-run of the job registers the same model."""
     # ml.training loads scikit-learn: imported on first use, not with the API
     from ml.training.algorithms import (
         ALGORITHMS,
         HyperparameterError,
         validate_hyperparameters,
     )
+    from ml.training.pipeline import DEFAULT_SEARCH_SECONDS
 
-    algorithm = request["algorithm"]
-    if algorithm not in ALGORITHMS:
+    if cmd.algorithm not in ALGORITHMS:
         raise ValidationFailed(
-            f"Unknown algorithm {algorithm!r}; see GET /training/algorithms.",
+            f"Unknown algorithm {cmd.algorithm!r}; see GET /training/algorithms.",
             field_error("algorithm", f"one of {sorted(ALGORITHMS)}"),
         )
-    try:
-        params = validate_hyperparameters(
-            algorithm, request.get("hyperparameters") or {}
-        )
-    except HyperparameterError as exc:
-        raise ValidationFailed(
-            str(exc), field_error(f"hyperparameters.{exc.field}", str(exc))
-        ) from None
-    fs = ready_feature_set(db, request["feature_set_id"])
-    target = request.get("target_column") or "is_fraud"
-    check_target(fs, target, ALGORITHMS[algorithm].supervised)
-    config = {
-        "target_column": target,
-        "split": split_config(request),
-        "threshold": threshold_config(request),
+    params: dict[str, Any] | None = None
+    if cmd.hyperparameters is not None:
+        try:
+            params = validate_hyperparameters(cmd.algorithm, cmd.hyperparameters)
+        except HyperparameterError as exc:
+            raise ValidationFailed(
+                str(exc), field_error(f"hyperparameters.{exc.field}", str(exc))
+            ) from None
+    fs = ready_feature_set(db, cmd.feature_set_id)
+    check_target(fs, cmd.target_column, ALGORITHMS[cmd.algorithm].supervised)
+    label_delay = str((fs.feature_config or {}).get("label_delay") or "7d")
+    config: dict[str, Any] = {
+        "target_column": cmd.target_column,
+        "split": split_config(cmd, label_delay),
+        "threshold": threshold_config(cmd),
         "model_id": str(uuid.uuid4()),
-        "seed": int(request.get("seed") or 42),
+        "seed": cmd.seed,
     }
+    if params is None:
+        seconds = cmd.search_seconds
+        config["search_seconds"] = (
+            DEFAULT_SEARCH_SECONDS if seconds is None else float(seconds)
+        )
     return fs, params, config
 
 
@@ -88,42 +102,91 @@ def check_target(fs: FeatureSet, target: str, supervised: bool) -> None:
         )
 
 
-def split_config(request: dict[str, Any]) -> dict[str, Any]:
-    split = request.get("split")
-    if split:
-        if split.get("type") != "time":
-            raise ValidationFailed(
-                "split.type must be 'time' (or give train_test_split for a random split).",
-                field_error("split.type", "expected 'time'"),
-            )
-        needed = ["train_start", "train_end", "test_start", "test_end"]
-        missing = [k for k in needed if not split.get(k)]
+def split_config(cmd: StartTraining, label_delay: str) -> dict[str, Any]:
+    """The split as the job applies it (`ml.training.splits.SplitPlan`'s fields)."""
+    split = cmd.split or SplitRequest()
+    kind = split.type or (
+        "time"
+        if any(getattr(split, k) for k in WINDOWS)
+        else "random"
+        if cmd.train_test_split is not None
+        else "out_of_time"
+    )
+    if kind not in SPLIT_TYPES:
+        raise ValidationFailed(
+            f"split.type must be one of {list(SPLIT_TYPES)}.",
+            field_error("split.type", f"one of {list(SPLIT_TYPES)}"),
+        )
+    config: dict[str, Any] = {
+        "type": kind,
+        "gap": split.gap or label_delay,
+        "validation_fraction": _fraction(
+            split.validation_fraction,
+            DEFAULT_VALIDATION_FRACTION,
+            "split.validation_fraction",
+        ),
+    }
+    if kind == "random":
+        config["train_fraction"] = _fraction(
+            cmd.train_test_split, DEFAULT_TRAIN_FRACTION, "train_test_split", 0.1, 0.95
+        )
+    elif kind == "time":
+        missing = [k for k in WINDOWS if not getattr(split, k)]
         if missing:
             raise ValidationFailed(
-                f"A time split needs {needed}.",
+                f"A time split needs {list(WINDOWS)}.",
                 [{"field": f"split.{k}", "message": "Required field"} for k in missing],
             )
-        return {
-            "type": "time",
-            "gap": split.get("gap") or "7d",
-            **{k: split[k] for k in needed},
-        }
-    fraction = request.get("train_test_split", 0.8)
-    if not isinstance(fraction, int | float) or not 0.1 <= float(fraction) <= 0.95:
-        raise ValidationFailed(
-            "train_test_split must be between 0.1 and 0.95.",
-            field_error("train_test_split", "between 0.1 and 0.95"),
+        config.update({k: getattr(split, k) for k in WINDOWS})
+    else:
+        config["test_fraction"] = _fraction(
+            split.test_fraction, DEFAULT_TEST_FRACTION, "split.test_fraction"
         )
-    return {"type": "random", "train_fraction": float(fraction)}
+    return config
 
 
-def threshold_config(request: dict[str, Any]) -> dict[str, Any]:
-    ratio = request.get("cost_ratio")
-    if ratio is None:
-        return {"rule": "max_f1"}
-    if not isinstance(ratio, int | float) or ratio <= 0:
+def _fraction(
+    value: float | None,
+    default: float,
+    name: str,
+    low: float = 0.01,
+    high: float = 0.9,
+) -> float:
+    if value is None:
+        return default
+    if not low <= float(value) <= high:
         raise ValidationFailed(
-            "cost_ratio (cost of a missed fraud / cost of a false alarm) must be > 0.",
-            field_error("cost_ratio", "must be > 0"),
+            f"{name} must be between {low} and {high}.",
+            field_error(name, f"between {low} and {high}"),
         )
-    return {"rule": "cost", "cost_ratio": float(ratio)}
+    return float(value)
+
+
+def threshold_config(cmd: StartTraining) -> dict[str, Any]:
+    """max_f1 unless a cost is given; costs default to the documented ones."""
+    from ml.training.pipeline import DEFAULT_COST_FALSE_ALARM, DEFAULT_COST_MISSED_FRAUD
+
+    for name in ("cost_missed_fraud", "cost_false_alarm", "cost_ratio"):
+        value = getattr(cmd, name)
+        if value is not None and not value > 0:
+            raise ValidationFailed(
+                f"{name} must be > 0.", field_error(name, "must be > 0")
+            )
+    if cmd.cost_ratio is not None and cmd.cost_missed_fraud is not None:
+        raise ValidationFailed(
+            "Give cost_missed_fraud (with cost_false_alarm) or cost_ratio, not both.",
+            field_error("cost_ratio", "conflicts with cost_missed_fraud"),
+        )
+    false_alarm = cmd.cost_false_alarm or DEFAULT_COST_FALSE_ALARM
+    missed = cmd.cost_missed_fraud or (
+        cmd.cost_ratio * false_alarm
+        if cmd.cost_ratio is not None
+        else DEFAULT_COST_MISSED_FRAUD
+    )
+    given = (cmd.cost_missed_fraud, cmd.cost_false_alarm, cmd.cost_ratio)
+    rule = "max_f1" if all(v is None for v in given) else "cost"
+    return {
+        "rule": rule,
+        "cost_missed_fraud": float(missed),
+        "cost_false_alarm": float(false_alarm),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.blobs.local_copy import local_file
@@ -27,12 +28,28 @@ from shared.services.training_handoff import ModelHandOff, TrainedModel
 from shared.services.training_request import ready_feature_set
 
 if TYPE_CHECKING:
+    from ml.training.pipeline import FitPlan
+    from ml.training.splits import SplitPlan
     from shared.db.session import Database
     from shared.ports import BlobStore
     from shared.services.registry import ModelRegistry
 
 KIND = "training"
 _PROGRESS_EVERY_S = 0.5
+# carried next to the features (shared/services/features.py): kept with the test rows
+_ROW_COLUMNS = ("transaction_id", "user_id")
+
+
+@dataclass
+class FeatureRows:
+    """A feature set as training reads it: the matrix in feature order, the label, the
+    epoch-ns timestamps and the carried row ids (transaction_id, user_id) when present."""
+
+    X: Any
+    y: Any
+    timestamps_ns: Any
+    names: list[str]
+    ids: dict[str, Any] = field(default_factory=dict)
 
 
 class TrainingRun:
@@ -85,17 +102,18 @@ class TrainingRun:
         except (TrainingDataError, SplitError, ValueError) as exc:
             field = getattr(exc, "field", None)
             reason = f"{exc} (field: {field})" if field else str(exc)
-            self.jobs.fail(jid, reason)
+            self.jobs.fail(jid, reason)  # logs the job id and the reason
             return {"status": FAILED, "error": reason}
 
-    def _load(self, fs: FeatureSet, target: str) -> tuple[Any, Any, Any, list[str]]:
+    def _load(self, fs: FeatureSet, target: str) -> FeatureRows:
         import numpy as np
         import pyarrow.parquet as pq
 
+        from ml.training.splits import arrow_timestamps_ns
         from ml.training.trainer import TrainingDataError
 
         names = [f["name"] for f in fs.features or []]
-        columns = [*names, "timestamp"] + ([target] if target else [])
+        columns = [*names, "timestamp", *_ROW_COLUMNS] + ([target] if target else [])
         with local_file(self.blobs, fs.storage_path or "") as path:
             available = set(pq.ParquetFile(path).schema_arrow.names)
             table = pq.read_table(path, columns=[c for c in columns if c in available])
@@ -112,43 +130,70 @@ class TrainingRun:
                     f"target column {target!r} is not numeric 0/1", "target_column"
                 ) from None
         ts = (
-            table.column("timestamp").cast("int64").to_numpy()
+            arrow_timestamps_ns(table.column("timestamp"))
             if "timestamp" in available
             else None
         )
-        return X, y, ts, names
+        ids = {
+            c: np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=object)
+            for c in _ROW_COLUMNS
+            if c in available
+        }
+        return FeatureRows(X, y, ts, names, ids)
 
-    def _split(self, config: dict[str, Any], y: Any, ts: Any) -> tuple[Any, Any]:
-        from ml.training.splits import stratified_split, time_split
+    @staticmethod
+    def split_plan(config: dict[str, Any]) -> SplitPlan:
+        """The stored split config as the splitter takes it (older jobs' too)."""
+        from ml.training.splits import SplitPlan
 
         split = config["split"]
-        if split["type"] != "time":
-            return stratified_split(y, split["train_fraction"], config["seed"])
-        if ts is None:
-            raise ValueError("the feature set has no timestamp column for a time split")
-        return time_split(
-            ts,
-            split["train_start"],
-            split["train_end"],
-            split["gap"],
-            split["test_start"],
-            split["test_end"],
+        windows = None
+        if split["type"] == "time":
+            windows = tuple(
+                split[k] for k in ("train_start", "train_end", "test_start", "test_end")
+            )
+        return SplitPlan(
+            kind=split["type"],
+            gap=split.get("gap") or "7d",
+            test_fraction=split.get("test_fraction", 0.2),
+            validation_fraction=split.get("validation_fraction", 0.2),
+            train_fraction=split.get("train_fraction", 0.8),
+            windows=windows,
+            seed=config["seed"],
+        )
+
+    @staticmethod
+    def fit_plan(job: TrainingJob, config: dict[str, Any]) -> FitPlan:
+        from ml.training.pipeline import FitPlan, ThresholdRule
+
+        rule = dict(config["threshold"])
+        if "cost_ratio" in rule:  # jobs recorded before the two costs
+            rule = {"rule": "cost", "cost_missed_fraud": rule["cost_ratio"]}
+        searching = "search_seconds" in config
+        return FitPlan(
+            algorithm=job.algorithm,
+            hyperparameters=None if searching else dict(job.hyperparameters or {}),
+            threshold=ThresholdRule(**rule),
+            search_seconds=float(config.get("search_seconds", 0.0)),
+            seed=config["seed"],
         )
 
     def _train(self, job: TrainingJob, model_id: uuid.UUID) -> dict[str, Any]:
         import numpy as np
 
         from ml.training.algorithms import ALGORITHMS
+        from ml.training.pipeline import fit_and_evaluate
+        from ml.training.splits import make_splits
         from ml.training.trainer import (
             TrainingCancelled,
             TrainingDataError,
             TrainingProgress,
-            train_model,
         )
 
         config = dict(job.config or {})
         fs = ready_feature_set(self.db, str(job.feature_set_id))
-        X, y, ts, names = self._load(fs, config["target_column"])
+        data = self._load(fs, config["target_column"])
+        X, y, ts = data.X, data.y, data.timestamps_ns
         if y is None:
             y = np.zeros(len(X))
             if ALGORITHMS[job.algorithm].supervised:
@@ -156,18 +201,16 @@ class TrainingRun:
                     f"target column {config['target_column']!r} missing",
                     "target_column",
                 )
-        train_idx, test_idx = self._split(config, y, ts)
+        splits = make_splits(self.split_plan(config), ts, y)
         live: dict[str, Any] = {"stage": "training"}
         self.jobs.record(job.id, progress=0.05, metrics={"live": dict(live)})
 
         last_write = [0.0]
 
-        def on_progress(p: TrainingProgress) -> None:
+        def on_progress(p: TrainingProgress, trial: int, trials: int) -> None:
             now = time.monotonic()
-            if (
-                now - last_write[0] < _PROGRESS_EVERY_S
-                and p.iteration < p.total_iterations
-            ):
+            done = p.iteration >= p.total_iterations
+            if now - last_write[0] < _PROGRESS_EVERY_S and not done:
                 return
             last_write[0] = now
             live.update(
@@ -177,9 +220,11 @@ class TrainingRun:
                 val_loss=p.val_loss,
                 val_auc=p.val_auc,
             )
-            fraction = 0.05 + 0.8 * p.iteration / max(p.total_iterations, 1)
+            if trials > 1:
+                live.update(trial=trial + 1, trials=trials)
+            share = (trial + p.iteration / max(p.total_iterations, 1)) / trials
             status = self.jobs.record(
-                job.id, progress=fraction, metrics={"live": dict(live)}
+                job.id, progress=0.05 + 0.8 * share, metrics={"live": dict(live)}
             )
             if status == CANCELLED:
                 raise TrainingCancelled()
@@ -193,29 +238,36 @@ class TrainingRun:
                 last_check[1] = self.jobs.is_stopping(job.id)
             return bool(last_check[1])
 
-        model = train_model(
-            job.algorithm,
-            job.hyperparameters or {},
-            X[train_idx],
-            y[train_idx],
-            X[test_idx],
-            y[test_idx],
-            names,
+        outcome = fit_and_evaluate(
+            self.fit_plan(job, config),
+            X,
+            y,
+            splits,
+            data.names,
             on_progress=on_progress,
             should_stop=should_stop,
-            seed=config["seed"],
         )
         evaluating = {"live": {**live, "stage": "evaluating"}}
         if self.jobs.record(job.id, progress=0.88, metrics=evaluating) == CANCELLED:
             raise TrainingCancelled()
-        return self.handoff.evaluate_and_register(
+        test = splits.test
+        ids = data.ids
+        return self.handoff.register_model(
             TrainedModel(
                 job=job,
                 model_id=model_id,
                 feature_set=fs,
-                model=model,
-                X_test=X[test_idx],
-                y_test=y[test_idx],
-                n_train=len(train_idx),
+                model=outcome.model,
+                X_test=X[test],
+                y_test=y[test],
+                n_train=len(splits.fit),
+                threshold=outcome.threshold,
+                metrics=outcome.metrics,
+                test_scores=outcome.test_scores,
+                test_transaction_ids=(
+                    ids["transaction_id"][test] if "transaction_id" in ids else None
+                ),
+                test_user_ids=ids["user_id"][test] if "user_id" in ids else None,
+                test_timestamps_ns=ts[test] if ts is not None else None,
             )
         )

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from ml.explain import generic_reason
 from ml.features import FeatureConfig, compute_features
+from ml.scoring.transform import score_transform_one
 from shared.container import Container
 from shared.db.models import OnlineTransaction, Prediction
 from tests.support.data import upload
@@ -148,9 +149,13 @@ def test_explanations_add_up_to_the_raw_score_and_read_well(
         total = exp["base_value"] + sum(f["contribution"] for f in exp["top_features"])
         assert total == pytest.approx(exp["raw_score"], abs=1e-4)
         assert exp["output"] == "log_odds"
-        assert 1 / (1 + math.exp(-exp["raw_score"])) == pytest.approx(
-            data["fraud_score"], abs=1e-4
+        # the served score is the raw model's probability through its calibration
+        model = client.get(f"{API}/models/{data['model_id']}").json()["data"]
+        probability = 1 / (1 + math.exp(-exp["raw_score"]))
+        calibrated = score_transform_one(
+            probability, model["details"]["score_transform"]
         )
+        assert calibrated == pytest.approx(data["fraud_score"], abs=1e-4)
         contributions = [abs(f["contribution"]) for f in exp["top_features"]]
         assert contributions == sorted(contributions, reverse=True)
         for item in exp["top_features"]:  # a sentence written for that feature

@@ -22,7 +22,11 @@ from ml.training import (
 FAST: dict[str, dict[str, Any]] = {
     "xgboost": {"n_estimators": 30, "max_depth": 4},
     "lightgbm": {"n_estimators": 30, "num_leaves": 15},
-    "neural_net": {"max_iter": 8, "hidden_layer_sizes": "32"},
+    "neural_net": {
+        "max_iter": 8,
+        "hidden_layer_sizes": "32",
+        "class_weight": "balanced",
+    },
     "isolation_forest": {"n_estimators": 40},
 }
 NAMES = [f"f_{i}" for i in range(12)]
@@ -85,7 +89,17 @@ def test_xgboost_save_native_round_trips(
     model.save_native(tmp_path / "m.ubj")
     loaded = xgb.Booster(model_file=str(tmp_path / "m.ubj"))
     assert np.allclose(loaded.predict(xgb.DMatrix(Xva)), model.predict_scores(Xva))
-    assert model.info["scale_pos_weight"] > 10  # balanced by default
+    assert model.info["scale_pos_weight"] == 1.0  # no class weighting by default
+    weighted = train_model(
+        "xgboost",
+        {**FAST["xgboost"], "class_weight": "balanced"},
+        Xtr,
+        ytr,
+        Xva,
+        yva,
+        NAMES,
+    )
+    assert weighted.info["scale_pos_weight"] > 10
 
 
 def test_isolation_forest_unsupervised(

@@ -54,6 +54,7 @@ def train(
         "feature_set_id": fs_id,
         "algorithm": algorithm,
         "hyperparameters": PARAMS[algorithm],
+        "split": {"gap": "1d"},  # a few weeks of data: keep rows to fit on
     }
     resp = client.post(f"{API}/training/jobs", json=body)
     assert resp.status_code == 202, resp.text

@@ -18,18 +18,39 @@ from functions.api.envelope import (
     ok,
 )
 from functions.api.schemas import JobAccepted, Record
+from shared.services.training_command import SplitRequest, StartTraining
 
 router = APIRouter(prefix="/training", tags=["training"])
 
 
-class TimeSplit(BaseModel):
+class Split(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["time"] = Field("time", description="'time' (recommended for fraud)")
-    train_start: str = Field(min_length=1)
-    train_end: str = Field(min_length=1)
-    gap: str | None = Field("7d", description="Label delay between train and test")
-    test_start: str = Field(min_length=1)
-    test_end: str = Field(min_length=1)
+    type: Literal["out_of_time", "time", "random"] | None = Field(
+        None,
+        description="out_of_time (the default): test on the latest period; time: the "
+        "windows below; random: stratified rows (leaks for fraud data: the job warns)",
+    )
+    train_start: str | None = Field(None, min_length=1)
+    train_end: str | None = Field(None, min_length=1)
+    test_start: str | None = Field(None, min_length=1)
+    test_end: str | None = Field(None, min_length=1)
+    gap: str | None = Field(
+        None,
+        description="Time between training and test (and between fit and validation); "
+        "default: the feature set's label delay",
+    )
+    test_fraction: float | None = Field(
+        None, ge=0.01, le=0.9, description="out_of_time: share of the time span tested"
+    )
+    validation_fraction: float | None = Field(
+        None,
+        ge=0.01,
+        le=0.9,
+        description="Share of the training period (its end) kept for validation",
+    )
+
+    def to_command(self) -> SplitRequest:
+        return SplitRequest(**self.model_dump())
 
 
 def _param_schema(param: Any) -> dict[str, Any]:
@@ -106,31 +127,43 @@ class StartTrainingRequest(BaseModel):
     algorithm: str = Field(
         description="xgboost, lightgbm, isolation_forest, neural_net"
     )
-    hyperparameters: dict[str, Any] | None = None
+    hyperparameters: dict[str, Any] | None = Field(
+        None,
+        description="Omitted: a small search (at most 12 configurations, "
+        "search_seconds) judged on the validation period",
+    )
     train_test_split: float | None = Field(
-        0.8,
+        None,
         ge=0.1,
         le=0.95,
-        description="Random stratified split: training fraction (ignored with split)",
+        description="Asks for a random stratified split with this training fraction "
+        "(leaks for fraud data; default: out of time)",
     )
-    split: TimeSplit | None = Field(None, description="Time-based split (recommended)")
+    split: Split | None = Field(None, description="Default: out of time")
     target_column: str = "is_fraud"
+    cost_missed_fraud: float | None = Field(
+        None,
+        gt=0,
+        description="Cost of a missed fraud (default 10); giving a cost sets the "
+        "threshold that minimises cost on validation. Default rule: best F1.",
+    )
+    cost_false_alarm: float | None = Field(
+        None, gt=0, description="Cost of a false alarm (default 1)"
+    )
     cost_ratio: float | None = Field(
         None,
         gt=0,
-        description="Cost of a missed fraud / cost of a false alarm; sets the threshold "
-        "that minimises cost. Default: the threshold that maximises F1.",
+        description="cost_missed_fraud / cost_false_alarm in one number (older form)",
     )
-    seed: int | None = 42
+    search_seconds: float | None = Field(
+        None, ge=0, le=86_400, description="Time budget of the search (default 300)"
+    )
+    seed: int = 42
 
-    def to_request(self) -> dict[str, Any]:
-        """The request as the service takes it: unset split options left out."""
-        request = self.model_dump()
-        if self.split is None:
-            request.pop("split")
-        if self.train_test_split is None:
-            request.pop("train_test_split")
-        return request
+    def to_command(self) -> StartTraining:
+        fields = self.model_dump(exclude={"split"})
+        split = self.split.to_command() if self.split is not None else None
+        return StartTraining(**fields, split=split)
 
 
 class TrainingMetrics(BaseModel):
@@ -162,10 +195,33 @@ class TrainingJobView(BaseModel):
     eta_seconds: float | None
 
 
+class HyperparameterView(BaseModel):
+    name: str
+    type: str = Field(description="int, float, categorical, bool")
+    default: Any
+    description: str
+    minimum: float | None
+    maximum: float | None
+    choices: list[Any] | None = Field(
+        description="categorical: the values; numeric: literal values allowed besides "
+        "the range"
+    )
+    log_scale: bool
+
+
+class AlgorithmView(BaseModel):
+    name: str
+    title: str
+    description: str
+    supervised: bool
+    iterations_param: str = Field(description="The parameter counting iterations")
+    hyperparameters: list[HyperparameterView]
+
+
 @router.get(
     "/algorithms",
     summary="Algorithms and their hyperparameters",
-    response_model=Envelope[list[Record]],
+    response_model=Envelope[list[AlgorithmView]],
 )
 def algorithms(training: TrainingServiceDep) -> JSONResponse:
     return ok(training.algorithms())
@@ -181,7 +237,7 @@ def algorithms(training: TrainingServiceDep) -> JSONResponse:
 def start_training(
     body: StartTrainingRequest, training: TrainingServiceDep
 ) -> JSONResponse:
-    return ok(training.start(body.to_request()), 202)
+    return ok(training.start(body.to_command()), 202)
 
 
 @router.get(
