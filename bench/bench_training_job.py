@@ -152,7 +152,7 @@ def load_training_matrix(
     from shared.adapters.blobs.local_copy import local_file
     from shared.services.training_request import ready_feature_set
 
-    fs = ready_feature_set(ctx.db, fs_id)
+    fs = ready_feature_set(ctx.uow, fs_id)
     names = [f["name"] for f in fs.features or []]
     with local_file(ctx.blobs, fs.storage_path or "") as path:
         table = pq.read_table(path, columns=[*names, target])

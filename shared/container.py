@@ -120,7 +120,9 @@ class Container:
     def training(self) -> TrainingService:
         from shared.services.training import TrainingService
 
-        return TrainingService(self.db, self.blobs, self.jobs, self.registry)
+        return TrainingService(
+            self.uow, self.blobs, self.jobs, self.registry, self.evaluations
+        )
 
     @cached_property
     def catalog(self) -> ModelCatalog:

@@ -24,7 +24,6 @@ from typing import (
 
 if TYPE_CHECKING:  # annotations only: importing the app must not load SQLAlchemy
     from sqlalchemy import Connection
-    from sqlalchemy.orm import Session
 
     from ml.features.config import Float64Array
     from ml.features.online import EntityKey, State
@@ -398,12 +397,6 @@ class UnitOfWork(Protocol):
 
     def flush(self) -> None:
         """Write pending changes now (raises ``Duplicate``), still uncommitted."""
-        ...
-
-    @property
-    def session(self) -> Session:
-        """The SQLAlchemy session, for callers that still write outside these
-        repositories in the same transaction (the registry's ``also``)."""
         ...
 
 

@@ -21,9 +21,7 @@ from shared.ports import Duplicate
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from shared.ports import ModelRepository, Transactions
+    from shared.ports import ModelRepository, Transactions, UnitOfWork
 
 TRAINED, STAGING, PRODUCTION, ARCHIVED = "TRAINED", "STAGING", "PRODUCTION", "ARCHIVED"
 METRICS = ("precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr")
@@ -138,7 +136,7 @@ class ModelRegistry:
             return tx.models.get(model_id) is not None
 
     def register(
-        self, new: NewModel, also: Callable[[Session], None] | None = None
+        self, new: NewModel, also: Callable[[UnitOfWork], None] | None = None
     ) -> str:
         """Add the model as TRAINED with the next version of its name, in one transaction
         with ``also`` (e.g. finishing its job). Returns the version. A concurrent
@@ -162,7 +160,7 @@ class ModelRegistry:
                         )
                     )
                     if also is not None:
-                        also(tx.session)
+                        also(tx)
                 return version
             except Duplicate:
                 if attempt == 2 or self.is_registered(new.id):

@@ -31,8 +31,8 @@ from shared.timefmt import elapsed_and_eta, iso
 
 if TYPE_CHECKING:
     from ml.training.algorithms import AlgorithmSpec
-    from shared.db.session import Database
-    from shared.ports import BlobStore
+    from shared.ports import BlobStore, Transactions
+    from shared.services.model_evaluation import ModelEvaluations
 
 __all__ = [
     "CANCELLED",
@@ -92,15 +92,16 @@ class TrainingService:
 
     def __init__(
         self,
-        db: Database,
+        uow: Transactions,
         blobs: BlobStore,
         jobs: JobService,
         registry: ModelRegistry,
+        evaluations: ModelEvaluations,
     ) -> None:
-        self.db = db
+        self.uow = uow
         self.jobs = jobs
         self.registry = registry
-        self.runner = TrainingRun(db, blobs, jobs, self.registry)
+        self.runner = TrainingRun(uow, blobs, jobs, registry, evaluations)
 
     @staticmethod
     def algorithms() -> list[AlgorithmSpec]:
@@ -112,7 +113,7 @@ class TrainingService:
 
     def start(self, cmd: StartTraining) -> TrainingAccepted:
         """Validate, record the job PENDING, hand it to the launcher; the 202 body."""
-        fs, params, config = training_config(self.db, cmd)
+        fs, params, config = training_config(self.uow, cmd)
         job_id = uuid.uuid4()
         payload = {"job_id": str(job_id)}
         detail = TrainingJob(

@@ -15,14 +15,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from shared.db.models import FeatureSet, TrainingJob
 from shared.services.jobs import COMPLETED, mark_completed
 from shared.services.registry import ONNX_TOLERANCE, ModelRegistry, NewModel
 
 if TYPE_CHECKING:
-    from shared.ports import BlobStore
+    from shared.ports import BlobStore, UnitOfWork
+    from shared.services.model_evaluation import ModelEvaluations
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +70,12 @@ def library_versions() -> dict[str, str]:
 
 
 class ModelHandOff:
-    def __init__(self, blobs: BlobStore, registry: ModelRegistry) -> None:
+    def __init__(
+        self, blobs: BlobStore, registry: ModelRegistry, evaluations: ModelEvaluations
+    ) -> None:
         self.blobs = blobs
         self.registry = registry
+        self.evaluations = evaluations
 
     def register_model(self, trained: TrainedModel) -> dict[str, Any]:
         """Export to ONNX, check it against the native model, store and register."""
@@ -156,8 +158,8 @@ class ModelHandOff:
             },
         )
 
-        def complete_job(s: Session) -> None:
-            row = s.get(TrainingJob, job.id)
+        def complete_job(tx: UnitOfWork) -> None:
+            row = tx.jobs.get_training(job.id)
             assert row is not None
             row.model_id = model_id
             row.hyperparameters = model.params  # the search's choice, when it ran
@@ -180,6 +182,8 @@ class ModelHandOff:
             self.blobs.put_bytes(
                 prefix + "metadata.json", json.dumps(metadata).encode()
             )
+            # precision@k and user precision@k join the metrics the registry stores
+            scalars.update(self._store_evaluation(trained))
             self.registry.register(new, also=complete_job)
         except BaseException:
             if self.registry.is_registered(model_id):
@@ -188,3 +192,23 @@ class ModelHandOff:
             raise
         log.info("training job %s registered model %s", job.id, model_id)
         return {"status": COMPLETED, "model_id": str(model_id)}
+
+    def _store_evaluation(self, trained: TrainedModel) -> dict[str, Any]:
+        """The test rows beside the model (GET /models/{id}/evaluation); none when the
+        feature set lacks transaction ids, users or timestamps."""
+        from shared.services.model_evaluation import EvaluationRows
+
+        if (
+            trained.test_transaction_ids is None
+            or trained.test_user_ids is None
+            or trained.test_timestamps_ns is None
+        ):
+            return {}
+        rows = EvaluationRows(
+            transaction_id=trained.test_transaction_ids,
+            user_id=trained.test_user_ids,
+            timestamp=trained.test_timestamps_ns,
+            label=trained.y_test,
+            score=trained.test_scores,
+        )
+        return dict(self.evaluations.store(trained.model_id, rows))

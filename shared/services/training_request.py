@@ -14,7 +14,7 @@ from shared.services.training_command import SplitRequest, StartTraining
 __all__ = ["SplitRequest", "StartTraining", "training_config"]
 
 if TYPE_CHECKING:
-    from shared.db.session import Database
+    from shared.ports import Transactions
 
 WINDOWS = ("train_start", "train_end", "test_start", "test_end")
 SPLIT_TYPES = ("out_of_time", "time", "random")
@@ -24,7 +24,7 @@ DEFAULT_TRAIN_FRACTION = 0.8
 
 
 def training_config(
-    db: Database, cmd: StartTraining
+    uow: Transactions, cmd: StartTraining
 ) -> tuple[FeatureSet, dict[str, Any] | None, dict[str, Any]]:
     """(feature set, hyperparameters or None to search, config) of a valid command;
     the config fixes the model id, so a re-run of the job registers the same model."""
@@ -49,7 +49,7 @@ def training_config(
             raise ValidationFailed(
                 str(exc), field_error(f"hyperparameters.{exc.field}", str(exc))
             ) from None
-    fs = ready_feature_set(db, cmd.feature_set_id)
+    fs = ready_feature_set(uow, cmd.feature_set_id)
     check_target(fs, cmd.target_column, ALGORITHMS[cmd.algorithm].supervised)
     label_delay = str((fs.feature_config or {}).get("label_delay") or "7d")
     config: dict[str, Any] = {
@@ -67,9 +67,9 @@ def training_config(
     return fs, params, config
 
 
-def ready_feature_set(db: Database, feature_set_id: str | uuid.UUID) -> FeatureSet:
-    with db.session() as s:
-        fs = s.get(FeatureSet, job_uuid(feature_set_id, "Feature set"))
+def ready_feature_set(uow: Transactions, feature_set_id: str | uuid.UUID) -> FeatureSet:
+    with uow() as tx:
+        fs = tx.feature_sets.get(job_uuid(feature_set_id, "Feature set"))
         if fs is None:
             raise NotFound(
                 f"Feature set {feature_set_id} not found.",

@@ -30,8 +30,8 @@ from shared.services.training_request import ready_feature_set
 if TYPE_CHECKING:
     from ml.training.pipeline import FitPlan
     from ml.training.splits import SplitPlan
-    from shared.db.session import Database
-    from shared.ports import BlobStore
+    from shared.ports import BlobStore, Transactions
+    from shared.services.model_evaluation import ModelEvaluations
     from shared.services.registry import ModelRegistry
 
 KIND = "training"
@@ -55,16 +55,17 @@ class FeatureRows:
 class TrainingRun:
     def __init__(
         self,
-        db: Database,
+        uow: Transactions,
         blobs: BlobStore,
         jobs: JobService,
         registry: ModelRegistry,
+        evaluations: ModelEvaluations,
     ) -> None:
-        self.db = db
+        self.uow = uow
         self.blobs = blobs
         self.jobs = jobs
         self.registry = registry
-        self.handoff = ModelHandOff(blobs, registry)
+        self.handoff = ModelHandOff(blobs, registry, evaluations)
 
     def row(self, job_id: str | uuid.UUID) -> TrainingJob:
         job = self.jobs.get_row(job_id, KIND)
@@ -191,7 +192,7 @@ class TrainingRun:
         )
 
         config = dict(job.config or {})
-        fs = ready_feature_set(self.db, str(job.feature_set_id))
+        fs = ready_feature_set(self.uow, str(job.feature_set_id))
         data = self._load(fs, config["target_column"])
         X, y, ts = data.X, data.y, data.timestamps_ns
         if y is None:

@@ -35,6 +35,7 @@ class SqlUnitOfWork:
 
     @property
     def session(self) -> Session:
+        """Not part of the port: tests seed tables no repository writes through it."""
         return self._session
 
     def flush(self) -> None:
