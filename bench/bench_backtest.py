@@ -68,13 +68,14 @@ def register_model(ctx: Any, tmp: Path, trees: int) -> str:
     from ml.training.onnx_export import to_onnx
     from shared.adapters.blobs.local_copy import local_file
     from shared.db.models import FeatureSet, MLModel
+    from shared.services.feature_commands import ComputeCommand
 
     train_df = generate_transactions(
         GeneratorConfig(n_rows=50_000, n_users=5_000, n_merchants=500, days=30, seed=7)
     )
     dataset_id = ingest(ctx, tmp, train_df, "bench-train")
-    job = ctx.features.request_compute({"dataset_id": dataset_id})
-    done = ctx.features.run_job(job["job_id"])
+    job = ctx.features.request_compute(ComputeCommand(dataset_id=dataset_id))
+    done = ctx.features.run_job(job.job_id)
     fs_id = uuid.UUID(done["feature_set_id"])
     with ctx.db.session() as s:
         fs = s.get(FeatureSet, fs_id)

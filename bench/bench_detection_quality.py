@@ -42,8 +42,8 @@ if str(ROOT) not in sys.path:
 
 from ml.features import FeatureConfig, compute_features  # noqa: E402
 from ml.features.config import apply_column_mapping, parse_duration  # noqa: E402
-from ml.training.splits import time_split  # noqa: E402
-from ml.training.trainer import train_model  # noqa: E402
+from ml.training.pipeline import FitPlan, fit_and_evaluate  # noqa: E402
+from ml.training.splits import SplitPlan, make_splits, time_split  # noqa: E402
 
 HANDBOOK_MAPPING = {
     "transaction_id": "TRANSACTION_ID",
@@ -150,8 +150,11 @@ def main() -> None:
     parser.add_argument("--map", action="append", metavar="ROLE=COLUMN")
     parser.add_argument("--algorithm", default="xgboost")
     parser.add_argument(
-        "--params", default="{}", help="hyperparameters as JSON (default: none given)"
+        "--params",
+        help="hyperparameters as JSON (default: none given, so the job's own search "
+        "runs, as a training request without hyperparameters does)",
     )
+    parser.add_argument("--search-seconds", type=float, default=300.0)
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--train-start")
     parser.add_argument("--train-end")
@@ -179,16 +182,28 @@ def main() -> None:
     y = pd.to_numeric(canonical["is_fraud"]).to_numpy(dtype=np.float64)
     users = canonical["user_id"].astype("string").to_numpy(dtype=object)
     gap_ns = parse_duration(config.label_delay)
-    train, test, train_start, _ = split(ts, gap_ns, args)
+    train, test, train_start, test_start = split(ts, gap_ns, args)
     X = np.ascontiguousarray(
         result.frame[result.feature_names].to_numpy(dtype=np.float32)
     )
-    params = json.loads(args.params)
-    model = train_model(
-        args.algorithm, params, X[train], y[train], None, None, result.feature_names
+    params = json.loads(args.params) if args.params else None
+    # the training job's own steps: validation carved from the training period after
+    # the label delay, search or early stopping, calibration and threshold on it
+    windows = tuple(
+        datetime.fromtimestamp(v / 1e9, tz=UTC)
+        for v in (int(ts[train].min()), int(ts[train].max()) + 1, test_start)
+    ) + (datetime.fromtimestamp((int(ts[test].max()) + 1) / 1e9, tz=UTC),)
+    plan = SplitPlan(kind="time", gap=config.label_delay, windows=windows)
+    splits = make_splits(plan, ts, y)
+    outcome = fit_and_evaluate(
+        FitPlan(args.algorithm, params, search_seconds=args.search_seconds),
+        X,
+        y,
+        splits,
+        result.feature_names,
     )
     t3 = time.perf_counter()
-    score = model.predict_scores(X[test])
+    test, score = splits.test, outcome.test_scores
     day = ts[test] // DAY_NS
     keep = np.ones(test.size, dtype=bool)
     if args.drop_known_cards:
@@ -211,7 +226,11 @@ def main() -> None:
         f"{int(keep.sum()):,} rows over {np.unique(day[keep]).size} days"
         + (" (known cards dropped)" if args.drop_known_cards else "")
     )
-    given = f"hyperparameters {params}" if params else "default hyperparameters"
+    given = (
+        f"hyperparameters {params}"
+        if params is not None
+        else f"the job's search ({len(outcome.metrics.get('search', []))} trials)"
+    )
     print(f"model: {args.algorithm}, {given}; {t3 - t2:.1f} s")
     print(f"AUC ROC                       {roc_auc_score(y_test, s_test):.3f}")
     print(
