@@ -60,7 +60,10 @@ class SqlRowsFeatureLog:
             features=features,
             scores=np.array([r.fraud_score for r in rows], dtype=np.float64),
             labels=np.array(
-                [math.nan if r.actual_label is None else float(r.actual_label) for r in rows],
+                [
+                    math.nan if r.actual_label is None else float(r.actual_label)
+                    for r in rows
+                ],
                 dtype=np.float64,
             ),
             created_at_ns=np.array([to_ns(r.created_at) for r in rows], dtype=np.int64),

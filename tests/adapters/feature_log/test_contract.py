@@ -85,7 +85,9 @@ def log(db: Database, batch: list[dict[str, Any]]) -> None:
 def assert_same(got: LoggedWindow, want: LoggedWindow) -> None:
     assert got.feature_names == want.feature_names
     assert got.rows == want.rows
-    assert got.features.dtype == np.float32 and got.features.shape == want.features.shape
+    assert (
+        got.features.dtype == np.float32 and got.features.shape == want.features.shape
+    )
     np.testing.assert_array_equal(got.features, want.features)
     np.testing.assert_array_equal(got.scores, want.scores)
     np.testing.assert_array_equal(got.labels, want.labels)
@@ -175,8 +177,10 @@ def test_windows_across_hours_equal_the_tables_before_and_after_labels(
         (T0 + timedelta(hours=3), LATER),  # only the table's tail
     ]
     for start, end in windows:
-        assert_same(mirror.window(model_id, start, end, NAMES), reference.window(
-            model_id, start, end, NAMES))
+        assert_same(
+            mirror.window(model_id, start, end, NAMES),
+            reference.window(model_id, start, end, NAMES),
+        )
     labelled = {row["id"]: i % 3 == 0 for i, row in enumerate(batch) if i % 2 == 0}
     set_labels(db, {}, labelled)  # labels arrive after the export
     mirror.export(LATER)
@@ -197,12 +201,16 @@ def test_rows_committed_late_are_read_at_once_and_mirrored_by_the_next_export(
     late = rows(model_id, 3, T0 + timedelta(minutes=5), timedelta(hours=1), seed=2)
     log(db, late)  # below the watermark: a slow transaction, a replay
     reference = SqlRowsFeatureLog(db)
-    assert_same(mirror.window(model_id, T0, LATER, NAMES), reference.window(
-        model_id, T0, LATER, NAMES))
+    assert_same(
+        mirror.window(model_id, T0, LATER, NAMES),
+        reference.window(model_id, T0, LATER, NAMES),
+    )
     assert mirror.export(LATER) >= 3
     assert ledger_rows(db, model_id) == 103
-    assert_same(mirror.window(model_id, T0, LATER, NAMES), reference.window(
-        model_id, T0, LATER, NAMES))
+    assert_same(
+        mirror.window(model_id, T0, LATER, NAMES),
+        reference.window(model_id, T0, LATER, NAMES),
+    )
 
 
 def test_compaction_leaves_one_segment_per_closed_hour(
