@@ -6,13 +6,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from shared.container import Container
 from shared.errors import ValidationFailed
 from shared.ports import LoggedWindow
 from shared.services.feature_log import FeatureLog
+from tests.conftest import make_settings
 
 T0 = datetime(2026, 12, 8, 1, tzinfo=UTC)
 
@@ -79,3 +82,11 @@ def test_a_bad_window_is_refused_naming_the_field(
         FeatureLog(mirror, mirror).window(uuid.uuid4(), start, end, ["amount"])
     assert caught.value.details[0]["field"] == field
     assert mirror.windows == []
+
+
+def test_the_container_builds_it_once_on_its_ports(tmp_path: Path) -> None:
+    blobs = object()
+    c = Container(make_settings(tmp_path), db=object(), blobs=blobs)  # type: ignore[arg-type]
+    assert c.feature_log is c.feature_log
+    assert c.feature_log.mirror is c.feature_log.reader
+    assert c.feature_log.mirror.blobs is blobs  # type: ignore[attr-defined]

@@ -38,7 +38,14 @@ from sqlalchemy import Connection, Table, delete, func, insert, select
 
 from shared.adapters.blobs.local_copy import local_file
 from shared.adapters.feature_log import rows as log_rows
-from shared.adapters.feature_log.rows import HOUR, Columns, hour_key, hour_of, to_ns
+from shared.adapters.feature_log.rows import (
+    EPOCH,
+    HOUR,
+    Columns,
+    hour_key,
+    hour_of,
+    to_ns,
+)
 from shared.db.models import FeatureLogSegment, MLModel
 from shared.db.session import Database
 from shared.ports import BlobNotFound, BlobStore, Duplicate, LoggedWindow, Transactions
@@ -85,7 +92,7 @@ class ParquetSegmentFeatureLog:
         blobs: BlobStore,
         *,
         lag: timedelta = timedelta(minutes=2),
-        recheck: timedelta = timedelta(hours=48),
+        recheck: timedelta = timedelta(hours=6),
         prefix: str = "feature-log",
         compression: str = "none",
     ) -> None:
@@ -96,8 +103,6 @@ class ParquetSegmentFeatureLog:
         self.recheck = recheck
         self.prefix = prefix
         self.compression = compression
-        postgres = db.engine.dialect.name == "postgresql"
-        self._snapshot = {"isolation_level": "REPEATABLE READ"} if postgres else {}
 
     # ---- export and compaction -----------------------------------------------------
 
@@ -128,27 +133,24 @@ class ParquetSegmentFeatureLog:
         return merged
 
     def _export_model(self, model_id: uuid.UUID, cut: datetime) -> int:
+        """One hour at a time, each read in its own short transaction (a long one
+        would hold SQLite's WAL from restarting); one ledger commit for them all."""
         segments = self._segments(model_id)
-        start = max((s.created_to for s in segments), default=None)
-        with self.db.engine.connect() as conn:
-            if start is None:
-                first = conn.execute(
-                    select(func.min(log_rows.TABLE.c.created_at)).where(
-                        log_rows.TABLE.c.model_id == model_id
-                    )
-                ).scalar()
+        mark = max((s.created_to for s in segments), default=None)
+        start = cursor = mark if mark is not None else EPOCH
+        pending = []
+        while cursor < cut:
+            with self.db.engine.connect() as conn:
+                first = log_rows.first_at(conn, model_id, cursor, cut)
                 if first is None:
-                    return 0
-                start = hour_of(first)
-            if start >= cut:
-                return 0
-            chunks = log_rows.read_rows(conn, model_id, start, cut)
-            pending = [
-                self._upload(
-                    model_id, hour, max(start, hour), min(hour + HOUR, cut), table
-                )
-                for hour, table in _hour_tables(chunks)
-            ]
+                    break
+                hour = hour_of(first)
+                cursor = min(hour + HOUR, cut)
+                chunks = log_rows.read_rows(conn, model_id, first, cursor)
+                pending += [
+                    self._upload(model_id, hour, max(start, hour), cursor, table)
+                    for _, table in _hour_tables(chunks)
+                ]
         return self._commit(pending, replaced=[])
 
     def _recheck(self, model_id: uuid.UUID) -> int:
@@ -164,6 +166,8 @@ class ParquetSegmentFeatureLog:
             if s.hour >= since:
                 mirrored[hour_key(s.hour)] = mirrored.get(hour_key(s.hour), 0) + s.rows
         with self.db.engine.connect() as conn:
+            if log_rows.count(conn, model_id, since, mark) == sum(mirrored.values()):
+                return 0
             stored = log_rows.hour_counts(conn, model_id, since, mark)
         written = 0
         for key in sorted(set(stored) | set(mirrored)):
@@ -306,7 +310,10 @@ class ParquetSegmentFeatureLog:
         names: tuple[str, ...],
     ) -> LoggedWindow:
         start_ns, end_ns = to_ns(start), to_ns(end)
-        with self.db.engine.connect().execution_options(**self._snapshot) as conn:
+        # one snapshot for the ledger, the counts, the tail and the labels
+        postgres = self.db.engine.dialect.name == "postgresql"
+        snapshot = {"isolation_level": "REPEATABLE READ"} if postgres else {}
+        with self.db.engine.connect().execution_options(**snapshot) as conn:
             mark = conn.execute(
                 select(func.max(SEGMENTS.c.created_to)).where(
                     SEGMENTS.c.model_id == model_id

@@ -197,6 +197,15 @@ def _driver_sql(dialect: Dialect) -> DriverSQL:
     return DriverSQL(dialect, [TABLE])
 
 
+def first_at(
+    conn: Connection, model_id: uuid.UUID, start: datetime, end: datetime
+) -> datetime | None:
+    """The earliest ``created_at`` of the model's rows in ``[start, end)``."""
+    stmt = select(func.min(TABLE.c.created_at)).where(in_range(model_id, start, end))
+    value = conn.execute(stmt).scalar()
+    return None if value is None else cast(datetime, value)
+
+
 def count(conn: Connection, model_id: uuid.UUID, start: datetime, end: datetime) -> int:
     stmt = select(func.count()).select_from(TABLE).where(in_range(model_id, start, end))
     return int(conn.execute(stmt).scalar_one())
