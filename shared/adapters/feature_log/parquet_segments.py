@@ -75,7 +75,7 @@ class _Part:
     created_at_ns: np.ndarray
     scores: np.ndarray
     latency_ms: np.ndarray
-    features: list[Any]  # per requested name: a float array, or None (all NaN)
+    features: list[Any]  # per requested name: an array (numpy, Arrow) or None (NaN)
 
     @property
     def rows(self) -> int:
@@ -281,7 +281,9 @@ class ParquetSegmentFeatureLog:
         with local_file(self.blobs, path) as file:
             if not file.is_file():
                 raise BlobNotFound(path)
-            return pq.read_table(file, columns=columns, memory_map=True)
+            return pq.read_table(
+                file, columns=columns, memory_map=True, use_threads=False
+            )
 
     # ---- reading a window ------------------------------------------------------------
 
@@ -370,7 +372,9 @@ class ParquetSegmentFeatureLog:
                 raise BlobNotFound(segment.path)
             present = set(pq.read_schema(file, memory_map=True).names)
             wanted = [f"{_FEATURE}{n}" for n in names if f"{_FEATURE}{n}" in present]
-            table = pq.read_table(file, columns=[*_BASE, *wanted], memory_map=True)
+            table = pq.read_table(
+                file, columns=[*_BASE, *wanted], memory_map=True, use_threads=False
+            )
         if to_ns(segment.created_from) < start_ns or to_ns(segment.created_to) > end_ns:
             at = table.column("created_at_ns")
             keep = pc.and_(pc.greater_equal(at, start_ns), pc.less(at, end_ns))
@@ -384,9 +388,7 @@ class ParquetSegmentFeatureLog:
             scores=table.column("fraud_score").to_numpy(),
             latency_ms=_floats(table.column("latency_ms"), np.float64),
             features=[
-                _floats(table.column(f"{_FEATURE}{n}"), np.float32)
-                if f"{_FEATURE}{n}" in present
-                else None
+                table.column(f"{_FEATURE}{n}") if f"{_FEATURE}{n}" in present else None
                 for n in names
             ],
         )
@@ -405,6 +407,20 @@ def _by_hour(segments: list[Segment]) -> dict[datetime, list[Segment]]:
 def _floats(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
     """Nulls (a feature some merged rows lacked) read as NaN."""
     return np.asarray(column.to_numpy(), dtype=dtype)
+
+
+def _fill(target: np.ndarray, column: Any) -> None:
+    """Copy one feature's values into ``target``, Arrow chunk by chunk (no concatenated
+    copy first); nulls and an absent column as NaN."""
+    if column is None:
+        target[:] = np.nan
+    elif isinstance(column, pa.ChunkedArray):
+        at = 0
+        for chunk in column.chunks:
+            target[at : at + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+            at += len(chunk)
+    else:
+        target[:] = column
 
 
 def _arrow(columns: Columns) -> pa.Table:
@@ -469,12 +485,11 @@ def _assemble(
     resort: bool,
 ) -> LoggedWindow:
     n = sum(p.rows for p in parts)
-    features = np.full((n, len(names)), np.nan, dtype=np.float32, order="F")
+    features = np.empty((n, len(names)), dtype=np.float32, order="F")
     offset = 0
     for p in parts:
         for j, column in enumerate(p.features):
-            if column is not None:
-                features[offset : offset + p.rows, j] = column
+            _fill(features[offset : offset + p.rows, j], column)
         offset += p.rows
 
     def joined(get: Any, dtype: Any) -> np.ndarray:
