@@ -88,5 +88,5 @@ def test_the_container_builds_it_once_on_its_ports(tmp_path: Path) -> None:
     blobs = object()
     c = Container(make_settings(tmp_path), db=object(), blobs=blobs)  # type: ignore[arg-type]
     assert c.feature_log is c.feature_log
-    assert c.feature_log.mirror is c.feature_log.reader
+    assert c.feature_log.mirror is c.feature_log.reader  # type: ignore[comparison-overlap]
     assert c.feature_log.mirror.blobs is blobs  # type: ignore[attr-defined]

@@ -37,7 +37,7 @@ def add_model(db: Database) -> uuid.UUID:
     model_id = uuid.uuid4()
     with db.engine.begin() as conn:
         conn.execute(
-            insert(MLModel.__table__),
+            insert(MLModel),
             {
                 "id": model_id,
                 "name": f"m{model_id.hex[:6]}",
@@ -273,20 +273,21 @@ def test_two_racing_exports_mirror_each_row_once(
     model_id = add_model(db)
     log(db, rows(model_id, 150, T0, timedelta(seconds=60)))
     other = mirror_on(db, store)
-    put = store.put_bytes
     raced: list[int] = []
 
-    def put_then_race(path: str, data: bytes) -> None:
-        put(path, data)
-        if not raced:  # the other worker runs a whole export in between
-            raced.append(other.export(LATER))
+    class RacingStore:
+        """The store, but the other worker runs a whole export after the first
+        upload of this one."""
 
-    mirror.blobs = type("Racing", (), {})()  # type: ignore[assignment]
-    for name in ("get_bytes", "exists", "list", "delete_prefix", "download_file"):
-        setattr(mirror.blobs, name, getattr(store, name))
-    mirror.blobs.put_bytes = put_then_race  # type: ignore[attr-defined]
-    if hasattr(store, "local_path"):
-        mirror.blobs.local_path = store.local_path  # type: ignore[attr-defined]
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def put_bytes(self, path: str, data: bytes) -> None:
+            store.put_bytes(path, data)
+            if not raced:
+                raced.append(other.export(LATER))
+
+    mirror.blobs = RacingStore()
     assert mirror.export(LATER) == 0  # it lost the race and dropped its files
     assert raced == [150]
     assert ledger_rows(db, model_id) == 150
