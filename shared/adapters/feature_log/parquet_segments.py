@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -38,10 +38,17 @@ from sqlalchemy import Connection, Table, delete, func, insert, select
 
 from shared.adapters.blobs.local_copy import local_file
 from shared.adapters.feature_log import rows as log_rows
+from shared.adapters.feature_log.columns import (
+    BASE,
+    FEATURE,
+    Part,
+    assemble,
+    hour_tables,
+    table_part,
+)
 from shared.adapters.feature_log.rows import (
     EPOCH,
     HOUR,
-    Columns,
     hour_key,
     hour_of,
     to_ns,
@@ -52,8 +59,6 @@ from shared.ports import BlobNotFound, BlobStore, Duplicate, LoggedWindow, Trans
 
 SEGMENTS = cast(Table, FeatureLogSegment.__table__)
 MODELS = cast(Table, MLModel.__table__)
-_FEATURE = "f."
-_BASE = ("id", "created_at_ns", "fraud_score", "latency_ms")
 _READ_ATTEMPTS = 3
 
 
@@ -64,22 +69,6 @@ class Segment:
     created_from: datetime
     created_to: datetime
     rows: int
-
-
-@dataclass
-class _Part:
-    """Rows of one source (a segment or the table) with the requested features."""
-
-    hour: str | None
-    ids: np.ndarray
-    created_at_ns: np.ndarray
-    scores: np.ndarray
-    latency_ms: np.ndarray
-    features: list[Any]  # per requested name: an array (numpy, Arrow) or None (NaN)
-
-    @property
-    def rows(self) -> int:
-        return len(self.created_at_ns)
 
 
 class ParquetSegmentFeatureLog:
@@ -149,7 +138,7 @@ class ParquetSegmentFeatureLog:
                 chunks = log_rows.read_rows(conn, model_id, first, cursor)
                 pending += [
                     self._upload(model_id, hour, max(start, hour), cursor, table)
-                    for _, table in _hour_tables(chunks)
+                    for _, table in hour_tables(chunks)
                 ]
         return self._commit(pending, replaced=[])
 
@@ -184,7 +173,7 @@ class ParquetSegmentFeatureLog:
             chunks = log_rows.read_rows(conn, model_id, hour, to)
             pending = [
                 self._upload(model_id, hour, hour, to, table)
-                for _, table in _hour_tables(chunks)
+                for _, table in hour_tables(chunks)
             ]
         return self._commit(pending, replaced=old)
 
@@ -322,17 +311,17 @@ class ParquetSegmentFeatureLog:
                 )
             ).scalar()
             mirrored_to = start if mark is None else max(start, min(end, mark))
-            parts: list[_Part] = []
+            parts: list[Part] = []
             if mirrored_to > start:
                 for s in self._segments(model_id, conn, start, mirrored_to):
                     parts.append(self._segment_part(s, names, start_ns, end_ns))
             resorted = self._check(conn, model_id, start, mirrored_to, names, parts)
             parts += [
-                _table_part(c, names)
+                table_part(c, names)
                 for c in log_rows.read_rows(conn, model_id, mirrored_to, end, names)
             ]
             label_ids, label_values = log_rows.labels(conn, model_id, start, end)
-        return _assemble(parts, names, label_ids, label_values, resorted)
+        return assemble(parts, names, label_ids, label_values, resorted)
 
     def _check(
         self,
@@ -341,7 +330,7 @@ class ParquetSegmentFeatureLog:
         start: datetime,
         to: datetime,
         names: tuple[str, ...],
-        parts: list[_Part],
+        parts: list[Part],
     ) -> bool:
         """Make ``parts`` hold exactly the table's rows in ``[start, to)``: an hour whose
         segment rows differ from the table's count is read from the table. Whether the
@@ -361,19 +350,19 @@ class ParquetSegmentFeatureLog:
             chunks = log_rows.read_rows(
                 conn, model_id, max(hour, start), min(hour + HOUR, to), names
             )
-            parts += [_table_part(c, names) for c in chunks]
+            parts += [table_part(c, names) for c in chunks]
         return True
 
     def _segment_part(
         self, segment: Segment, names: tuple[str, ...], start_ns: int, end_ns: int
-    ) -> _Part:
+    ) -> Part:
         with local_file(self.blobs, segment.path) as file:
             if not file.is_file():
                 raise BlobNotFound(segment.path)
             present = set(pq.read_schema(file, memory_map=True).names)
-            wanted = [f"{_FEATURE}{n}" for n in names if f"{_FEATURE}{n}" in present]
+            wanted = [f"{FEATURE}{n}" for n in names if f"{FEATURE}{n}" in present]
             table = pq.read_table(
-                file, columns=[*_BASE, *wanted], memory_map=True, use_threads=False
+                file, columns=[*BASE, *wanted], memory_map=True, use_threads=False
             )
         if to_ns(segment.created_from) < start_ns or to_ns(segment.created_to) > end_ns:
             at = table.column("created_at_ns")
@@ -381,14 +370,14 @@ class ParquetSegmentFeatureLog:
             table = table.filter(keep)
         ids = table.column("id").combine_chunks()
         raw = np.frombuffer(ids.buffers()[1], dtype=np.uint8)
-        return _Part(
+        return Part(
             hour=hour_key(segment.hour),
             ids=raw[ids.offset * 16 : (ids.offset + len(ids)) * 16].reshape(-1, 16),
             created_at_ns=table.column("created_at_ns").to_numpy(),
             scores=table.column("fraud_score").to_numpy(),
-            latency_ms=_floats(table.column("latency_ms"), np.float64),
+            latency_ms=table.column("latency_ms").to_numpy(zero_copy_only=False),
             features=[
-                table.column(f"{_FEATURE}{n}") if f"{_FEATURE}{n}" in present else None
+                table.column(f"{FEATURE}{n}") if f"{FEATURE}{n}" in present else None
                 for n in names
             ],
         )
@@ -401,145 +390,4 @@ def _by_hour(segments: list[Segment]) -> dict[datetime, list[Segment]]:
     out: dict[datetime, list[Segment]] = {}
     for s in segments:
         out.setdefault(s.hour, []).append(s)
-    return out
-
-
-def _floats(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
-    """Nulls (a feature some merged rows lacked) read as NaN."""
-    return np.asarray(column.to_numpy(), dtype=dtype)
-
-
-def _fill(target: np.ndarray, column: Any) -> None:
-    """Copy one feature's values into ``target``, Arrow chunk by chunk (no concatenated
-    copy first); nulls and an absent column as NaN."""
-    if column is None:
-        target[:] = np.nan
-    elif isinstance(column, pa.ChunkedArray):
-        at = 0
-        for chunk in column.chunks:
-            target[at : at + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
-            at += len(chunk)
-    else:
-        target[:] = column
-
-
-def _arrow(columns: Columns) -> pa.Table:
-    n = columns.rows
-    ids = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(16), n, [None, pa.py_buffer(columns.ids.tobytes())]
-    )
-    data: dict[str, Any] = {
-        "id": ids,
-        "created_at_ns": pa.array(columns.created_at_ns, pa.int64()),
-        "fraud_score": pa.array(columns.scores, pa.float64()),
-        "latency_ms": pa.array(columns.latency_ms, pa.float64()),
-    }
-    for j, name in enumerate(columns.names):
-        data[f"{_FEATURE}{name}"] = pa.array(columns.features[:, j], pa.float32())
-    return pa.table(data)
-
-
-def _hour_tables(chunks: Iterator[Columns]) -> Iterator[tuple[datetime, pa.Table]]:
-    """The rows of ``chunks`` (in ``created_at`` order) as one table per hour."""
-    current: datetime | None = None
-    pieces: list[pa.Table] = []
-    for chunk in chunks:
-        table = _arrow(chunk)
-        at = chunk.created_at_ns
-        while table.num_rows:
-            first = datetime.fromtimestamp(int(at[0]) // 10**9, UTC)
-            hour = hour_of(first)
-            edge = int(np.searchsorted(at, to_ns(hour + HOUR), side="left"))
-            if current is not None and hour != current:
-                yield current, pa.concat_tables(pieces, promote_options="default")
-                pieces = []
-            current = hour
-            pieces.append(table.slice(0, edge))
-            table, at = table.slice(edge), at[edge:]
-    if current is not None and pieces:
-        yield current, pa.concat_tables(pieces, promote_options="default")
-
-
-def _table_part(columns: Columns, names: tuple[str, ...]) -> _Part:
-    at = columns.created_at_ns
-    hour = (
-        None
-        if not len(at)
-        else hour_key(datetime.fromtimestamp(int(at[0]) // 10**9, UTC))
-    )
-    return _Part(
-        hour=hour,
-        ids=columns.ids,
-        created_at_ns=at,
-        scores=columns.scores,
-        latency_ms=columns.latency_ms,
-        features=[columns.features[:, j] for j in range(len(names))],
-    )
-
-
-def _assemble(
-    parts: list[_Part],
-    names: tuple[str, ...],
-    label_ids: np.ndarray,
-    label_values: np.ndarray,
-    resort: bool,
-) -> LoggedWindow:
-    n = sum(p.rows for p in parts)
-    features = np.empty((n, len(names)), dtype=np.float32, order="F")
-    offset = 0
-    for p in parts:
-        for j, column in enumerate(p.features):
-            _fill(features[offset : offset + p.rows, j], column)
-        offset += p.rows
-
-    def joined(get: Any, dtype: Any) -> np.ndarray:
-        if not parts:
-            return np.empty(0, dtype=dtype)
-        return np.concatenate([get(p) for p in parts]).astype(dtype, copy=False)
-
-    ids = (
-        np.concatenate([p.ids for p in parts]) if parts else np.empty((0, 16), np.uint8)
-    )
-    created = joined(lambda p: p.created_at_ns, np.int64)
-    scores = joined(lambda p: p.scores, np.float64)
-    latency = joined(lambda p: p.latency_ms, np.float64)
-    if resort and n:
-        order = _order(ids, created)
-        ids, created, scores, latency = (
-            ids[order],
-            created[order],
-            scores[order],
-            latency[order],
-        )
-        features = np.asfortranarray(features[order])
-    return LoggedWindow(
-        feature_names=names,
-        features=features,
-        scores=scores,
-        labels=_labels(ids, label_ids, label_values),
-        created_at_ns=created,
-        latency_ms=latency,
-    )
-
-
-def _order(ids: np.ndarray, created: np.ndarray) -> np.ndarray:
-    """``(created_at, id)`` order, the ids compared as bytes."""
-    words = np.ascontiguousarray(ids).view(">u8")
-    return np.lexsort((words[:, 1], words[:, 0], created))
-
-
-def _labels(ids: np.ndarray, label_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    out = np.full(len(ids), np.nan, dtype=np.float64)
-    if not len(label_ids) or not len(ids):
-        return out
-    kind = pa.binary(16)
-    rows = pa.FixedSizeBinaryArray.from_buffers(
-        kind, len(ids), [None, pa.py_buffer(np.ascontiguousarray(ids).tobytes())]
-    )
-    known = pa.FixedSizeBinaryArray.from_buffers(
-        kind, len(label_ids), [None, pa.py_buffer(label_ids.tobytes())]
-    )
-    at = pc.index_in(rows, value_set=known).to_numpy(zero_copy_only=False)
-    hit = ~np.isnan(at)
-    out[hit] = values[at[hit].astype(np.int64)]
     return out
