@@ -64,7 +64,9 @@ def rows(
         out.append(
             {
                 "id": uuid.uuid4(),
-                "created_at": start + step * i,
+                "created_at": start
+                + step * i
+                + timedelta(microseconds=i * 7919 % 99991),
                 "model_id": model_id,
                 "transaction_id": f"T{seed}-{i}",
                 "input_features": features,
