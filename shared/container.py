@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shared.services.backtest import Backtests
     from shared.services.dataset_delete import DatasetDeletion
     from shared.services.datasets import DatasetService
+    from shared.services.feature_log import FeatureLog
     from shared.services.features import FeatureService
     from shared.services.health import HealthService
     from shared.services.jobs import JobService
@@ -51,6 +52,7 @@ _SERVICES = (
     "registry",
     "evaluations",
     "backtests",
+    "feature_log",
 )
 
 
@@ -154,6 +156,17 @@ class Container:
         from shared.services.backtest import Backtests
 
         return Backtests(self.uow, self.blobs, self.jobs, self.datasets, self.launcher)
+
+    @cached_property
+    def feature_log(self) -> FeatureLog:
+        """The prediction log's columnar mirror (export, compaction) and its windows."""
+        from shared.adapters.feature_log.parquet_segments import (
+            ParquetSegmentFeatureLog,
+        )
+        from shared.services.feature_log import FeatureLog
+
+        mirror = ParquetSegmentFeatureLog(self.db, self.uow, self.blobs)
+        return FeatureLog(mirror, mirror)
 
     @property
     def predictor(self) -> Predictor:
