@@ -163,9 +163,10 @@ class Container:
         from shared.adapters.feature_log.parquet_segments import (
             ParquetSegmentFeatureLog,
         )
+        from shared.adapters.repositories.uow import SqlTransactions
         from shared.services.feature_log import FeatureLog
 
-        mirror = ParquetSegmentFeatureLog(self.db, self.uow, self.blobs)
+        mirror = ParquetSegmentFeatureLog(self.db, SqlTransactions(self.db), self.blobs)
         return FeatureLog(mirror, mirror)
 
     @property

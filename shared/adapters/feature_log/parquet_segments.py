@@ -53,9 +53,10 @@ from shared.adapters.feature_log.rows import (
     hour_of,
     to_ns,
 )
+from shared.adapters.repositories.uow import SqlTransactions
 from shared.db.models import FeatureLogSegment, MLModel
 from shared.db.session import Database
-from shared.ports import BlobNotFound, BlobStore, Duplicate, LoggedWindow, Transactions
+from shared.ports import BlobNotFound, BlobStore, Duplicate, LoggedWindow
 
 SEGMENTS = cast(Table, FeatureLogSegment.__table__)
 MODELS = cast(Table, MLModel.__table__)
@@ -77,7 +78,7 @@ class ParquetSegmentFeatureLog:
     def __init__(
         self,
         db: Database,
-        uow: Transactions,
+        uow: SqlTransactions,
         blobs: BlobStore,
         *,
         lag: timedelta = timedelta(minutes=2),
