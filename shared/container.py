@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.services.datasets import DatasetService
     from shared.services.drift_audits import DriftAudits
     from shared.services.drift_baselines import DriftBaselines
+    from shared.services.feature_log import FeatureLog
     from shared.services.features import FeatureService
     from shared.services.health import HealthService
     from shared.services.jobs import JobService
@@ -59,6 +60,7 @@ _SERVICES = (
     "drift_audits",
     "performance",
     "alerts",
+    "feature_log",
 )
 
 
@@ -186,6 +188,17 @@ class Container:
         from shared.services.alerts import AlertService
 
         return AlertService(self.uow)
+
+    @cached_property
+    def feature_log(self) -> FeatureLog:
+        """The prediction log's columnar mirror (export, compaction) and its windows."""
+        from shared.adapters.feature_log.parquet_segments import (
+            ParquetSegmentFeatureLog,
+        )
+        from shared.services.feature_log import FeatureLog
+
+        mirror = ParquetSegmentFeatureLog(self.db, self.uow, self.blobs)
+        return FeatureLog(mirror, mirror)
 
     @property
     def predictor(self) -> Predictor:

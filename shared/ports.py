@@ -201,6 +201,18 @@ class FeatureLogReader(Protocol):
         ...
 
 
+class FeatureLogMirror(Protocol):
+    """Keeps a columnar copy of the prediction log that reads faster than its rows."""
+
+    def export(self, now: datetime | None = None) -> int:
+        """Copy the rows not mirrored yet (and any committed late); how many."""
+        ...
+
+    def compact(self) -> int:
+        """Merge each closed hour's segments into one; how many segments went."""
+        ...
+
+
 # ---- blob storage (shared/adapters/blobs/) ---------------------------------------------
 
 

@@ -174,6 +174,16 @@ class Prediction(Base):
     __table_args__ = (
         Index("idx_predictions_model_date", "model_id", "created_at"),
         Index("idx_predictions_transaction", "transaction_id"),
+        # the labelled rows of a window, read by id without touching their JSON
+        Index(
+            "idx_predictions_labelled",
+            "model_id",
+            "created_at",
+            "id",
+            "actual_label",
+            sqlite_where=text("actual_label IS NOT NULL"),
+            postgresql_where=text("actual_label IS NOT NULL"),
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     created_at: Mapped[datetime] = mapped_column(
@@ -187,6 +197,27 @@ class Prediction(Base):
     explanation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     actual_label: Mapped[bool | None] = mapped_column(Boolean)
     latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class FeatureLogSegment(Base):
+    """One Parquet segment of the logged features' columnar mirror: the rows of one
+    model with ``created_at`` in ``[created_from, created_to)``, all inside ``hour``
+    (shared/adapters/feature_log/parquet_segments.py)."""
+
+    __tablename__ = "feature_log_segments"
+    __table_args__ = (
+        UniqueConstraint("model_id", "created_from", name="uq_feature_log_from"),
+        Index("idx_feature_log_model_hour", "model_id", "hour"),
+    )
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE")
+    )
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_to: Mapped[datetime] = mapped_column(UTCDateTime)
+    rows: Mapped[int] = mapped_column(Integer)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DriftMetric(Base):

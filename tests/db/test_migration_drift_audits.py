@@ -17,8 +17,8 @@ from shared.db.models import DriftAudit, MLModel
 from shared.db.session import Database
 from tests.support import services
 
-BEFORE = "0006"
-REVISION = "0007"
+BEFORE = "0007"
+REVISION = "0008"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

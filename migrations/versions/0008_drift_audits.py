@@ -1,7 +1,7 @@
 """drift audits: one row per audit of a model over a window
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-08 01:50:00
 
 Each audit records its window (a label such as 24h, or custom), status, the count of
@@ -16,8 +16,8 @@ from alembic import op
 
 import shared.db.types
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
