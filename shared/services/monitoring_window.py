@@ -26,10 +26,23 @@ class Window:
     end: datetime
 
 
+def _out_of_range(name: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"{name} is out of range.", field_error(name, "a date between years 1 and 9999")
+    )
+
+
 def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc_field(value: datetime | None, name: str) -> datetime | None:
+    try:
+        return utc(value)
+    except OverflowError:
+        raise _out_of_range(name) from None
 
 
 def resolve_window(
@@ -42,7 +55,8 @@ def resolve_window(
 ) -> Window:
     """``[start, end)``: a label ends at ``window_end`` or now; ``window_start`` makes
     the window custom (ending at ``window_end`` or now). 422 naming the field."""
-    start, end = utc(window_start), utc(window_end)
+    start = _utc_field(window_start, "window_start")
+    end = _utc_field(window_end, "window_end")
     if window is not None and window not in WINDOWS:
         raise ValidationFailed(
             f"window must be one of {', '.join(WINDOWS)}.",
@@ -56,7 +70,10 @@ def resolve_window(
     end = end or utc(now) or utcnow()
     label = CUSTOM if start is not None else (window or default)
     if start is None:
-        start = end - WINDOWS[label]
+        try:
+            start = end - WINDOWS[label]
+        except OverflowError:
+            raise _out_of_range("window_end") from None
     if end <= start:
         raise ValidationFailed(
             "window_end must be after window_start.",

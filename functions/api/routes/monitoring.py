@@ -84,9 +84,11 @@ def feature_drift(
 @router.get(
     "/drift/reports/{audit_id}",
     summary="A drift audit's self-contained HTML report (download)",
-    response_class=HTMLResponse,
     responses={
-        200: {"content": {"text/html": {}}, "description": "The report"},
+        200: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "The report, as an attachment",
+        },
         **ERRORS_404,
     },
 )
