@@ -37,11 +37,12 @@ class FeatureLog:
         feature_names: Sequence[str],
     ) -> LoggedWindow:
         """The model's predictions with ``created_at`` in ``[start, end)`` as columns."""
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValidationFailed(
-                "window times must be timezone-aware",
-                [{"field": "window_start", "message": "must carry a timezone"}],
-            )
+        for field, moment in (("window_start", start), ("window_end", end)):
+            if moment.tzinfo is None:
+                raise ValidationFailed(
+                    "window times must be timezone-aware",
+                    [{"field": field, "message": "must carry a timezone"}],
+                )
         if end < start:
             raise ValidationFailed(
                 "the window ends before it starts",

@@ -3,6 +3,7 @@ range queries, the JSON features turned into a float matrix, labels by id, hour 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -11,9 +12,11 @@ from typing import Any, cast
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, ColumnElement, Table, Text, and_, cast as sql_cast
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Connection, Table, Text, and_, func, select
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.engine import Dialect
 
+from shared.db.driver import DriverCursor, DriverSQL
 from shared.db.models import Prediction
 
 TABLE = cast(Table, Prediction.__table__)
@@ -99,6 +102,13 @@ def _number(value: Any) -> float:
         return float("nan")
 
 
+def _id_bytes(texts: Sequence[str]) -> np.ndarray:
+    """Ids read as text (hex, or hyphenated on PostgreSQL) as (n, 16) bytes: building
+    a ``uuid.UUID`` per row costs more than the rest of a window's label read."""
+    raw = bytes.fromhex("".join(texts).replace("-", ""))
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(texts), 16)
+
+
 def _columns(rows: Sequence[Any], names: Sequence[str] | None) -> Columns:
     dicts = [_dict(r.features) for r in rows]
     if names is None:
@@ -108,9 +118,7 @@ def _columns(rows: Sequence[Any], names: Sequence[str] | None) -> Columns:
         names = sorted(seen)
     n = len(rows)
     return Columns(
-        ids=np.frombuffer(b"".join(r.id.bytes for r in rows), dtype=np.uint8).reshape(
-            n, 16
-        ),
+        ids=_id_bytes([r.id for r in rows]),
         created_at_ns=np.fromiter(
             (to_ns(r.created_at) for r in rows), dtype=np.int64, count=n
         ),
@@ -141,7 +149,7 @@ def read_rows(
     here, not by the driver."""
     stmt = (
         select(
-            TABLE.c.id,
+            sql_cast(TABLE.c.id, Text).label("id"),
             TABLE.c.created_at,
             sql_cast(TABLE.c.input_features, Text).label("features"),
             TABLE.c.fraud_score,
@@ -160,13 +168,33 @@ def labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The labelled rows of the window: their ids' bytes (n, 16) and labels (1.0/0.0),
     read through the partial index of labelled rows."""
-    stmt = select(TABLE.c.id, TABLE.c.actual_label).where(
-        in_range(model_id, start, end), TABLE.c.actual_label.is_not(None)
+    sql = _driver_sql(conn.dialect)
+    cursor = DriverCursor(conn, sql)
+    cursor.execute(
+        _LABELS,
+        {
+            "m": sql.bind(TABLE, "model_id")(model_id),
+            "s": sql.bind(TABLE, "created_at")(start),
+            "e": sql.bind(TABLE, "created_at")(end),
+        },
     )
-    rows = conn.execute(stmt).all()
-    ids = np.frombuffer(b"".join(r[0].bytes for r in rows), dtype=np.uint8)
-    values = np.array([1.0 if r[1] else 0.0 for r in rows], dtype=np.float64)
-    return ids.reshape(len(rows), 16), values
+    rows = cursor.fetchall()  # the driver's tuples: Core's row objects cost more
+    if not rows:
+        return np.empty((0, 16), dtype=np.uint8), np.empty(0, dtype=np.float64)
+    ids, values = zip(*rows, strict=True)
+    return _id_bytes(ids), np.array(values, dtype=np.float64)
+
+
+_LABELS = (
+    "SELECT CAST(id AS TEXT), CAST(actual_label AS INTEGER) FROM predictions "
+    "WHERE model_id = :m AND created_at >= :s AND created_at < :e "
+    "AND actual_label IS NOT NULL"
+)
+
+
+@functools.cache
+def _driver_sql(dialect: Dialect) -> DriverSQL:
+    return DriverSQL(dialect, [TABLE])
 
 
 def count(conn: Connection, model_id: uuid.UUID, start: datetime, end: datetime) -> int:
