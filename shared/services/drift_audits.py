@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.db.models import Alert, DriftAudit, DriftMetric
+from shared.db.models import DriftAudit
 from shared.db.types import utcnow
 from shared.errors import AppError, NotFound
 from shared.services.drift_baselines import (
@@ -28,6 +28,7 @@ from shared.services.drift_baselines import (
     MonitoredModel,
     monitored_model,
 )
+from shared.services.drift_records import RANK, metric_rows, status_alert
 from shared.services.drift_views import drift_view, feature_views, parse_uuid
 from shared.services.monitoring_commands import AuditCommand, DriftQuery
 from shared.services.monitoring_window import Window, resolve_window
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 JOB_KIND = "drift_audit"
 ORCHESTRATOR = "drift_orchestrator"
-RANK = {"NO_DATA": 0, "OK": 0, "WARNING": 1, "CRITICAL": 2}
 HISTORY_AUDITS = (
     200  # drift history points per feature in GET /monitoring/drift/features
 )
@@ -254,8 +254,8 @@ class DriftAudits:
         )
         with self.uow(write=True) as tx:
             previous = tx.drift.latest_audit(model.id, window.label, with_data=True)
-            tx.drift.add_audit(row, _metric_rows(row, data, concept))
-            alert = _alert(row, model, previous, data, concept)
+            tx.drift.add_audit(row, metric_rows(row, data, concept))
+            alert = status_alert(row, model, previous, data, concept)
             if alert is not None:
                 tx.alerts.add(alert)
         stored_at = time.perf_counter()
@@ -376,97 +376,6 @@ class DriftAudits:
         if path is None:
             raise NotFound(f"Drift report {audit_id} not found.")
         return self.blobs.get_bytes(path).decode()
-
-
-def _metric_rows(
-    audit: DriftAudit, data: DataDrift, concept: ConceptDrift
-) -> list[DriftMetric]:
-    rows: list[DriftMetric] = []
-
-    def add(
-        kind: str, feature: str | None, metric: str, value: Any, status: str
-    ) -> None:
-        if value is None:
-            return
-        rows.append(
-            DriftMetric(
-                id=uuid.uuid4(),
-                model_id=audit.model_id,
-                drift_type=kind,
-                feature_name=feature,
-                metric_name=metric,
-                value=float(value),
-                status=status,
-                window_start=audit.window_start,
-                window_end=audit.window_end,
-                computed_at=audit.computed_at,
-            )
-        )
-
-    add("DATA", None, "overall_psi", data.overall_psi, data.status)
-    for f in data.features:
-        for metric in ("psi", "ks_statistic", "ks_p", "chi_square_p"):
-            add("FEATURE", f.name, metric, getattr(f, metric), f.status)
-    if concept.status != "NO_DATA" or concept.labelled_count:
-        view = concept.to_dict()
-        for metric in (
-            "performance_degradation",
-            "current_precision",
-            "current_recall",
-            "current_auc",
-        ):
-            add("CONCEPT", None, metric, view[metric], concept.status)
-        for name, value in concept.estimated.to_dict().items():
-            if name != "count":
-                add("CONCEPT", None, f"estimated_{name}", value, concept.status)
-        add("CONCEPT", None, "labelled_count", concept.labelled_count, concept.status)
-    return rows
-
-
-def _alert(
-    audit: DriftAudit,
-    model: MonitoredModel,
-    previous: DriftAudit | None,
-    data: DataDrift,
-    concept: ConceptDrift,
-) -> Alert | None:
-    """A DRIFT alert when the status rose to WARNING or CRITICAL since the previous
-    audit with data of that model and window (none before counts as OK)."""
-    before = previous.status if previous is not None else "OK"
-    if RANK[audit.status] == 0 or RANK[audit.status] <= RANK.get(before, 0):
-        return None
-    drifted = [f.name for f in data.features if f.status in ("WARNING", "CRITICAL")]
-    named = ", ".join(drifted[:5]) + (" ..." if len(drifted) > 5 else "")
-    what = f"features {named}" if drifted else "model performance"
-    return Alert(
-        id=uuid.uuid4(),
-        model_id=model.id,
-        alert_type="DRIFT",
-        severity=audit.status,
-        title=(
-            f"Drift {audit.status} on {model.name} {model.version} "
-            f"({audit.window}): {what}"
-        )[:255],
-        details={
-            "audit_id": str(audit.id),
-            "window": audit.window,
-            "window_start": iso(audit.window_start),
-            "window_end": iso(audit.window_end),
-            "status": audit.status,
-            "previous_status": before,
-            "data_drift_status": data.status,
-            "overall_psi": data.overall_psi,
-            "concept_drift_status": concept.status,
-            "performance_degradation": concept.performance_degradation,
-            "features": [
-                {"name": f.name, "status": f.status, "psi": f.psi}
-                for f in data.features
-                if f.status in ("WARNING", "CRITICAL")
-            ],
-            "rows": audit.row_count,
-        },
-        status="ACTIVE",
-    )
 
 
 __all__ = [
