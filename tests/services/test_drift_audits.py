@@ -313,6 +313,17 @@ def test_scheduled_audits_cover_production_models_only(world: World) -> None:
     assert end - start == timedelta(hours=24) and names == tuple(NAMES)
 
 
+def test_a_production_model_that_cannot_be_audited_is_skipped(world: World) -> None:
+    bare = world.model(baseline=False)
+    audited = world.model()
+    world.stream(audited)
+    assert world.audits.run_scheduled("1h") == 1
+    assert world.rows(DriftAudit, bare) == []
+    assert len(world.rows(DriftAudit, audited)) == 1
+    with pytest.raises(ValidationFailed):
+        world.audits.run_scheduled("2h")
+
+
 def test_a_rerun_job_finds_its_audit(world: World) -> None:
     model_id = world.model()
     world.stream(model_id, shift=1.0)
