@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -28,7 +29,8 @@ from shared.services.monitoring_commands import DriftQuery, PerformanceQuery
 
 router = APIRouter(prefix="/monitoring", tags=["monitoring"])
 
-ModelQ = Query(description="The audited model")
+ModelId = Annotated[uuid.UUID, Query(description="The audited model")]
+WindowQ = Annotated[StoredWindow, Query(description="custom: explicit bounds")]
 
 
 @router.post(
@@ -60,8 +62,8 @@ def drift_job(job_id: str, audits: DriftAuditsDep) -> JSONResponse:
 )
 def latest_drift(
     audits: DriftAuditsDep,
-    model_id: uuid.UUID = ModelQ,
-    window: StoredWindow = Query("24h", description="custom: explicit bounds"),
+    model_id: ModelId,
+    window: WindowQ = "24h",
 ) -> JSONResponse:
     return ok(audits.latest(DriftQuery(str(model_id), window)))
 
@@ -74,9 +76,11 @@ def latest_drift(
 )
 def feature_drift(
     audits: DriftAuditsDep,
-    model_id: uuid.UUID = ModelQ,
-    window: StoredWindow = Query("24h", description="custom: explicit bounds"),
-    feature: str | None = Query(None, max_length=100, description="Only this one"),
+    model_id: ModelId,
+    window: WindowQ = "24h",
+    feature: Annotated[
+        str | None, Query(max_length=100, description="Only this one")
+    ] = None,
 ) -> JSONResponse:
     return ok(audits.features(DriftQuery(str(model_id), window, feature)))
 
@@ -109,8 +113,10 @@ def drift_report(audit_id: str, audits: DriftAuditsDep) -> HTMLResponse:
 )
 def performance(
     service: PerformanceServiceDep,
-    model_id: uuid.UUID = ModelQ,
-    window: Window = Query("30d", description="Ending now"),
-    granularity: str = Query("day", pattern="^(hour|day)$", description="hour or day"),
+    model_id: ModelId,
+    window: Annotated[Window, Query(description="Ending now")] = "30d",
+    granularity: Annotated[
+        str, Query(pattern="^(hour|day)$", description="hour or day")
+    ] = "day",
 ) -> JSONResponse:
     return ok(service.over_time(PerformanceQuery(str(model_id), window, granularity)))
