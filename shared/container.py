@@ -19,15 +19,19 @@ from shared.config import Settings, get_settings
 if TYPE_CHECKING:
     from shared.db.session import Database
     from shared.ports import BlobStore, JobLauncher, Transactions
+    from shared.services.alerts import AlertService
     from shared.services.backtest import Backtests
     from shared.services.dataset_delete import DatasetDeletion
     from shared.services.datasets import DatasetService
+    from shared.services.drift_audits import DriftAudits
+    from shared.services.drift_baselines import DriftBaselines
     from shared.services.feature_log import FeatureLog
     from shared.services.features import FeatureService
     from shared.services.health import HealthService
     from shared.services.jobs import JobService
     from shared.services.model_evaluation import ModelEvaluations
     from shared.services.models import ModelCatalog
+    from shared.services.performance import PerformanceService
     from shared.services.predictions import Predictor
     from shared.services.registry import ModelRegistry
     from shared.services.training import TrainingService
@@ -52,6 +56,10 @@ _SERVICES = (
     "registry",
     "evaluations",
     "backtests",
+    "drift_baselines",
+    "drift_audits",
+    "performance",
+    "alerts",
     "feature_log",
 )
 
@@ -156,6 +164,32 @@ class Container:
         from shared.services.backtest import Backtests
 
         return Backtests(self.uow, self.blobs, self.jobs, self.datasets, self.launcher)
+
+    @cached_property
+    def drift_baselines(self) -> DriftBaselines:
+        from shared.services.drift_baselines import DriftBaselines
+
+        return DriftBaselines(self.blobs)
+
+    @cached_property
+    def drift_audits(self) -> DriftAudits:
+        from shared.services.drift_audits import DriftAudits
+
+        return DriftAudits(
+            self.uow, self.drift_baselines, self.feature_log, self.jobs, self.launcher
+        )
+
+    @cached_property
+    def performance(self) -> PerformanceService:
+        from shared.services.performance import PerformanceService
+
+        return PerformanceService(self.uow, self.feature_log)
+
+    @cached_property
+    def alerts(self) -> AlertService:
+        from shared.services.alerts import AlertService
+
+        return AlertService(self.uow)
 
     @cached_property
     def feature_log(self) -> FeatureLog:

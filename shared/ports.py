@@ -28,9 +28,12 @@ if TYPE_CHECKING:  # annotations only: importing the app must not load SQLAlchem
     from ml.features.config import Float64Array
     from ml.features.online import EntityKey, State
     from shared.db.models import (
+        Alert,
         Baseline,
         Dataset,
         DatasetVersion,
+        DriftAudit,
+        DriftMetric,
         FeatureSet,
         Job,
         MLModel,
@@ -399,6 +402,43 @@ class ModelRepository(Protocol):
         ...
 
 
+class DriftRepository(Protocol):
+    """Drift audits and their drift_metrics rows (which share the audit's computed_at)."""
+
+    def add_audit(self, audit: DriftAudit, metrics: Sequence[DriftMetric]) -> None: ...
+    def get_audit(self, audit_id: uuid.UUID) -> DriftAudit | None: ...
+    def latest_audit(
+        self, model_id: uuid.UUID, window: str, with_data: bool = False
+    ) -> DriftAudit | None:
+        """The newest audit of the model and window (``with_data``: not NO_DATA)."""
+        ...
+
+    def history(
+        self, model_id: uuid.UUID, window: str, feature: str | None, audits: int
+    ) -> list[tuple[DriftAudit, DriftMetric]]:
+        """FEATURE rows of the model's latest ``audits`` audits of the window, oldest
+        first, with their audit."""
+        ...
+
+    def production_model_ids(self) -> list[uuid.UUID]: ...
+
+
+class AlertRepository(Protocol):
+    def add(self, alert: Alert) -> None: ...
+    def get(self, alert_id: uuid.UUID) -> Alert | None: ...
+    def page(
+        self,
+        page: int,
+        page_size: int,
+        status: str | None,
+        severity: str | None,
+        alert_type: str | None,
+        model_id: uuid.UUID | None,
+    ) -> Page[Alert]:
+        """Newest first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction and the repositories that work inside it."""
 
@@ -406,6 +446,8 @@ class UnitOfWork(Protocol):
     feature_sets: FeatureSetRepository
     jobs: JobRepository
     models: ModelRepository
+    drift: DriftRepository
+    alerts: AlertRepository
 
     def flush(self) -> None:
         """Write pending changes now (raises ``Duplicate``), still uncommitted."""

@@ -21,11 +21,13 @@ from functions.api.envelope import (
 )
 from functions.api.gateway import GatewayGuard
 from functions.api.routes import (
+    alerts,
     datasets,
     features,
     health,
     jobs,
     models,
+    monitoring,
     predict,
     training,
 )
@@ -73,6 +75,8 @@ def create_app() -> FastAPI:
     v1.include_router(jobs.router)
     v1.include_router(training.router)
     v1.include_router(models.router)
+    v1.include_router(monitoring.router)
+    v1.include_router(alerts.router)
     app.include_router(v1)
     install_error_handlers(app)
     _add_docs(app)

@@ -129,3 +129,27 @@ ModelCatalogDep = Annotated["ModelCatalog", Depends(model_catalog)]
 ModelRegistryDep = Annotated["ModelRegistry", Depends(model_registry)]
 ModelEvaluationsDep = Annotated["ModelEvaluations", Depends(model_evaluations)]
 BacktestsDep = Annotated["Backtests", Depends(backtests)]
+
+
+# -- monitoring and alerts ------------------------------------------------------------
+if TYPE_CHECKING:
+    from shared.services.alerts import AlertService
+    from shared.services.drift_audits import DriftAudits
+    from shared.services.performance import PerformanceService
+
+
+async def drift_audits(app: Ctx) -> DriftAudits:
+    return app.drift_audits
+
+
+async def performance_service(app: Ctx) -> PerformanceService:
+    return app.performance
+
+
+async def alert_service(app: Ctx) -> AlertService:
+    return app.alerts
+
+
+DriftAuditsDep = Annotated["DriftAudits", Depends(drift_audits)]
+PerformanceServiceDep = Annotated["PerformanceService", Depends(performance_service)]
+AlertServiceDep = Annotated["AlertService", Depends(alert_service)]

@@ -3,10 +3,11 @@
 The spec's tables keep its column names. Additions: dataset_versions (every uploaded
 version), jobs (every long operation, training included; training_jobs holds a training
 job's detail keyed by the job id), orchestration_instances/events (the local Durable
-engine's history), model_transitions (who promoted what, when, why), alert_rules, and
-the online feature store tables (feature_entity_state, feature_entity_snapshots,
-feature_entity_events, online_transactions). ``predictions`` is range-partitioned by
-created_at on PostgreSQL (see the migration), so its primary key includes created_at.
+engine's history), model_transitions (who promoted what, when, why), alert_rules,
+drift_audits (one row per drift audit), and the online feature store tables
+(feature_entity_state, feature_entity_snapshots, feature_entity_events,
+online_transactions). ``predictions`` is range-partitioned by created_at on PostgreSQL
+(see the migration), so its primary key includes created_at.
 """
 
 from __future__ import annotations
@@ -234,6 +235,29 @@ class DriftMetric(Base):
     window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DriftAudit(Base):
+    """One drift audit of a model over a window: its status and where its result JSON
+    and HTML report are stored; its drift_metrics rows share its computed_at."""
+
+    __tablename__ = "drift_audits"
+    __table_args__ = (
+        Index("idx_drift_audits_model_window", "model_id", "window", "computed_at"),
+    )
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE")
+    )
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    window: Mapped[str] = mapped_column(String(20))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(50))
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    result_path: Mapped[str] = mapped_column(String(500))
+    report_path: Mapped[str | None] = mapped_column(String(500))
 
 
 class BiasMetric(Base):

@@ -131,6 +131,10 @@ def _seed(context: Container) -> None:
             model_id = train(client, feature_set_id)
             training = client.get(f"{API}/training/jobs").json()["data"][0]
             backfill = promote(client, model_id)["online_backfill_job_id"]
+            audit = client.post(
+                f"{API}/monitoring/drift/compute", json={"model_id": model_id}
+            ).json()["data"]
+            wait_for_job(client, f"{API}/monitoring/drift/jobs/{audit['job_id']}")
     finally:
         runtime.stop()
     dataset = {"dataset_id": dataset_id}
@@ -151,6 +155,10 @@ def _seed(context: Container) -> None:
             "/api/v1/jobs/{job_id}": {"job_id": backfill},
             "/api/v1/jobs/{job_id}/cancel": {"job_id": backfill},
             "/api/v1/training/jobs/{job_id}": {"job_id": training["job_id"]},
+            "/api/v1/monitoring/drift/jobs/{job_id}": {"job_id": audit["job_id"]},
+            "/api/v1/monitoring/drift/reports/{audit_id}": {
+                "audit_id": audit["job_id"]
+            },
             "/api/v1/training/jobs/{job_id}/cancel": {"job_id": training["job_id"]},
             **{
                 f"/api/v1/models/{{model_id}}{tail}": model
@@ -206,6 +214,14 @@ NOT_DEFECTS: list[Predicate] = [
         s.operation == f"POST {API}/models/{{model_id}}/score"
         and s.check == REJECTED
         and s.fields == {"window_end"}
+    ),
+    # nor a drift audit's window rules (an end after the start, at most 90 days,
+    # window or window_start)
+    lambda s: (
+        s.operation == f"POST {API}/monitoring/drift/compute"
+        and s.check == REJECTED
+        and bool(s.fields)
+        and s.fields <= {"window_start", "window_end"}
     ),
     lambda s: (
         s.operation == COMPUTE

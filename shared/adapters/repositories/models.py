@@ -14,6 +14,7 @@ from shared.db.models import (
     AlertRule,
     Baseline,
     BiasMetric,
+    DriftAudit,
     DriftMetric,
     MLModel,
     ModelTransition,
@@ -120,6 +121,13 @@ class SqlModelRepository:
                 or_(Alert.model_id.in_(model_ids), Alert.rule_id.in_(rules))
             )
         )
-        for table in (AlertRule, DriftMetric, BiasMetric, Baseline, ModelTransition):
+        for table in (
+            AlertRule,
+            DriftMetric,
+            DriftAudit,
+            BiasMetric,
+            Baseline,
+            ModelTransition,
+        ):
             self.s.execute(delete(table).where(table.model_id.in_(model_ids)))
         self.s.execute(delete(MLModel).where(MLModel.id.in_(model_ids)))

@@ -15,9 +15,15 @@ from shared.adapters.repositories.datasets import SqlDatasetRepository
 from shared.adapters.repositories.feature_sets import SqlFeatureSetRepository
 from shared.adapters.repositories.jobs import SqlJobRepository
 from shared.adapters.repositories.models import SqlModelRepository
+from shared.adapters.repositories.monitoring import (
+    SqlAlertRepository,
+    SqlDriftRepository,
+)
 from shared.db.session import Database
 from shared.ports import (
+    AlertRepository,
     DatasetRepository,
+    DriftRepository,
     Duplicate,
     FeatureSetRepository,
     JobRepository,
@@ -32,6 +38,8 @@ class SqlUnitOfWork:
         self.feature_sets: FeatureSetRepository = SqlFeatureSetRepository(session)
         self.jobs: JobRepository = SqlJobRepository(session)
         self.models: ModelRepository = SqlModelRepository(session)
+        self.drift: DriftRepository = SqlDriftRepository(session)
+        self.alerts: AlertRepository = SqlAlertRepository(session)
 
     @property
     def session(self) -> Session:
