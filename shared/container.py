@@ -131,7 +131,12 @@ class Container:
         from shared.services.training import TrainingService
 
         return TrainingService(
-            self.uow, self.blobs, self.jobs, self.registry, self.evaluations
+            self.uow,
+            self.blobs,
+            self.jobs,
+            self.registry,
+            self.evaluations,
+            self.drift_baselines,
         )
 
     @cached_property

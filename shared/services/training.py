@@ -32,6 +32,7 @@ from shared.timefmt import elapsed_and_eta, iso
 if TYPE_CHECKING:
     from ml.training.algorithms import AlgorithmSpec
     from shared.ports import BlobStore, Transactions
+    from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
 
 __all__ = [
@@ -97,11 +98,12 @@ class TrainingService:
         jobs: JobService,
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
+        baselines: DriftBaselines,
     ) -> None:
         self.uow = uow
         self.jobs = jobs
         self.registry = registry
-        self.runner = TrainingRun(uow, blobs, jobs, registry, evaluations)
+        self.runner = TrainingRun(uow, blobs, jobs, registry, evaluations, baselines)
 
     @staticmethod
     def algorithms() -> list[AlgorithmSpec]:

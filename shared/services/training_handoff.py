@@ -21,6 +21,7 @@ from shared.services.registry import ONNX_TOLERANCE, ModelRegistry, NewModel
 
 if TYPE_CHECKING:
     from shared.ports import BlobStore, UnitOfWork
+    from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class TrainedModel:
     model: Any
     X_test: Any
     y_test: Any
+    X_train: Any  # the training period's rows: the drift baseline's sample
     n_train: int
     threshold: float
     metrics: dict[str, Any]
@@ -71,11 +73,16 @@ def library_versions() -> dict[str, str]:
 
 class ModelHandOff:
     def __init__(
-        self, blobs: BlobStore, registry: ModelRegistry, evaluations: ModelEvaluations
+        self,
+        blobs: BlobStore,
+        registry: ModelRegistry,
+        evaluations: ModelEvaluations,
+        baselines: DriftBaselines,
     ) -> None:
         self.blobs = blobs
         self.registry = registry
         self.evaluations = evaluations
+        self.baselines = baselines
 
     def register_model(self, trained: TrainedModel) -> dict[str, Any]:
         """Export to ONNX, check it against the native model, store and register."""
@@ -184,6 +191,8 @@ class ModelHandOff:
             )
             # precision@k and user precision@k join the metrics the registry stores
             scalars.update(self._store_evaluation(trained))
+            # what drift audits compare live traffic with, kept with the model
+            self.baselines.store(model_id, trained.X_train, model.feature_names)
             self.registry.register(new, also=complete_job)
         except BaseException:
             if self.registry.is_registered(model_id):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ml.training.pipeline import FitPlan
     from ml.training.splits import SplitPlan
     from shared.ports import BlobStore, Transactions
+    from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
     from shared.services.registry import ModelRegistry
 
@@ -60,12 +61,13 @@ class TrainingRun:
         jobs: JobService,
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
+        baselines: DriftBaselines,
     ) -> None:
         self.uow = uow
         self.blobs = blobs
         self.jobs = jobs
         self.registry = registry
-        self.handoff = ModelHandOff(blobs, registry, evaluations)
+        self.handoff = ModelHandOff(blobs, registry, evaluations, baselines)
 
     def row(self, job_id: str | uuid.UUID) -> TrainingJob:
         job = self.jobs.get_row(job_id, KIND)
@@ -261,6 +263,7 @@ class TrainingRun:
                 model=outcome.model,
                 X_test=X[test],
                 y_test=y[test],
+                X_train=X[splits.train],
                 n_train=len(splits.fit),
                 threshold=outcome.threshold,
                 metrics=outcome.metrics,

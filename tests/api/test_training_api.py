@@ -101,6 +101,8 @@ def test_train_each_algorithm_and_register_the_model(
     assert len(curves["roc_curve"]["fpr"]) > 2 and curves["feature_importance"]
     # the test rows are kept: the evaluation answers, and its means are model metrics
     assert ctx.blobs.exists(prefix + "evaluation.parquet")
+    # the drift baseline is kept with the model, so audits outlive the feature set
+    assert ctx.blobs.exists(prefix + "drift_baseline.json")
     assert 0.0 <= metrics["precision_at_100"] <= 1.0
     assert 0.0 <= metrics["user_precision_at_100"] <= 1.0
     evaluation = client.get(f"{API}/models/{job['model_id']}/evaluation")
