@@ -5,9 +5,9 @@ The functions and their NCRONTAB expressions come from the function app's own in
 (``get_functions()``), so a schedule is set in one place. Next occurrences come from
 croniter with the seconds field first and day-of-month AND day-of-week, as NCRONTAB
 reads them; times are UTC, the host's default. Each function runs on its own thread,
-one invocation at a time: an invocation that overruns its next occurrence is followed
-at once by one marked ``past_due`` (the occurrences it overran are not run again). An
-error is logged and the schedule goes on.
+one invocation at a time. One that starts late (the previous run overran its next
+occurrence, or the machine slept) is marked ``past_due``, and the occurrences missed
+meanwhile run once, not one by one. An error is logged and the schedule goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from croniter import CroniterError, croniter
 log = logging.getLogger("shadow_hubble.local.timers")
 
 TIMER_TRIGGER = "timerTrigger"
+PAST_DUE_AFTER = 1.0  # seconds late at which an invocation is marked past due
 
 
 class InvalidSchedule(ValueError):
@@ -146,17 +147,14 @@ class LocalScheduler:
             self._invoke(function, past_due=False)
         due = next_fire(function.schedule, self._clock())
         while not self._stopping.is_set():
-            wait = (due - self._clock()).total_seconds()
-            if wait > 0:
-                if self._stopping.wait(min(wait, self._max_wait)):
-                    break
-                continue
-            self._invoke(function, past_due=False)
-            due = next_fire(function.schedule, due)
             now = self._clock()
-            if due <= now and not self._stopping.is_set():
-                self._invoke(function, past_due=True)
-                due = next_fire(function.schedule, self._clock())
+            wait = (due - now).total_seconds()
+            if wait > 0:
+                self._stopping.wait(min(wait, self._max_wait))
+                continue
+            self._invoke(function, past_due=-wait > PAST_DUE_AFTER)
+            # late (the last run overran, the machine slept): what was missed runs once
+            due = next_fire(function.schedule, max(due, now))
 
     def _invoke(self, function: TimerFunction, past_due: bool) -> None:
         try:
