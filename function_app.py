@@ -3,7 +3,8 @@
 Builds the process's container from the settings (on first use: the Functions host
 indexes this module at cold start, so it imports only what declaring the functions
 needs, no pandas, scikit-learn, SQLAlchemy or SDKs) and registers the HTTP app, the
-Durable blueprints and (later) timers and Service Bus consumers. The v1 HTTP API is one
+Durable blueprints, the timer functions (on schedules from the settings) and (later)
+Service Bus consumers. The v1 HTTP API is one
 ASGI app behind an HTTP trigger (route ``{*route}`` under the ``api`` prefix).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from functions import timers
 from functions.api.app import create_app, create_asgi_app
 from orchestrations import blueprints
 from shared.config import get_settings
@@ -27,3 +29,4 @@ app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOU
 
 for _blueprint in blueprints():
     app.register_functions(_blueprint)
+app.register_functions(timers.blueprint(_settings))

@@ -144,7 +144,7 @@ def main() -> None:
     from shared.container import container
 
     ctx = container()
-    runtime = LocalRuntime(ctx)
+    runtime = LocalRuntime(ctx, timers=settings.local_timers)
     runtime.start()
     extra = max(0, args.workers - 1)
     public = listen(args.host, args.port, reuse_port=extra > 0)

@@ -1,5 +1,6 @@
 """The embedded runtime around the HTTP app: the local Durable engine (history in the
-app database) as the job launcher, resumed after a restart."""
+app database) as the job launcher, resumed after a restart, and (``timers``) the app's
+timer functions on their schedules (``local/scheduler.py``)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,15 @@ log = logging.getLogger("shadow_hubble.local")
 
 
 class LocalRuntime:
-    def __init__(self, ctx: Container, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, ctx: Container, poll_interval: float = 1.0, *, timers: bool = False
+    ) -> None:
+        """``timers``: also run the timer functions; an invalid schedule raises
+        ``InvalidSchedule`` here, before anything starts."""
         from function_app import app
         from local.durable import LocalDurableEngine
         from local.durable.sql_store import SqlHistoryStore
+        from local.scheduler import LocalScheduler, timer_functions
 
         self.ctx = ctx
         self.engine = LocalDurableEngine(
@@ -29,11 +35,13 @@ class LocalRuntime:
             poll_interval=poll_interval,
         )
         ctx.launcher = LocalEngineLauncher(self.engine)
+        self.scheduler = LocalScheduler(timer_functions(app) if timers else [])
 
     def start(self) -> list[str]:
         """Resume every unfinished orchestration; end jobs that cannot resume FAILED."""
         resumed = self.engine.resume_unfinished()
         self._reconcile_jobs(set(resumed))
+        self.scheduler.start()
         if resumed:
             log.info(
                 "resumed %d unfinished job(s): %s", len(resumed), ", ".join(resumed)
@@ -54,4 +62,5 @@ class LocalRuntime:
                 self.ctx.jobs.fail(job_id, reason)
 
     def stop(self) -> None:
+        self.scheduler.stop(timeout=30)
         self.engine.shutdown(wait=False)

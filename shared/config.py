@@ -151,6 +151,26 @@ class Settings(BaseSettings):
     run_migrations: bool = Field(
         True, description="Local runtime upgrades the database schema on start"
     )
+    drift_schedule_24h: str = Field(
+        "0 5 * * * *",
+        description="NCRONTAB schedule (six fields, seconds first, UTC) of the drift "
+        "audit over the last 24 hours of every production model (drift_audit_24h)",
+    )
+    drift_schedule_7d: str = Field(
+        "0 15 2 * * *",
+        description="NCRONTAB schedule of the drift audit over the last 7 days "
+        "(drift_audit_7d)",
+    )
+    feature_log_export_schedule: str = Field(
+        "0 */5 * * * *",
+        description="NCRONTAB schedule of the feature log's export "
+        "(feature_log_export)",
+    )
+    local_timers: bool = Field(
+        True,
+        description="The local runtime runs the timer functions on their schedules "
+        "(false: only on demand; the Functions host ignores it)",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -3,6 +3,7 @@ folder, Azurite), and an HTTP client on the real ASGI app."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,10 @@ from shared.db.models import Base
 from shared.db.session import Database
 from shared.ports import BlobStore
 from tests.support import services
+
+# servers the tests start (``python -m local``) run no timers: no scheduled audit or
+# export in the middle of a test (tests/local/test_scheduler.py runs them on purpose)
+os.environ.setdefault("SH_LOCAL_TIMERS", "false")
 
 
 @pytest.fixture(scope="session")

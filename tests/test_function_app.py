@@ -44,6 +44,62 @@ def test_declared_functions_are_what_the_host_indexes() -> None:
     assert any(b["type"] == "http" and b["direction"] == "OUT" for b in bindings)
 
 
+def test_timer_functions_declare_their_schedules_from_the_settings() -> None:
+    """The binding the host schedules (and the local runtime reads): NCRONTAB with
+    seconds, the schedule monitored across restarts, no run at every start."""
+    import function_app
+    from shared.config import Settings
+
+    defaults = Settings()
+    expected = {
+        "drift_audit_24h": defaults.drift_schedule_24h,
+        "drift_audit_7d": defaults.drift_schedule_7d,
+        "feature_log_export": defaults.feature_log_export_schedule,
+    }
+    assert expected == {
+        "drift_audit_24h": "0 5 * * * *",
+        "drift_audit_7d": "0 15 2 * * *",
+        "feature_log_export": "0 */5 * * * *",
+    }
+    functions = {f.get_function_name(): f for f in _index(function_app.app)}
+    for name, schedule in expected.items():
+        bindings = [json.loads(b) for b in functions[name].get_raw_bindings()]
+        assert bindings == [
+            {
+                "direction": "IN",
+                "type": "timerTrigger",
+                "name": "timer",
+                "schedule": schedule,
+                "runOnStartup": False,
+                "useMonitor": True,
+            }
+        ]
+
+
+def test_timer_schedules_follow_their_settings(tmp_path: Path) -> None:
+    from functions.timers import blueprint
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, drift_schedule_24h="0 */10 * * * *")
+    app = func.FunctionApp()
+    app.register_functions(blueprint(settings))
+    declared = {
+        f.get_function_name(): json.loads(f.get_raw_bindings()[0])["schedule"]
+        for f in app.get_functions()
+    }
+    assert declared["drift_audit_24h"] == "0 */10 * * * *"
+
+
+def _index(app: func.FunctionApp) -> list[func.Function]:
+    """``get_functions()`` again: it refuses a second call unless its memo is cleared."""
+    memo = app.functions_bindings
+    app.functions_bindings = None
+    try:
+        return app.get_functions()
+    finally:
+        app.functions_bindings = memo
+
+
 def test_host_json_route_prefix_matches_the_api() -> None:
     host = json.loads((ROOT / "host.json").read_text())
     assert host["version"] == "2.0"

@@ -192,6 +192,9 @@ class LabelResult:
     updated: int  # prediction rows whose actual_label was set
     unmatched_prediction_ids: list[uuid.UUID] = field(default_factory=list)
     unmatched_transaction_ids: list[str] = field(default_factory=list)
+    # the label of each transaction named or reached through a prediction id: what the
+    # online states take (a prediction id names its transaction's outcome)
+    transaction_labels: dict[str, bool] = field(default_factory=dict)
 
 
 def _parse_label_items(
@@ -254,11 +257,12 @@ def label_predictions(db: Database, items: Sequence[Mapping[str, Any]]) -> Label
     named twice, the later item wins, and a prediction id wins over a transaction id.
     Invalid items raise ValidationFailed before anything is written."""
     by_id, by_txn = _parse_label_items(items)
-    touched, matched_txns, matched_ids = set_labels(db, by_txn, by_id)
+    touched, matched_txns, matched_ids, labelled = set_labels(db, by_txn, by_id)
     return LabelResult(
         updated=len(touched),
         unmatched_prediction_ids=[i for i in by_id if i not in matched_ids],
         unmatched_transaction_ids=[t for t in by_txn if t not in matched_txns],
+        transaction_labels={**by_txn, **labelled},
     )
 
 

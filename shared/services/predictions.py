@@ -304,25 +304,22 @@ class Predictor:
 
     def label(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Record actual outcomes: ``actual_label`` on the logged predictions (for
-        performance monitoring) and, for transaction ids, the label in the online state
-        of every feature configuration that scored the transaction, where the merchant
-        fraud-rate features use it once the label delay has passed."""
+        performance monitoring) and the label of each transaction (named, or reached
+        through a prediction id) in the online state of every feature configuration
+        that scored it, loaded in this worker or not, where the fraud-rate features use
+        it once the label delay has passed. The state lives in the database: every
+        worker's next read of those entities sees the label (their caches hold a
+        state only for the row version they last read)."""
         from shared.services.prediction_log import label_predictions
 
         result = label_predictions(self.db, items)
-        online = 0
-        tids = [
-            str(i["transaction_id"])
-            for i in items
-            if i.get("transaction_id") is not None
-        ]
-        stores = self.models.stores_recording(tids)
-        for item in items:
-            tid = item.get("transaction_id")
-            if tid is None:
-                continue
-            for store in stores:
-                online += store.apply_label(str(tid), item["label"])
+        labels = result.transaction_labels
+        stores = self.models.stores_recording(list(labels))
+        online = sum(
+            store.apply_label(tid, label)
+            for tid, label in labels.items()
+            for store in stores
+        )
         return {
             "updated": result.updated,
             "online_state_updated": online,

@@ -297,7 +297,8 @@ def test_labels_fill_actual_label_and_the_online_state(
     assert data["updated"] == 2 and data["unmatched_transaction_ids"] == [
         "never-scored"
     ]
-    assert data["online_state_updated"] == 1
+    # the prediction id's transaction too
+    assert data["online_state_updated"] == 2
     logged = _logged(ctx)
     assert logged[live[0]["transaction_id"]].actual_label is True
     assert logged[live[1]["transaction_id"]].actual_label is False

@@ -37,7 +37,11 @@ class LocalServer:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url or f"sqlite:///{data_dir / 'shadow_hubble.db'}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SH_")}
-        env |= {"SH_DATA_DIR": str(data_dir), "SH_LOG_LEVEL": "WARNING"}
+        env |= {
+            "SH_DATA_DIR": str(data_dir),
+            "SH_LOG_LEVEL": "WARNING",
+            "SH_LOCAL_TIMERS": "false",  # no scheduled audit or export mid-test
+        }
         if database_url:
             env["SH_DATABASE_URL"] = database_url
         self.env = env

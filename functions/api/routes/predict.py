@@ -386,9 +386,11 @@ def predict_batch(body: BatchRequest, predictor: PredictorDep) -> Response:
     summary="Record actual outcomes of scored transactions",
     response_model=Envelope[LabelsRecorded],
     description="By prediction_id or transaction_id, exactly one per label. Fills "
-    "predictions.actual_label for performance monitoring and feeds the merchant "
-    "fraud-rate features, which use a label once the feature set's label delay has "
-    "passed.",
+    "predictions.actual_label for performance monitoring and feeds the merchant and "
+    "user fraud-rate features of every feature configuration that scored the "
+    "transaction (a prediction id labels its transaction), whichever worker serves "
+    "them; they use a label once the feature set's label delay has passed. "
+    "online_state_updated counts the (transaction, configuration) pairs labelled.",
     dependencies=_JSON_ONLY,
     max_body_size=LABELS_MAX_BYTES,
     responses=errors(400, 413, 415, 422, 503),

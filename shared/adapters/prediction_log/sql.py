@@ -107,11 +107,13 @@ def set_labels(
     db: Database,
     by_txn: Mapping[str, bool],
     by_id: Mapping[uuid.UUID, bool],
-) -> tuple[set[uuid.UUID], set[str], set[uuid.UUID]]:
+) -> tuple[set[uuid.UUID], set[str], set[uuid.UUID], dict[str, bool]]:
     """Set ``actual_label`` by transaction id, then by prediction id (so an id wins), in
-    one transaction: the rows touched, the transaction ids and prediction ids matched."""
+    one transaction: the rows touched, the transaction ids and prediction ids matched,
+    and the label each touched row's transaction id got (the later one wins)."""
     touched: set[uuid.UUID] = set()
     matched: dict[str, set[Any]] = {"id": set(), "transaction_id": set()}
+    labelled: dict[str, bool] = {}
     engine = db.engine.execution_options(sqlite_begin="immediate")
     with db.writing(), engine.begin() as conn:
         for column, labels in (("transaction_id", by_txn), ("id", by_id)):
@@ -123,12 +125,13 @@ def set_labels(
                         update(TABLE)
                         .where(key.in_(part))
                         .values(actual_label=value)
-                        .returning(TABLE.c.id, key)
+                        .returning(TABLE.c.id, key, TABLE.c.transaction_id)
                     )
-                    for row_id, matched_key in result:
+                    for row_id, matched_key, transaction_id in result:
                         touched.add(row_id)
                         matched[column].add(matched_key)
-    return touched, matched["transaction_id"], matched["id"]
+                        labelled[transaction_id] = value
+    return touched, matched["transaction_id"], matched["id"], labelled
 
 
 def count_rows(db: Database, model_id: uuid.UUID | None = None) -> int:
