@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shared.services.backtest import Backtests
     from shared.services.dataset_delete import DatasetDeletion
     from shared.services.datasets import DatasetService
+    from shared.services.fairness import ProtectedAttributes
     from shared.services.features import FeatureService
     from shared.services.health import HealthService
     from shared.services.jobs import JobService
@@ -51,6 +52,7 @@ _SERVICES = (
     "registry",
     "evaluations",
     "backtests",
+    "protected_attributes",
 )
 
 
@@ -152,6 +154,12 @@ class Container:
         from shared.services.backtest import Backtests
 
         return Backtests(self.uow, self.blobs, self.jobs, self.datasets, self.launcher)
+
+    @cached_property
+    def protected_attributes(self) -> ProtectedAttributes:
+        from shared.services.fairness import ProtectedAttributes
+
+        return ProtectedAttributes(self.uow)
 
     @property
     def predictor(self) -> Predictor:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # annotations only: importing the app must not load SQLAlchem
         Job,
         MLModel,
         ModelTransition,
+        ProtectedAttribute,
         TrainingJob,
     )
 
@@ -388,6 +389,22 @@ class ModelRepository(Protocol):
         ...
 
 
+class ProtectedAttributeRepository(Protocol):
+    """Protected attributes' configurations, by their unique name."""
+
+    def get(self, attribute_name: str) -> ProtectedAttribute | None: ...
+    def add(self, attribute: ProtectedAttribute) -> None: ...
+    def page(
+        self, page: int, page_size: int, active: bool | None
+    ) -> Page[ProtectedAttribute]:
+        """By name."""
+        ...
+
+    def active(self) -> list[ProtectedAttribute]:
+        """By name."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction and the repositories that work inside it."""
 
@@ -395,6 +412,7 @@ class UnitOfWork(Protocol):
     feature_sets: FeatureSetRepository
     jobs: JobRepository
     models: ModelRepository
+    protected_attributes: ProtectedAttributeRepository
 
     def flush(self) -> None:
         """Write pending changes now (raises ``Duplicate``), still uncommitted."""

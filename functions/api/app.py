@@ -21,6 +21,7 @@ from functions.api.envelope import (
 )
 from functions.api.gateway import GatewayGuard
 from functions.api.routes import (
+    bias,
     datasets,
     features,
     health,
@@ -73,6 +74,7 @@ def create_app() -> FastAPI:
     v1.include_router(jobs.router)
     v1.include_router(training.router)
     v1.include_router(models.router)
+    v1.include_router(bias.router)
     app.include_router(v1)
     install_error_handlers(app)
     _add_docs(app)

@@ -129,3 +129,15 @@ ModelCatalogDep = Annotated["ModelCatalog", Depends(model_catalog)]
 ModelRegistryDep = Annotated["ModelRegistry", Depends(model_registry)]
 ModelEvaluationsDep = Annotated["ModelEvaluations", Depends(model_evaluations)]
 BacktestsDep = Annotated["Backtests", Depends(backtests)]
+
+
+# -- bias -------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from shared.services.fairness import ProtectedAttributes
+
+
+async def protected_attributes(app: Ctx) -> ProtectedAttributes:
+    return app.protected_attributes
+
+
+ProtectedAttributesDep = Annotated["ProtectedAttributes", Depends(protected_attributes)]

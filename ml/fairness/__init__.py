@@ -17,6 +17,7 @@ from ml.fairness.audit import (
 )
 from ml.fairness.groups import (
     CategoricalGroup,
+    Group,
     GroupProblem,
     NumericBin,
     assign_groups,
@@ -36,6 +37,7 @@ __all__ = [
     "AttributeAudit",
     "AuditOptions",
     "CategoricalGroup",
+    "Group",
     "GroupProblem",
     "GroupResult",
     "Level",

@@ -15,6 +15,9 @@ from shared.adapters.repositories.datasets import SqlDatasetRepository
 from shared.adapters.repositories.feature_sets import SqlFeatureSetRepository
 from shared.adapters.repositories.jobs import SqlJobRepository
 from shared.adapters.repositories.models import SqlModelRepository
+from shared.adapters.repositories.protected_attributes import (
+    SqlProtectedAttributeRepository,
+)
 from shared.db.session import Database
 from shared.ports import (
     DatasetRepository,
@@ -22,6 +25,7 @@ from shared.ports import (
     FeatureSetRepository,
     JobRepository,
     ModelRepository,
+    ProtectedAttributeRepository,
 )
 
 
@@ -32,6 +36,9 @@ class SqlUnitOfWork:
         self.feature_sets: FeatureSetRepository = SqlFeatureSetRepository(session)
         self.jobs: JobRepository = SqlJobRepository(session)
         self.models: ModelRepository = SqlModelRepository(session)
+        self.protected_attributes: ProtectedAttributeRepository = (
+            SqlProtectedAttributeRepository(session)
+        )
 
     @property
     def session(self) -> Session:
