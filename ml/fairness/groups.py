@@ -112,13 +112,12 @@ def assign_groups(column: npt.ArrayLike, groups: Sequence[Group]) -> Codes:
     if groups and isinstance(groups[0], NumericBin):
         numbers = _as_float(values)
         for i, g in enumerate(groups):
-            assert isinstance(g, NumericBin)
-            low, high = g.bounds()
-            codes[(numbers >= low) & (numbers < high)] = i
+            if isinstance(g, NumericBin):
+                low, high = g.bounds()
+                codes[(numbers >= low) & (numbers < high)] = i
         return codes
     for i, g in enumerate(groups):
-        assert isinstance(g, CategoricalGroup)
-        for v in g.values:
+        for v in g.values if isinstance(g, CategoricalGroup) else ():
             hit = _equal(values, v)
             if hit is not None:
                 codes[hit] = i
@@ -126,12 +125,17 @@ def assign_groups(column: npt.ArrayLike, groups: Sequence[Group]) -> Codes:
 
 
 def _as_float(values: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    if values.dtype.kind in "fiub":
+    """The values as numbers: numbers, and text that reads as one; the rest NaN."""
+    try:
         return values.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        pass
     out = np.full(values.shape[0], np.nan)
-    for i, v in enumerate(values.tolist()):  # object column: numbers, None, text
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            out[i] = v
+    for i, v in enumerate(values.tolist()):
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            continue
     return out
 
 

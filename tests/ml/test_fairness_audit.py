@@ -30,9 +30,11 @@ def test_numeric_bins_are_half_open_and_skip_nan() -> None:
     assert codes.tolist() == [-1, 0, 0, 1, 1, 2, 2, -1]
 
 
-def test_numbers_in_an_object_column() -> None:
-    codes = assign_groups(np.array([30, None, "x", 50.0], dtype=object), AGE)
-    assert codes.tolist() == [1, -1, -1, 2]
+def test_numbers_in_an_object_or_text_column() -> None:
+    codes = assign_groups(np.array([30, None, "x", 50.0, "20"], dtype=object), AGE)
+    assert codes.tolist() == [1, -1, -1, 2, 0]
+    assert assign_groups(np.array(["30", "19.5"]), AGE).tolist() == [1, 0]
+    assert assign_groups(np.array([30, None], dtype=object), AGE).tolist() == [1, -1]
 
 
 def test_categorical_values() -> None:
