@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.services.datasets import DatasetService
     from shared.services.drift_audits import DriftAudits
     from shared.services.drift_baselines import DriftBaselines
+    from shared.services.fairness import ProtectedAttributes
     from shared.services.feature_log import FeatureLog
     from shared.services.features import FeatureService
     from shared.services.health import HealthService
@@ -61,6 +62,7 @@ _SERVICES = (
     "performance",
     "alerts",
     "feature_log",
+    "protected_attributes",
 )
 
 
@@ -207,6 +209,12 @@ class Container:
 
         mirror = ParquetSegmentFeatureLog(self.db, SqlTransactions(self.db), self.blobs)
         return FeatureLog(mirror, mirror)
+
+    @cached_property
+    def protected_attributes(self) -> ProtectedAttributes:
+        from shared.services.fairness import ProtectedAttributes
+
+        return ProtectedAttributes(self.uow)
 
     @property
     def predictor(self) -> Predictor:

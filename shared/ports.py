@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # annotations only: importing the app must not load SQLAlchem
         Job,
         MLModel,
         ModelTransition,
+        ProtectedAttribute,
         TrainingJob,
     )
 
@@ -439,6 +440,22 @@ class AlertRepository(Protocol):
         ...
 
 
+class ProtectedAttributeRepository(Protocol):
+    """Protected attributes' configurations, by their unique name."""
+
+    def get(self, attribute_name: str) -> ProtectedAttribute | None: ...
+    def add(self, attribute: ProtectedAttribute) -> None: ...
+    def page(
+        self, page: int, page_size: int, active: bool | None
+    ) -> Page[ProtectedAttribute]:
+        """By name."""
+        ...
+
+    def active(self) -> list[ProtectedAttribute]:
+        """By name."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction and the repositories that work inside it."""
 
@@ -448,6 +465,7 @@ class UnitOfWork(Protocol):
     models: ModelRepository
     drift: DriftRepository
     alerts: AlertRepository
+    protected_attributes: ProtectedAttributeRepository
 
     def flush(self) -> None:
         """Write pending changes now (raises ``Duplicate``), still uncommitted."""

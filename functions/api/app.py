@@ -22,6 +22,7 @@ from functions.api.envelope import (
 from functions.api.gateway import GatewayGuard
 from functions.api.routes import (
     alerts,
+    bias,
     datasets,
     features,
     health,
@@ -77,6 +78,7 @@ def create_app() -> FastAPI:
     v1.include_router(models.router)
     v1.include_router(monitoring.router)
     v1.include_router(alerts.router)
+    v1.include_router(bias.router)
     app.include_router(v1)
     install_error_handlers(app)
     _add_docs(app)

@@ -153,3 +153,13 @@ async def alert_service(app: Ctx) -> AlertService:
 DriftAuditsDep = Annotated["DriftAudits", Depends(drift_audits)]
 PerformanceServiceDep = Annotated["PerformanceService", Depends(performance_service)]
 AlertServiceDep = Annotated["AlertService", Depends(alert_service)]
+# -- bias -------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from shared.services.fairness import ProtectedAttributes
+
+
+async def protected_attributes(app: Ctx) -> ProtectedAttributes:
+    return app.protected_attributes
+
+
+ProtectedAttributesDep = Annotated["ProtectedAttributes", Depends(protected_attributes)]

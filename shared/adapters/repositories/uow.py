@@ -19,6 +19,9 @@ from shared.adapters.repositories.monitoring import (
     SqlAlertRepository,
     SqlDriftRepository,
 )
+from shared.adapters.repositories.protected_attributes import (
+    SqlProtectedAttributeRepository,
+)
 from shared.db.session import Database
 from shared.ports import (
     AlertRepository,
@@ -28,6 +31,7 @@ from shared.ports import (
     FeatureSetRepository,
     JobRepository,
     ModelRepository,
+    ProtectedAttributeRepository,
 )
 
 
@@ -40,6 +44,9 @@ class SqlUnitOfWork:
         self.models: ModelRepository = SqlModelRepository(session)
         self.drift: DriftRepository = SqlDriftRepository(session)
         self.alerts: AlertRepository = SqlAlertRepository(session)
+        self.protected_attributes: ProtectedAttributeRepository = (
+            SqlProtectedAttributeRepository(session)
+        )
 
     @property
     def session(self) -> Session:
