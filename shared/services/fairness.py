@@ -65,7 +65,8 @@ class ProtectedAttributes:
 
     def configure(self, cmd: ConfigureAttribute) -> ConfiguredAttribute:
         """Checked whole before anything is written; a 422 names the field."""
-        name, column = cmd.attribute_name.strip(), cmd.column_name.strip()
+        # a data column is matched exactly as named, surrounding blanks included
+        name, column = cmd.attribute_name.strip(), cmd.column_name
         details = _check_names(name, column)
         groups = _check_groups(cmd.groups, details)
         thresholds = _check_thresholds(cmd.thresholds, details)
