@@ -31,6 +31,8 @@ class StoredFeatureConfig(BaseModel):
     windows: list[str] | None = None
     label_delay: str | None = None
     fraud_rate_windows: list[str] | None = None
+    user_fraud_rate_windows: list[str] | None = None
+    amount_ratio_windows: list[str] | None = None
     distinct_windows: list[str] | None = None
     column_mapping: dict[str, str] | None = None
     available_roles: list[str] | None = None

@@ -71,6 +71,9 @@ def test_compute_features_end_to_end(
         stats = fs["statistics"][feature["name"]]
         assert stats, feature["name"]
     assert fs["feature_config"]["dropped"] == []
+    # the stored configuration comes back whole, the card-data windows included
+    assert fs["feature_config"]["user_fraud_rate_windows"] == ["1d", "7d", "30d"]
+    assert fs["feature_config"]["amount_ratio_windows"] == ["24h", "7d", "30d"]
     assert {"is_fraud", "timestamp", "gender", "age_group"} <= set(
         fs["feature_config"]["carried_columns"]
     )

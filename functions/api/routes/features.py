@@ -64,7 +64,8 @@ class ComputeFeaturesRequest(BaseModel):
     )
     config: dict[str, Any] | None = Field(
         None,
-        description="windows, label_delay, fraud_rate_windows, distinct_windows",
+        description="windows, label_delay, fraud_rate_windows, "
+        "user_fraud_rate_windows, amount_ratio_windows, distinct_windows",
     )
     carry_columns: list[str] | None = Field(
         None,
