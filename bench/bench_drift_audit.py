@@ -14,7 +14,6 @@ features sit 0.3 higher, so those drift. The databases take turns, ``--runs`` ea
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +28,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_feature_log import RATE, T0, _label, _log, _url  # noqa: E402
+from bench.bench_feature_log import (  # noqa: E402
+    RATE,
+    T0,
+    _label,
+    _log,
+    _summary,
+    _url,
+)
 
 TRAIN_ROWS = 200_000
 
@@ -88,13 +94,6 @@ class Side:
         total = time.perf_counter() - began
         assert result["status"] == "COMPLETED", result
         return {**result["seconds"], "total": total, "rows": result["rows"]}
-
-
-def _summary(times: list[float]) -> str:
-    return (
-        f"median {statistics.median(times):.3f} s "
-        f"(min {min(times):.3f}, max {max(times):.3f}, n={len(times)})"
-    )
 
 
 def main() -> None:
