@@ -1,5 +1,6 @@
 """A whole drift audit job on SQLite and on PostgreSQL: one model's ``--rows`` logged
-predictions of ``--features`` features, mirrored by the feature log, audited end to end
+predictions of ``--features`` features, mirrored by the feature log but for the last
+``--tail-minutes`` (read from the table, as between two exports), audited end to end
 by ``DriftAudits.run_job`` (read the window, every statistic, store the result JSON, the
 audit row and its drift_metrics rows); the HTML report is timed apart.
 
@@ -75,7 +76,10 @@ class Side:
         )
         self.end = T0 + timedelta(seconds=args.rows / RATE + 1)
         began = time.perf_counter()
-        self.exported = self.ctx.feature_log.export(self.end + timedelta(hours=1))
+        # the export leaves the last --tail-minutes to be read from the table
+        lag = timedelta(minutes=2)  # the feature log's default
+        cut = self.end - timedelta(minutes=args.tail_minutes)
+        self.exported = self.ctx.feature_log.export(cut + lag)
         self.export_s = time.perf_counter() - began
         rng = np.random.default_rng(2)
         train = rng.normal(size=(TRAIN_ROWS, args.features)).astype(np.float32)
@@ -103,6 +107,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--labelled", type=float, default=0.3)
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    parser.add_argument(
+        "--tail-minutes",
+        type=float,
+        default=4.0,
+        help="the newest minutes not exported yet (at most the export's interval, "
+        "2 minutes by default, plus its 2-minute lag)",
+    )
     args = parser.parse_args()
     kinds = [args.only] if args.only else ["sqlite", "postgresql"]
     with ExitStack() as stack:

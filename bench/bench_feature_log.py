@@ -5,7 +5,9 @@ Logs ``--rows`` predictions of ``--features`` features for one model (straight t
 the prediction log's adapter, 200 a second of ``created_at``), labels the oldest
 ``--labelled`` share, exports them (timed: rows a second), then times ``window()`` for the
 whole window, the databases taking turns, ``--runs`` times each: once with everything
-mirrored, once with the last ``--tail-minutes`` not exported yet (read from the table).
+mirrored, once with the last ``--tail-minutes`` not exported yet (read from the table),
+those rows read from their packed input vectors and, in turn, from their JSON
+(``SH_FEATURE_LOG_INPUT_VECTORS`` off).
 
     .venv/bin/python bench/bench_feature_log.py [--rows 1000000] [--runs 5]
 """
@@ -50,11 +52,16 @@ def _url(kind: str, tmp: Path) -> Iterator[str]:
             yield url
 
 
+def _names(args: argparse.Namespace) -> list[str]:
+    return [f"feature_{j:02d}" for j in range(args.features)]
+
+
 def _log(db: Any, model_id: uuid.UUID, args: argparse.Namespace) -> float:
     """Log the predictions; seconds taken."""
+    from shared.adapters.feature_log.vectors import pack
     from shared.adapters.prediction_log.sql import SqlPredictionTable
 
-    names = [f"feature_{j:02d}" for j in range(args.features)]
+    names = _names(args)
     table = SqlPredictionTable(db)
     rng = np.random.default_rng(1)
     step = timedelta(seconds=1 / RATE)
@@ -62,6 +69,7 @@ def _log(db: Any, model_id: uuid.UUID, args: argparse.Namespace) -> float:
     for first in range(0, args.rows, CHUNK):
         n = min(CHUNK, args.rows - first)
         values = rng.normal(size=(n, args.features)).round(6)
+        vectors = values.astype(np.float32)
         scores = rng.random(n)
         rows = [
             {
@@ -70,6 +78,7 @@ def _log(db: Any, model_id: uuid.UUID, args: argparse.Namespace) -> float:
                 "model_id": model_id,
                 "transaction_id": f"T{first + i}",
                 "input_features": dict(zip(names, values[i].tolist(), strict=True)),
+                "input_vector": pack(vectors[i]),
                 "fraud_score": float(scores[i]),
                 "is_fraud": bool(scores[i] > 0.5),
                 "explanation": None,
@@ -123,6 +132,7 @@ class Side:
                     algorithm="xgboost",
                     storage_path="models/bench",
                     status="PRODUCTION",
+                    details={"features": _names(args)},
                 )
             )
         self.log_s = _log(self.db, self.model_id, args)
@@ -133,21 +143,30 @@ class Side:
             LocalBlobStore(tmp / kind),
             lag=timedelta(0),
         )
+        # the same ledger and segments, the rows not exported read from their JSON
+        self.json_mirror = ParquetSegmentFeatureLog(
+            self.db,
+            SqlTransactions(self.db),
+            LocalBlobStore(tmp / kind),
+            lag=timedelta(0),
+            input_vectors=False,
+        )
         self.end = T0 + timedelta(seconds=args.rows / RATE + 1)
         self.tail_end = self.end - timedelta(minutes=args.tail_minutes)
         began = time.perf_counter()
         self.exported = self.mirror.export(self.tail_end)
         self.export_s = time.perf_counter() - began
-        self.names = [f"feature_{j:02d}" for j in range(args.features)]
+        self.names = _names(args)
 
     def export_tail(self) -> tuple[int, float]:
         began = time.perf_counter()
         rows = self.mirror.export(self.end)
         return rows, time.perf_counter() - began
 
-    def read(self) -> tuple[float, int]:
+    def read(self, vectors: bool = True) -> tuple[float, int]:
+        mirror = self.mirror if vectors else self.json_mirror
         began = time.perf_counter()
-        window = self.mirror.window(self.model_id, T0, self.end, self.names)
+        window = mirror.window(self.model_id, T0, self.end, self.names)
         return time.perf_counter() - began, window.rows
 
 
@@ -182,12 +201,16 @@ def main() -> None:
             )
             sides.append(side)
         results: dict[str, list[float]] = {}
-        for case in ("tail", "mirrored"):  # the databases take turns
+        for case in ("tail", "mirrored"):  # the databases and readers take turns
             for _ in range(args.runs):
                 for side in sides:
-                    seconds, rows = side.read()
-                    assert rows == args.rows, rows
-                    results.setdefault(f"{side.kind} {case}", []).append(seconds)
+                    for vectors in (True, False) if case == "tail" else (True,):
+                        seconds, rows = side.read(vectors)
+                        assert rows == args.rows, rows
+                        label = f"{side.kind} {case}" + (
+                            "" if case != "tail" else " vectors" if vectors else " JSON"
+                        )
+                        results.setdefault(label, []).append(seconds)
             if case == "tail":
                 for side in sides:
                     rows, seconds = side.export_tail()
@@ -201,8 +224,14 @@ def main() -> None:
             f"window() of {args.rows} rows x {args.features} features (noisy machine):"
         )
         for name, times in results.items():
-            note = f" ({tail} rows from the table)" if name.endswith("tail") else ""
-            print(f"  {name:<22} {_summary(times)}{note}")
+            note = f" ({tail} rows from the table)" if "tail" in name else ""
+            print(f"  {name:<28} {_summary(times)}{note}")
+        for side in sides:
+            json_s = statistics.median(results[f"{side.kind} tail JSON"])
+            vec_s = statistics.median(results[f"{side.kind} tail vectors"])
+            print(
+                f"  {side.kind}: tail read with JSON / with vectors = {json_s / vec_s:.2f}"
+            )
         for side in sides:
             side.db.dispose()
 

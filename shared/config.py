@@ -162,9 +162,15 @@ class Settings(BaseSettings):
         "(drift_audit_7d)",
     )
     feature_log_export_schedule: str = Field(
-        "0 */5 * * * *",
+        "0 */2 * * * *",
         description="NCRONTAB schedule of the feature log's export "
         "(feature_log_export)",
+    )
+    feature_log_input_vectors: bool = Field(
+        True,
+        description="Log each prediction's model input as a packed float32 vector "
+        "beside its JSON, so the feature log reads rows not yet exported without "
+        "parsing JSON (bench/bench_feature_log.py --vectors)",
     )
     local_timers: bool = Field(
         True,

@@ -207,7 +207,12 @@ class Container:
         from shared.adapters.repositories.uow import SqlTransactions
         from shared.services.feature_log import FeatureLog
 
-        mirror = ParquetSegmentFeatureLog(self.db, SqlTransactions(self.db), self.blobs)
+        mirror = ParquetSegmentFeatureLog(
+            self.db,
+            SqlTransactions(self.db),
+            self.blobs,
+            input_vectors=self.settings.feature_log_input_vectors,
+        )
         return FeatureLog(mirror, mirror)
 
     @cached_property
@@ -249,7 +254,11 @@ def _build_predictor(c: Container) -> Predictor:
     from shared.services.predictions import Predictor
     from shared.services.serving_models import ModelServer
 
-    log = PredictionLog(c.db, c.settings.resolved_prediction_spool_dir)
+    log = PredictionLog(
+        c.db,
+        c.settings.resolved_prediction_spool_dir,
+        input_vectors=c.settings.feature_log_input_vectors,
+    )
     log.start()
     models = ModelServer(
         c.db,

@@ -59,7 +59,7 @@ def test_timer_functions_declare_their_schedules_from_the_settings() -> None:
     assert expected == {
         "drift_audit_24h": "0 5 * * * *",
         "drift_audit_7d": "0 15 2 * * *",
-        "feature_log_export": "0 */5 * * * *",
+        "feature_log_export": "0 */2 * * * *",
     }
     functions = {f.get_function_name(): f for f in _index(function_app.app)}
     for name, schedule in expected.items():

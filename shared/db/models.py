@@ -192,6 +192,8 @@ class Prediction(Base):
     model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ml_models.id"))
     transaction_id: Mapped[str | None] = mapped_column(String(255))
     input_features: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # the model's input as scored, float32 in its feature order (feature_log/vectors.py)
+    input_vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     fraud_score: Mapped[float] = mapped_column(Float)
     is_fraud: Mapped[bool] = mapped_column(Boolean)
     explanation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

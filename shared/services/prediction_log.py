@@ -18,6 +18,7 @@ PostgreSQL's JSONB has no NaN.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -26,8 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection
 
+from shared.adapters.feature_log import vectors
 from shared.adapters.prediction_log.sql import (
     SqlPredictionTable,
     count_rows,
@@ -64,6 +68,9 @@ class PredictionRecord:
     is_fraud: bool
     explanation: dict[str, Any] | None = None
     latency_ms: float | None = None
+    input_vector: bytes | None = (
+        None  # the model's input as scored (feature_log/vectors)
+    )
 
     @classmethod
     def new(
@@ -104,6 +111,7 @@ class PredictionRecord:
                 None if self.explanation is None else spool.clean_json(self.explanation)
             ),
             "latency_ms": None if self.latency_ms is None else _number(self.latency_ms),
+            "input_vector": self.input_vector,
         }
 
 
@@ -124,14 +132,25 @@ class PredictionLog:
         db: Database,
         spool_dir: Path | None = None,
         sink: PredictionSink | None = None,
+        *,
+        input_vectors: bool = True,
     ) -> None:
         self.db = db
+        self.input_vectors = input_vectors
         self.spool_dir = spool_dir
         self.sink: PredictionSink = sink or SqlPredictionTable(db)
         self._lock = threading.Lock()
         self._written = 0
         self._repaired = 0
         self._replayed = 0
+
+    def vector(self, row: npt.NDArray[np.float32], missing: float) -> bytes | None:
+        """What a record keeps of the model's scored input ``row``: its packed vector,
+        unless the setting is off or missing features were not scored as NaN (the
+        vector would then differ from the JSON's nulls)."""
+        if not self.input_vectors or not math.isnan(missing):
+            return None
+        return vectors.pack(row)
 
     def write(self, conn: Connection, records: Sequence[PredictionRecord]) -> None:
         """Insert ``records`` in ``conn``'s open transaction (the caller commits)."""

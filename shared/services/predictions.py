@@ -145,6 +145,7 @@ class Predictor:
             explanation,
             datetime.now(UTC),
             result["latency_ms"],
+            self.log.vector(row, model.scorer.missing_value),
         )
         return result, record
 
@@ -190,6 +191,7 @@ class Predictor:
         explanation: dict[str, Any] | None,
         now: datetime,
         latency_ms: float,
+        input_vector: bytes | None,
     ) -> PredictionRecord:
         """The prediction log's row for a new prediction."""
         from shared.services.prediction_log import PredictionRecord
@@ -204,6 +206,7 @@ class Predictor:
             is_fraud=decision["is_fraud"],
             explanation=explanation,
             latency_ms=latency_ms,
+            input_vector=input_vector,
         )
 
     # -- many transactions ---------------------------------------------------------------
@@ -266,13 +269,9 @@ class Predictor:
         """A batch's answers, in its order, and their log rows."""
         import numpy as np
 
-        scores = (
-            model.scorer.score(
-                model.scorer.matrix_of_columns(online.names, online.values)
-            )
-            if len(online)
-            else np.zeros(0)
-        )
+        inputs = model.scorer.matrix_of_columns(online.names, online.values)
+        scores = model.scorer.score(inputs) if len(online) else np.zeros(0)
+        missing = model.scorer.missing_value
         latency = round((time.perf_counter() - started) * 1000, 3)
         per_item = latency / max(len(online), 1)
         tids, replayed = online.transaction_ids, online.replayed
@@ -293,9 +292,10 @@ class Predictor:
                 None,
                 now,
                 per_item,
+                self.log.vector(scored, missing),
             )
-            for tid, row, decision, pid in zip(
-                tids, online.rows, results, pids, strict=True
+            for tid, row, scored, decision, pid in zip(
+                tids, online.rows, inputs, results, pids, strict=True
             )
         ]
         return results, records

@@ -56,6 +56,14 @@ def _logged(ctx: Container) -> dict[str, Prediction]:
         return {p.transaction_id: p for p in s.scalars(select(Prediction))}
 
 
+def _assert_vector_is_the_scored_input(scorer: Any, row: Prediction) -> None:
+    """The packed input vector is the model's input as scored: its features in its
+    order as float32, what the JSON column holds (null as NaN)."""
+    assert row.input_vector is not None
+    vector = np.frombuffer(row.input_vector, dtype=np.float32)
+    np.testing.assert_array_equal(vector, scorer.matrix([row.input_features])[0])
+
+
 def _assert_logged_features_equal_batch(
     logged: dict[str, Prediction], batch_features: pd.DataFrame
 ) -> None:
@@ -115,6 +123,7 @@ def test_predict_uses_online_features_equal_to_batch_and_logs_each_once(
             scorer.score_one(row.input_features), abs=1e-7
         )
         assert answer["prediction_id"] == str(row.id)
+        _assert_vector_is_the_scored_input(scorer, row)
 
     # a retry changes no state and returns the same prediction
     store = ctx.predictor.models.resolve(model_id).store
@@ -209,6 +218,7 @@ def test_batch_scores_in_order_all_or_nothing(
         assert p["fraud_score"] == pytest.approx(
             scorer.score_one(row.input_features), abs=1e-7
         )
+        _assert_vector_is_the_scored_input(scorer, row)
     # the same batch again is all replays: same answers, nothing new logged
     again = client.post(f"{API}/predict/batch", json={"transactions": live[:100]})
     assert all(p["replayed"] for p in again.json()["data"]["predictions"])

@@ -85,6 +85,7 @@ class ParquetSegmentFeatureLog:
         recheck: timedelta = timedelta(hours=6),
         prefix: str = "feature-log",
         compression: str = "none",
+        input_vectors: bool = True,
     ) -> None:
         self.db = db
         self.uow = uow
@@ -93,6 +94,21 @@ class ParquetSegmentFeatureLog:
         self.recheck = recheck
         self.prefix = prefix
         self.compression = compression
+        self.input_vectors = input_vectors  # off: every row read from its JSON
+        self._layouts: dict[uuid.UUID, list[str] | None] = {}
+
+    def _layout(self, conn: Connection, model_id: uuid.UUID) -> list[str] | None:
+        """The model's feature order, which its rows' packed input vectors follow; a
+        model's features never change, so it is read once."""
+        if not self.input_vectors:
+            return None
+        if model_id not in self._layouts:
+            details = conn.execute(
+                select(MODELS.c.details).where(MODELS.c.id == model_id)
+            ).scalar()
+            features = (details or {}).get("features")
+            self._layouts[model_id] = list(features) if features else None
+        return self._layouts[model_id]
 
     # ---- export and compaction -----------------------------------------------------
 
@@ -136,7 +152,9 @@ class ParquetSegmentFeatureLog:
                     break
                 hour = hour_of(first)
                 cursor = min(hour + HOUR, cut)
-                chunks = log_rows.read_rows(conn, model_id, first, cursor)
+                chunks = log_rows.read_rows(
+                    conn, model_id, first, cursor, layout=self._layout(conn, model_id)
+                )
                 pending += [
                     self._upload(model_id, hour, max(start, hour), cursor, table)
                     for _, table in hour_tables(chunks)
@@ -171,7 +189,8 @@ class ParquetSegmentFeatureLog:
         self, model_id: uuid.UUID, hour: datetime, to: datetime, old: list[Segment]
     ) -> int:
         with self.db.engine.connect() as conn:
-            chunks = log_rows.read_rows(conn, model_id, hour, to)
+            layout = self._layout(conn, model_id)
+            chunks = log_rows.read_rows(conn, model_id, hour, to, layout=layout)
             pending = [
                 self._upload(model_id, hour, hour, to, table)
                 for _, table in hour_tables(chunks)
@@ -317,9 +336,12 @@ class ParquetSegmentFeatureLog:
                 for s in self._segments(model_id, conn, start, mirrored_to):
                     parts.append(self._segment_part(s, names, start_ns, end_ns))
             resorted = self._check(conn, model_id, start, mirrored_to, names, parts)
+            layout = self._layout(conn, model_id)
             parts += [
                 table_part(c, names)
-                for c in log_rows.read_rows(conn, model_id, mirrored_to, end, names)
+                for c in log_rows.read_rows(
+                    conn, model_id, mirrored_to, end, names, layout
+                )
             ]
             label_ids, label_values = log_rows.labels(conn, model_id, start, end)
         return assemble(parts, names, label_ids, label_values, resorted)

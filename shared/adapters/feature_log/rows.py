@@ -12,10 +12,20 @@ from typing import Any, cast
 
 import numpy as np
 import orjson
-from sqlalchemy import ColumnElement, Connection, Table, Text, and_, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    Text,
+    and_,
+    case,
+    func,
+    select,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Dialect
 
+from shared.adapters.feature_log import vectors
 from shared.db.driver import DriverCursor, DriverSQL
 from shared.db.models import Prediction
 
@@ -109,14 +119,25 @@ def _id_bytes(texts: Sequence[str]) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(len(texts), 16)
 
 
-def _columns(rows: Sequence[Any], names: Sequence[str] | None) -> Columns:
-    dicts = [_dict(r.features) for r in rows]
+def _columns(
+    rows: Sequence[Any], names: Sequence[str] | None, layout: Sequence[str] | None
+) -> Columns:
+    packed = [vectors.fits(r.vector, layout) for r in rows]
+    dicts = [{} if p else _dict(r.features) for r, p in zip(rows, packed, strict=True)]
     if names is None:
-        seen: dict[str, None] = {}
+        seen: dict[str, None] = dict.fromkeys(layout or ()) if any(packed) else {}
         for d in dicts:
             seen.update(dict.fromkeys(d))
         names = sorted(seen)
     n = len(rows)
+    if layout is not None and all(packed):
+        features = vectors.unpack([r.vector for r in rows], layout, names)
+    else:
+        features = matrix(dicts, names)
+        if layout is not None and any(packed):
+            at = np.flatnonzero(packed)
+            fitting = [rows[int(i)].vector for i in at]
+            features[at] = vectors.unpack(fitting, layout, names)
     return Columns(
         ids=_id_bytes([r.id for r in rows]),
         created_at_ns=np.fromiter(
@@ -128,7 +149,7 @@ def _columns(rows: Sequence[Any], names: Sequence[str] | None) -> Columns:
             dtype=np.float64,
         ),
         names=list(names),
-        features=matrix(dicts, names),
+        features=features,
     )
 
 
@@ -143,15 +164,23 @@ def read_rows(
     start: datetime,
     end: datetime,
     names: Sequence[str] | None = None,
+    layout: Sequence[str] | None = None,
 ) -> Iterator[Columns]:
     """The model's rows in ``[start, end)`` in ``(created_at, id)`` order, a chunk at a
-    time; every feature found when ``names`` is None. The JSON comes as text, parsed
-    here, not by the driver."""
+    time; every feature found when ``names`` is None. ``layout`` is the model's feature
+    order, which its rows' packed input vectors follow (``vectors``): a row whose vector
+    fits is read from it, the others from their JSON, fetched as text and parsed here.
+    """
+    features: ColumnElement[Any] = sql_cast(TABLE.c.input_features, Text)
+    if layout:  # the JSON only where the vector cannot stand in for it
+        fitting = func.length(TABLE.c.input_vector) == len(layout) * vectors.WIDTH
+        features = case((fitting, None), else_=features)
     stmt = (
         select(
             sql_cast(TABLE.c.id, Text).label("id"),
             TABLE.c.created_at,
-            sql_cast(TABLE.c.input_features, Text).label("features"),
+            features.label("features"),
+            TABLE.c.input_vector.label("vector"),
             TABLE.c.fraud_score,
             TABLE.c.latency_ms,
         )
@@ -160,7 +189,7 @@ def read_rows(
     )
     result = conn.execution_options(yield_per=CHUNK).execute(stmt)
     for part in result.partitions(CHUNK):
-        yield _columns(part, names)
+        yield _columns(part, names, layout)
 
 
 def labels(
