@@ -102,6 +102,12 @@ def to_ns(value: str) -> int:
     )
 
 
+def from_ns(value: int) -> datetime:
+    """The instant rounded up to the microsecond (a datetime's precision), so an
+    exclusive end one nanosecond after the last row still holds that row."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=-(-value // 1000))
+
+
 def split(
     ts: np.ndarray, gap_ns: int, args: argparse.Namespace
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -117,10 +123,7 @@ def split(
         to_ns(args.train_end) + DAY_NS if args.train_end else test_start - gap_ns
     )
     train_start = to_ns(args.train_start) if args.train_start else first
-    as_dt = [
-        datetime.fromtimestamp(v / 1e9, tz=UTC)
-        for v in (train_start, train_end, test_start, test_end)
-    ]
+    as_dt = [from_ns(v) for v in (train_start, train_end, test_start, test_end)]
     gap = timedelta(microseconds=gap_ns // 1000)
     train, test = time_split(ts, as_dt[0], as_dt[1], gap, as_dt[2], as_dt[3])
     return train, test, train_start, test_start
@@ -223,9 +226,14 @@ def main() -> None:
     # the training job's own steps: validation carved from the training period after
     # the label delay, search or early stopping, calibration and threshold on it
     windows = tuple(
-        datetime.fromtimestamp(v / 1e9, tz=UTC)
-        for v in (int(ts[train].min()), int(ts[train].max()) + 1, test_start)
-    ) + (datetime.fromtimestamp((int(ts[test].max()) + 1) / 1e9, tz=UTC),)
+        from_ns(v)
+        for v in (
+            int(ts[train].min()),
+            int(ts[train].max()) + 1,
+            test_start,
+            int(ts[test].max()) + 1,
+        )
+    )
     plan = SplitPlan(kind="time", gap=config.label_delay, windows=windows)
     splits = make_splits(plan, ts, y)
     outcome = fit_and_evaluate(
