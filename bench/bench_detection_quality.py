@@ -225,14 +225,11 @@ def main() -> None:
     params = json.loads(args.params) if args.params else None
     # the training job's own steps: validation carved from the training period after
     # the label delay, search or early stopping, calibration and threshold on it
-    windows = tuple(
-        from_ns(v)
-        for v in (
-            int(ts[train].min()),
-            int(ts[train].max()) + 1,
-            test_start,
-            int(ts[test].max()) + 1,
-        )
+    windows = (
+        from_ns(int(ts[train].min())),
+        from_ns(int(ts[train].max()) + 1),
+        from_ns(test_start),
+        from_ns(int(ts[test].max()) + 1),
     )
     plan = SplitPlan(kind="time", gap=config.label_delay, windows=windows)
     splits = make_splits(plan, ts, y)
