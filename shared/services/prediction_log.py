@@ -64,6 +64,9 @@ class PredictionRecord:
     is_fraud: bool
     explanation: dict[str, Any] | None = None
     latency_ms: float | None = None
+    # the request's protected attributes {column: value}: logged for bias audits,
+    # never a feature, never answered
+    protected_values: dict[str, Any] | None = None
 
     @classmethod
     def new(
@@ -104,6 +107,11 @@ class PredictionRecord:
                 None if self.explanation is None else spool.clean_json(self.explanation)
             ),
             "latency_ms": None if self.latency_ms is None else _number(self.latency_ms),
+            **(
+                {"protected_values": spool.clean_json(self.protected_values)}
+                if self.protected_values
+                else {}
+            ),
         }
 
 

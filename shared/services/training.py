@@ -30,6 +30,8 @@ from shared.services.training_run import KIND, TrainingRun
 from shared.timefmt import elapsed_and_eta, iso
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ml.training.algorithms import AlgorithmSpec
     from shared.ports import BlobStore, Transactions
     from shared.services.drift_baselines import DriftBaselines
@@ -99,11 +101,14 @@ class TrainingService:
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
         baselines: DriftBaselines,
+        bias_audit: Callable[[uuid.UUID], object] | None = None,
     ) -> None:
         self.uow = uow
         self.jobs = jobs
         self.registry = registry
-        self.runner = TrainingRun(uow, blobs, jobs, registry, evaluations, baselines)
+        self.runner = TrainingRun(
+            uow, blobs, jobs, registry, evaluations, baselines, bias_audit
+        )
 
     @staticmethod
     def algorithms() -> list[AlgorithmSpec]:

@@ -20,6 +20,8 @@ from shared.services.jobs import COMPLETED, mark_completed
 from shared.services.registry import ONNX_TOLERANCE, ModelRegistry, NewModel
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from shared.ports import BlobStore, UnitOfWork
     from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
@@ -78,11 +80,14 @@ class ModelHandOff:
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
         baselines: DriftBaselines,
+        bias_audit: Callable[[uuid.UUID], object] | None = None,
     ) -> None:
         self.blobs = blobs
         self.registry = registry
         self.evaluations = evaluations
         self.baselines = baselines
+        # the test_set bias audit of a registered model (never raises)
+        self.bias_audit = bias_audit
 
     def register_model(self, trained: TrainedModel) -> dict[str, Any]:
         """Export to ONNX, check it against the native model, store and register."""
@@ -200,6 +205,8 @@ class ModelHandOff:
             self.blobs.delete_prefix(prefix)
             raise
         log.info("training job %s registered model %s", job.id, model_id)
+        if self.bias_audit is not None:
+            self.bias_audit(model_id)
         return {"status": COMPLETED, "model_id": str(model_id)}
 
     def _store_evaluation(self, trained: TrainedModel) -> dict[str, Any]:

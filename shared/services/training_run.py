@@ -28,6 +28,8 @@ from shared.services.training_handoff import ModelHandOff, TrainedModel
 from shared.services.training_request import ready_feature_set
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ml.training.pipeline import FitPlan
     from ml.training.splits import SplitPlan
     from shared.ports import BlobStore, Transactions
@@ -62,12 +64,13 @@ class TrainingRun:
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
         baselines: DriftBaselines,
+        bias_audit: Callable[[uuid.UUID], object] | None = None,
     ) -> None:
         self.uow = uow
         self.blobs = blobs
         self.jobs = jobs
         self.registry = registry
-        self.handoff = ModelHandOff(blobs, registry, evaluations, baselines)
+        self.handoff = ModelHandOff(blobs, registry, evaluations, baselines, bias_audit)
 
     def row(self, job_id: str | uuid.UUID) -> TrainingJob:
         job = self.jobs.get_row(job_id, KIND)

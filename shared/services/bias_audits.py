@@ -1,0 +1,471 @@
+"""Bias audits: the active protected attributes audited over a model's decisions.
+
+Two sources. ``test_set``: the model's stored test rows (``models/{id}/evaluation.parquet``)
+joined by transaction id with the protected columns its feature set carries, decided
+at the model's threshold. ``predictions``: the labelled predictions of a window with
+the protected values logged with each (``predictions.protected_values``).
+
+Each active attribute is audited by ``ml.fairness.audit_attribute``: a column the data
+lacks is MISSING_COLUMN (the rest are audited), no labelled row is NO_DATA, a group
+under the minimum count (``SH_FAIRNESS_MIN_GROUP_COUNT``) is INSUFFICIENT_DATA. The
+result JSON and HTML report go to blob storage; the audit row, its bias_metrics rows
+and, when the status rose to WARNING or CRITICAL since the last audit of that model and
+source with data, a BIAS alert are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.db.models import BiasAudit
+from shared.db.types import utcnow
+from shared.errors import AppError, NotFound, ValidationFailed, field_error
+from shared.services.bias_commands import (
+    PREDICTIONS,
+    TEST_SET,
+    BiasAuditCommand,
+    BiasMetricsQuery,
+)
+from shared.services.bias_records import (
+    attribute_result,
+    error_summary,
+    metric_rows,
+    overall_status,
+    status_alert,
+    summary,
+)
+from shared.services.drift_baselines import MonitoredModel, monitored_model
+from shared.services.drift_views import parse_uuid
+from shared.services.monitoring_window import Window, resolve_window
+from shared.timefmt import iso
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from shared.db.models import Alert
+    from shared.ports import BlobStore, JobLauncher, Transactions
+    from shared.services.fairness import AttributeSpec, ProtectedAttributes
+    from shared.services.jobs import JobService
+    from shared.services.model_evaluation import ModelEvaluations
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "bias_audit"
+ORCHESTRATOR = "bias_orchestrator"
+SOURCES = (TEST_SET, PREDICTIONS)
+
+
+def result_path(audit_id: uuid.UUID) -> str:
+    return f"bias/audits/{audit_id}/result.json"
+
+
+def report_path(audit_id: uuid.UUID) -> str:
+    return f"bias/audits/{audit_id}/report.html"
+
+
+def report_url(audit_id: uuid.UUID | str) -> str:
+    return f"/api/v1/bias/reports/{audit_id}"
+
+
+@dataclass(frozen=True)
+class AuditAccepted:
+    job_id: str
+    status: str
+    estimated_time_seconds: float
+
+
+@dataclass(frozen=True)
+class AuditData:
+    """What an audit reads: per row the actual label and the decision, and per
+    protected column its values (None: the data has no such column)."""
+
+    labels: npt.NDArray[np.float64]
+    decisions: npt.NDArray[np.bool_]
+    columns: dict[str, npt.NDArray[Any] | None]
+
+    @property
+    def rows(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class BiasMetricsView:
+    """GET /bias/metrics: the spec's shape, plus where the audit came from."""
+
+    model_id: str
+    protected_attributes: list[dict[str, Any]]
+    computed_at: str | None
+    audit_id: str
+    source: str
+    status: str
+    report_url: str
+
+
+class BiasAudits:
+    def __init__(
+        self,
+        uow: Transactions,
+        blobs: BlobStore,
+        attributes: ProtectedAttributes,
+        evaluations: ModelEvaluations,
+        jobs: JobService,
+        launcher: JobLauncher,
+        min_group_count: int = 30,
+        replicates: int = 1000,
+    ) -> None:
+        self.uow = uow
+        self.blobs = blobs
+        self.attributes = attributes
+        self.evaluations = evaluations
+        self.jobs = jobs
+        self.launcher = launcher
+        self.min_group_count = min_group_count
+        self.replicates = replicates
+
+    # -- requests --------------------------------------------------------------------
+
+    def request(self, cmd: BiasAuditCommand) -> AuditAccepted:
+        """Validate, record the job and hand it to the launcher (the 202 body)."""
+        if cmd.source not in SOURCES:
+            raise ValidationFailed(
+                f"source must be one of {', '.join(SOURCES)}.",
+                field_error("source", f"one of {', '.join(SOURCES)}"),
+            )
+        windowed = cmd.window or cmd.window_start or cmd.window_end
+        if cmd.source == TEST_SET and windowed:
+            raise ValidationFailed(
+                "A test_set audit reads the model's test rows: it takes no window.",
+                field_error("window", "only with source predictions"),
+            )
+        window = (
+            resolve_window(cmd.window, cmd.window_start, cmd.window_end)
+            if cmd.source == PREDICTIONS
+            else None
+        )
+        model = monitored_model(self.uow, cmd.model_id)
+        job_id = uuid.uuid4()
+        payload: dict[str, Any] = {
+            "job_id": str(job_id),
+            "model_id": str(model.id),
+            "source": cmd.source,
+        }
+        if window is not None:
+            payload |= {
+                "window": window.label,
+                "window_start": iso(window.start),
+                "window_end": iso(window.end),
+            }
+        self.jobs.create(JOB_KIND, payload, job_id)
+        self.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
+        return AuditAccepted(str(job_id), "PENDING", 5.0)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A bias audit job's status (404 for a job of another kind)."""
+        return self.jobs.get(job_id, JOB_KIND)
+
+    def run_job(self, job_id: str) -> dict[str, Any]:
+        """The activity body; a re-run finds the audit it stored (the job id is its id)."""
+        from shared.services.jobs import JobCancelled
+
+        try:
+            payload = self.jobs.start(job_id, "reading the decisions")
+        except JobCancelled:
+            return {"status": "CANCELLED"}
+        window = None
+        if payload.get("window_start"):
+            window = Window(
+                payload["window"],
+                datetime.fromisoformat(payload["window_start"]),
+                datetime.fromisoformat(payload["window_end"]),
+            )
+        try:
+            result = self.audit(
+                payload["model_id"], payload["source"], window, uuid.UUID(job_id)
+            )
+        except AppError as exc:
+            self.jobs.fail(job_id, exc.message)
+            return {"status": "FAILED", "error": exc.message}
+        done = {
+            "audit_id": result["audit_id"],
+            "model_id": result["model_id"],
+            "source": result["source"],
+            "bias_status": result["status"],
+            "rows": result["rows"],
+            "alert_id": result.get("alert_id"),
+            "report_url": report_url(result["audit_id"]),
+        }
+        self.jobs.complete(job_id, done)
+        return {"status": "COMPLETED", **done}
+
+    def run_scheduled(self, window: str = "24h") -> int:
+        """The predictions audit of every production model over the window ending
+        now; how many ran. A model that cannot be audited is logged and skipped."""
+        span = resolve_window(window)
+        with self.uow() as tx:
+            model_ids = tx.bias.production_model_ids()
+        done = 0
+        for model_id in model_ids:
+            try:
+                self.audit(str(model_id), PREDICTIONS, span)
+            except AppError as exc:
+                log.warning("bias audit of model %s skipped: %s", model_id, exc)
+                continue
+            done += 1
+        return done
+
+    def audit_trained(self, model_id: uuid.UUID | str) -> dict[str, Any]:
+        """The test_set audit of a just-trained model, its summary stored in
+        ``model.details["bias_audit"]``. Never raises: a failure is logged and
+        stored as status ERROR with the reason."""
+        try:
+            found = summary(self.audit(str(model_id), TEST_SET))
+        except Exception as exc:
+            log.exception("bias audit of trained model %s failed", model_id)
+            found = error_summary(f"{type(exc).__name__}: {exc}", iso(utcnow()))
+        try:
+            with self.uow(write=True) as tx:
+                model = tx.models.get(uuid.UUID(str(model_id)))
+                if model is not None:
+                    model.details = {**(model.details or {}), "bias_audit": found}
+        except Exception:
+            log.exception("bias audit summary of model %s not stored", model_id)
+        return found
+
+    # -- the audit -------------------------------------------------------------------
+
+    def audit(
+        self,
+        model_id: str,
+        source: str,
+        window: Window | None = None,
+        job_id: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
+        """Audit one model and store everything found; the result JSON (with the
+        alert id, when one was recorded). A job's audit takes the job's id."""
+        audit_id = job_id or uuid.uuid4()
+        model = monitored_model(self.uow, model_id)
+        with self.uow() as tx:
+            stored = tx.bias.get_audit(audit_id)
+            stored_path = None if stored is None else stored.result_path
+        if stored_path is not None:
+            found: dict[str, Any] = json.loads(self.blobs.get_bytes(stored_path))
+            return found
+        specs = self.attributes.active()
+        data = (
+            self._test_set(model, specs)
+            if source == TEST_SET
+            else self._predictions(model, specs, window)
+        )
+        computed_at = utcnow()
+        attributes = self._attributes(specs, data)
+        status = overall_status(attributes, data.rows)
+        result = {
+            "audit_id": str(audit_id),
+            "model_id": str(model.id),
+            "model_name": model.name,
+            "model_version": model.version,
+            "source": source,
+            "window": None if window is None else window.label,
+            "window_start": None if window is None else iso(window.start),
+            "window_end": None if window is None else iso(window.end),
+            "threshold": model.threshold,
+            "min_group_count": self.min_group_count,
+            "computed_at": iso(computed_at),
+            "status": status,
+            "rows": data.rows,
+            "attributes": attributes,
+        }
+        self.blobs.put_bytes(result_path(audit_id), json.dumps(result).encode())
+        self.blobs.put_bytes(report_path(audit_id), _report(result).encode())
+        row = BiasAudit(
+            id=audit_id,
+            model_id=model.id,
+            job_id=job_id,
+            source=source,
+            window=None if window is None else window.label,
+            window_start=None if window is None else window.start,
+            window_end=None if window is None else window.end,
+            status=status,
+            row_count=data.rows,
+            computed_at=computed_at,
+            result_path=result_path(audit_id),
+            report_path=report_path(audit_id),
+        )
+        with self.uow(write=True) as tx:
+            previous = tx.bias.latest_audit(model.id, source, with_data=True)
+            tx.bias.add_audit(row, metric_rows(row, result))
+            alert = bias_alert(row, model, previous, result)
+            if alert is not None:
+                tx.alerts.add(alert)
+        log.info(
+            "bias audit %s of model %s (%s): %s", audit_id, model.id, source, status
+        )
+        return {**result, "alert_id": None if alert is None else str(alert.id)}
+
+    def _attributes(
+        self, specs: list[AttributeSpec], data: AuditData
+    ) -> list[dict[str, Any]]:
+        from ml.fairness import AuditOptions, audit_attribute
+
+        options = AuditOptions(
+            min_count=self.min_group_count, replicates=self.replicates
+        )
+        return [
+            attribute_result(
+                audit_attribute(
+                    spec.attribute_name,
+                    spec.column_name,
+                    data.columns.get(spec.column_name),
+                    spec.groups,
+                    data.labels,
+                    data.decisions,
+                    spec.thresholds,
+                    options,
+                )
+            )
+            for spec in specs
+        ]
+
+    def _test_set(self, model: MonitoredModel, specs: list[AttributeSpec]) -> AuditData:
+        """The stored test rows joined by transaction id with the feature set's
+        protected columns (a column the feature set lacks: None)."""
+        import numpy as np
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        from shared.adapters.blobs.local_copy import local_file
+        from shared.ports import BlobNotFound
+
+        rows = self.evaluations.rows(model.id)
+        labels = np.asarray(rows.label, dtype=np.float64)
+        decisions = np.asarray(rows.score, dtype=np.float64) >= model.threshold
+        wanted = sorted({s.column_name for s in specs})
+        columns: dict[str, Any] = dict.fromkeys(wanted)
+        if not wanted or not model.feature_set_path:
+            return AuditData(labels, decisions, columns)
+        try:
+            with local_file(self.blobs, model.feature_set_path) as path:
+                names = set(pq.ParquetFile(path).schema_arrow.names)
+                present = [c for c in wanted if c in names]
+                if "transaction_id" not in names or not present:
+                    return AuditData(labels, decisions, columns)
+                table = pq.read_table(path, columns=["transaction_id", *present])
+        except BlobNotFound:
+            return AuditData(labels, decisions, columns)
+        carried = table.to_pandas().drop_duplicates("transaction_id", keep="last")
+        test = pd.DataFrame({"transaction_id": np.asarray(rows.transaction_id)})
+        joined = test.merge(
+            carried.astype({"transaction_id": str}), on="transaction_id", how="left"
+        )
+        for c in present:
+            columns[c] = joined[c].to_numpy()
+        return AuditData(labels, decisions, columns)
+
+    def _predictions(
+        self,
+        model: MonitoredModel,
+        specs: list[AttributeSpec],
+        window: Window | None,
+    ) -> AuditData:
+        """The window's labelled predictions and the protected values logged with
+        them (a column no prediction carried: None)."""
+        import numpy as np
+
+        span = window or resolve_window("24h")
+        with self.uow() as tx:
+            found = tx.bias.labelled_predictions(model.id, span.start, span.end)
+        labels = np.asarray(found.labels, dtype=np.float64)
+        decisions = np.asarray(found.decisions, dtype=np.bool_)
+        columns: dict[str, Any] = {}
+        for column in {s.column_name for s in specs}:
+            values = [None if p is None else p.get(column) for p in found.protected]
+            carried = any(v is not None for v in values)
+            columns[column] = np.asarray(values, dtype=object) if carried else None
+        if not found.labels:  # nothing to audit: NO_DATA whatever was logged
+            columns = {c: np.empty(0, dtype=object) for c in columns}
+        return AuditData(labels, decisions, columns)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def latest(self, query: BiasMetricsQuery) -> BiasMetricsView:
+        """The latest stored audit of the model (of that source), the spec's shape."""
+        from shared.services.bias_records import attribute_views
+
+        model = monitored_model(self.uow, query.model_id)
+        with self.uow() as tx:
+            audit = tx.bias.latest_audit(model.id, query.source)
+            path = None if audit is None else audit.result_path
+        if audit is None or path is None:
+            of = f" from {query.source}" if query.source else ""
+            raise NotFound(
+                f"No bias audit{of} of model {model.id} yet: POST /bias/audit "
+                "starts one."
+            )
+        result = json.loads(self.blobs.get_bytes(path))
+        return BiasMetricsView(
+            model_id=str(audit.model_id),
+            protected_attributes=attribute_views(result),
+            computed_at=iso(audit.computed_at),
+            audit_id=str(audit.id),
+            source=audit.source,
+            status=audit.status,
+            report_url=report_url(audit.id),
+        )
+
+    def report(self, audit_id: str) -> str:
+        """The audit's HTML report."""
+        key = parse_uuid(audit_id, "Bias report")
+        with self.uow() as tx:
+            audit = tx.bias.get_audit(key)
+            path = None if audit is None else audit.report_path
+        if path is None:
+            raise NotFound(f"Bias report {audit_id} not found.")
+        return self.blobs.get_bytes(path).decode()
+
+
+def bias_alert(
+    audit: BiasAudit,
+    model: MonitoredModel,
+    previous: BiasAudit | None,
+    result: dict[str, Any],
+) -> Alert | None:
+    """The alert an audit raises, if any: the one place to reroute alerting (e.g.
+    through alert rules)."""
+    return status_alert(audit, model.name, model.version, previous, result)
+
+
+def _report(result: dict[str, Any]) -> str:
+    from ml.fairness.report import render_report
+
+    source = str(result["source"])
+    if result.get("window"):
+        source += f" ({result['window']}: {result['window_start']} to "
+        source += f"{result['window_end']})"
+    details = {
+        "Model": f"{result['model_name']} {result['model_version']}",
+        "Model id": str(result["model_id"]),
+        "Source": source,
+        "Decision threshold": f"{result['threshold']:.4g}",
+        "Labelled rows": str(result["rows"]),
+        "Minimum group count": str(result["min_group_count"]),
+        "Computed at": str(result["computed_at"]),
+        "Status": str(result["status"]),
+    }
+    return render_report(result, details)
+
+
+__all__ = [
+    "JOB_KIND",
+    "ORCHESTRATOR",
+    "AuditAccepted",
+    "BiasAuditCommand",
+    "BiasAudits",
+    "BiasMetricsQuery",
+    "BiasMetricsView",
+]
