@@ -235,9 +235,9 @@ def test_test_set_audit_joins_the_protected_columns(world: World) -> None:
     female = gender["group_breakdown"]["female"]
     assert female["count"] == int(np.sum(truth["gender"] == "female"))
     assert by_name["age_group"]["unmatched"] == 10
-    assert sum(g["count"] for g in by_name["age_group"]["group_breakdown"].values()) == (
-        ROWS - 10
-    )
+    assert sum(
+        g["count"] for g in by_name["age_group"]["group_breakdown"].values()
+    ) == (ROWS - 10)
 
     (audit,) = world.rows(BiasAudit, model_id)
     assert (audit.source, audit.status, audit.row_count) == (
@@ -254,11 +254,13 @@ def test_test_set_audit_joins_the_protected_columns(world: World) -> None:
     dp = next(
         m
         for m in metrics
-        if (m.protected_attribute, m.metric_name) == ("gender", "demographic_parity_diff")
+        if (m.protected_attribute, m.metric_name)
+        == ("gender", "demographic_parity_diff")
     )
     assert dp.overall_value == gender["metrics"]["demographic_parity_diff"]["value"]
-    assert dp.group_values["groups"]["female"]["selection_rate"] == (
-        female["selection_rate"]
+    assert (
+        dp.group_values["groups"]["female"]["selection_rate"]
+        == (female["selection_rate"])
     )
     stored = json.loads(world.blobs.get_bytes(audit.result_path))
     assert stored["audit_id"] == str(audit.id)

@@ -145,9 +145,7 @@ def test_labelled_predictions_of_a_window(uow: Transactions) -> None:
     add(model_id, -1, True, {"gender": "male"})  # before the start
     add(other, 2, True, {"gender": "male"})
     with uow() as tx:
-        found = tx.bias.labelled_predictions(
-            model_id, T0, T0 + timedelta(minutes=60)
-        )
+        found = tx.bias.labelled_predictions(model_id, T0, T0 + timedelta(minutes=60))
     assert found.decisions == [True, False]
     assert found.labels == [True, False]
     assert found.protected == [{"gender": "female", "age": 31}, None]
