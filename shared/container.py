@@ -141,7 +141,9 @@ class Container:
             self.registry,
             self.evaluations,
             self.drift_baselines,
-            lambda model_id: self.bias_audits.audit_trained(model_id),
+            lambda model_id, feature_set_path, threshold: (
+                self.bias_audits.audit_training(model_id, feature_set_path, threshold)
+            ),
         )
 
     @cached_property
@@ -227,7 +229,6 @@ class Container:
             self.uow,
             self.blobs,
             self.protected_attributes,
-            self.evaluations,
             self.jobs,
             self.launcher,
             min_group_count=self.settings.fairness_min_group_count,

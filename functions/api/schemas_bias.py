@@ -217,11 +217,28 @@ Source = Literal["test_set", "predictions"]
 Window = Literal["1h", "24h", "7d", "30d"]
 
 
+_NO_WINDOW: JsonDict = {
+    "properties": {
+        "window": {"type": "null"},
+        "window_start": {"type": "null"},
+        "window_end": {"type": "null"},
+    }
+}
+# a window only with source predictions
+_WINDOWED: JsonDict = {
+    "anyOf": [
+        {"required": ["source"], "properties": {"source": {"const": "predictions"}}},
+        _NO_WINDOW,
+    ]
+}
+
+
 class BiasAuditRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "example": {"model_id": "uuid", "source": "predictions", "window": "7d"}
+            **_WINDOWED,
+            "example": {"model_id": "uuid", "source": "predictions", "window": "7d"},
         },
     )
     model_id: str = Field(description="The audited model")

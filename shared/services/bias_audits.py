@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.db.models import BiasAudit
 from shared.db.types import utcnow
-from shared.errors import AppError, NotFound, ValidationFailed, field_error
+from shared.errors import AppError, Conflict, NotFound, ValidationFailed, field_error
 from shared.services.bias_commands import (
     PREDICTIONS,
     TEST_SET,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from shared.ports import BlobStore, JobLauncher, Transactions
     from shared.services.fairness import AttributeSpec, ProtectedAttributes
     from shared.services.jobs import JobService
-    from shared.services.model_evaluation import ModelEvaluations
+    from shared.services.model_evaluation import EvaluationRows
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,6 @@ class BiasAudits:
         uow: Transactions,
         blobs: BlobStore,
         attributes: ProtectedAttributes,
-        evaluations: ModelEvaluations,
         jobs: JobService,
         launcher: JobLauncher,
         min_group_count: int = 30,
@@ -122,7 +122,6 @@ class BiasAudits:
         self.uow = uow
         self.blobs = blobs
         self.attributes = attributes
-        self.evaluations = evaluations
         self.jobs = jobs
         self.launcher = launcher
         self.min_group_count = min_group_count
@@ -219,23 +218,33 @@ class BiasAudits:
             done += 1
         return done
 
-    def audit_trained(self, model_id: uuid.UUID | str) -> dict[str, Any]:
-        """The test_set audit of a just-trained model, its summary stored in
-        ``model.details["bias_audit"]``. Never raises: a failure is logged and
-        stored as status ERROR with the reason."""
+    def audit_training(
+        self, model_id: uuid.UUID, feature_set_path: str | None, threshold: float
+    ) -> TrainingAudit:
+        """The test_set audit of a model being registered: computed from its stored
+        test rows before the model row exists, so that its summary is registered
+        with it (``model.details["bias_audit"]``, what the promotion gate reads);
+        ``TrainingAudit.store`` writes the audit once the model is registered. Never
+        raises: a failure is logged and summarised as status ERROR with the reason."""
+        model = MonitoredModel(
+            model_id, "", "", (), threshold, {}, None, feature_set_path
+        )
         try:
-            found = summary(self.audit(str(model_id), TEST_SET))
+            result = self._compute(model, TEST_SET, None, uuid.uuid4())
         except Exception as exc:
             log.exception("bias audit of trained model %s failed", model_id)
-            found = error_summary(f"{type(exc).__name__}: {exc}", iso(utcnow()))
+            reason = f"{type(exc).__name__}: {exc}"
+            return TrainingAudit(error_summary(reason, iso(utcnow())), None, self)
+        return TrainingAudit(summary(result), result, self)
+
+    def store_training(self, result: dict[str, Any]) -> None:
+        """Store a training audit's result once its model is registered (logged, not
+        raised, when it cannot be)."""
         try:
-            with self.uow(write=True) as tx:
-                model = tx.models.get(uuid.UUID(str(model_id)))
-                if model is not None:
-                    model.details = {**(model.details or {}), "bias_audit": found}
+            model = monitored_model(self.uow, result["model_id"])
+            self._store(model, {**result, **_names(model)}, None)
         except Exception:
-            log.exception("bias audit summary of model %s not stored", model_id)
-        return found
+            log.exception("bias audit %s not stored", result["audit_id"])
 
     # -- the audit -------------------------------------------------------------------
 
@@ -256,31 +265,58 @@ class BiasAudits:
         if stored_path is not None:
             found: dict[str, Any] = json.loads(self.blobs.get_bytes(stored_path))
             return found
+        return self._store(
+            model, self._compute(model, source, window, audit_id), job_id
+        )
+
+    def _compute(
+        self,
+        model: MonitoredModel,
+        source: str,
+        window: Window | None,
+        audit_id: uuid.UUID,
+    ) -> dict[str, Any]:
+        """The audit's result JSON; nothing stored."""
         specs = self.attributes.active()
         data = (
             self._test_set(model, specs)
             if source == TEST_SET
             else self._predictions(model, specs, window)
         )
-        computed_at = utcnow()
         attributes = self._attributes(specs, data)
         status = overall_status(attributes, data.rows)
-        result = {
+        return {
             "audit_id": str(audit_id),
             "model_id": str(model.id),
-            "model_name": model.name,
-            "model_version": model.version,
+            **_names(model),
             "source": source,
             "window": None if window is None else window.label,
             "window_start": None if window is None else iso(window.start),
             "window_end": None if window is None else iso(window.end),
             "threshold": model.threshold,
             "min_group_count": self.min_group_count,
-            "computed_at": iso(computed_at),
+            "computed_at": iso(utcnow()),
             "status": status,
             "rows": data.rows,
             "attributes": attributes,
         }
+
+    def _store(
+        self, model: MonitoredModel, result: dict[str, Any], job_id: uuid.UUID | None
+    ) -> dict[str, Any]:
+        """The result JSON and report in blob storage; the audit row, its metrics
+        rows and any alert in one transaction. The result, with the alert's id."""
+        audit_id = uuid.UUID(result["audit_id"])
+        source, status, rows = result["source"], result["status"], result["rows"]
+        window = (
+            Window(
+                result["window"],
+                datetime.fromisoformat(result["window_start"]),
+                datetime.fromisoformat(result["window_end"]),
+            )
+            if result.get("window_start")
+            else None
+        )
         self.blobs.put_bytes(result_path(audit_id), json.dumps(result).encode())
         self.blobs.put_bytes(report_path(audit_id), _report(result).encode())
         row = BiasAudit(
@@ -292,8 +328,8 @@ class BiasAudits:
             window_start=None if window is None else window.start,
             window_end=None if window is None else window.end,
             status=status,
-            row_count=data.rows,
-            computed_at=computed_at,
+            row_count=rows,
+            computed_at=datetime.fromisoformat(result["computed_at"]),
             result_path=result_path(audit_id),
             report_path=report_path(audit_id),
         )
@@ -342,7 +378,7 @@ class BiasAudits:
         from shared.adapters.blobs.local_copy import local_file
         from shared.ports import BlobNotFound
 
-        rows = self.evaluations.rows(model.id)
+        rows = self._evaluation_rows(model.id)
         labels = np.asarray(rows.label, dtype=np.float64)
         decisions = np.asarray(rows.score, dtype=np.float64) >= model.threshold
         wanted = sorted({s.column_name for s in specs})
@@ -366,6 +402,32 @@ class BiasAudits:
         for c in present:
             columns[c] = joined[c].to_numpy()
         return AuditData(labels, decisions, columns)
+
+    def _evaluation_rows(self, model_id: uuid.UUID) -> EvaluationRows:
+        """The model's stored test rows, read by path (the model row may not be
+        registered yet); Conflict when there are none."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from shared.ports import BlobNotFound
+        from shared.services.model_evaluation import EvaluationRows, evaluation_path
+
+        try:
+            data = self.blobs.get_bytes(evaluation_path(model_id))
+        except BlobNotFound:
+            raise Conflict(
+                f"Model {model_id} has no stored test evaluation to audit: train it "
+                "again (its feature set needs transaction ids) or audit predictions.",
+                code="NO_EVALUATION",
+            ) from None
+        table = pq.read_table(pa.BufferReader(data))
+        return EvaluationRows(
+            transaction_id=table["transaction_id"].to_numpy(zero_copy_only=False),
+            user_id=table["user_id"].to_numpy(zero_copy_only=False),
+            timestamp=table["timestamp"].cast(pa.int64()).to_numpy(),
+            label=table["label"].to_numpy(),
+            score=table["score"].to_numpy(),
+        )
 
     def _predictions(
         self,
@@ -427,6 +489,29 @@ class BiasAudits:
         if path is None:
             raise NotFound(f"Bias report {audit_id} not found.")
         return self.blobs.get_bytes(path).decode()
+
+
+# what ``ModelHandOff`` calls before registering a model: (model id, its feature
+# set's path, its threshold) -> the audit to register with it
+BiasAuditHook = Callable[[uuid.UUID, str | None, float], "TrainingAudit"]
+
+
+@dataclass(frozen=True)
+class TrainingAudit:
+    """A training-time audit computed before its model is registered: the summary
+    to register with the model, and ``store`` to call once it is."""
+
+    summary: dict[str, Any]
+    result: dict[str, Any] | None  # None: the audit failed (summary status ERROR)
+    audits: BiasAudits
+
+    def store(self) -> None:
+        if self.result is not None:
+            self.audits.store_training(self.result)
+
+
+def _names(model: MonitoredModel) -> dict[str, str]:
+    return {"model_name": model.name, "model_version": model.version}
 
 
 def bias_alert(

@@ -30,10 +30,9 @@ from shared.services.training_run import KIND, TrainingRun
 from shared.timefmt import elapsed_and_eta, iso
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ml.training.algorithms import AlgorithmSpec
     from shared.ports import BlobStore, Transactions
+    from shared.services.bias_audits import BiasAuditHook
     from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
 
@@ -101,7 +100,7 @@ class TrainingService:
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
         baselines: DriftBaselines,
-        bias_audit: Callable[[uuid.UUID], object] | None = None,
+        bias_audit: BiasAuditHook | None = None,
     ) -> None:
         self.uow = uow
         self.jobs = jobs

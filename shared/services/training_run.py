@@ -28,11 +28,10 @@ from shared.services.training_handoff import ModelHandOff, TrainedModel
 from shared.services.training_request import ready_feature_set
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ml.training.pipeline import FitPlan
     from ml.training.splits import SplitPlan
     from shared.ports import BlobStore, Transactions
+    from shared.services.bias_audits import BiasAuditHook
     from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
     from shared.services.registry import ModelRegistry
@@ -64,7 +63,7 @@ class TrainingRun:
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
         baselines: DriftBaselines,
-        bias_audit: Callable[[uuid.UUID], object] | None = None,
+        bias_audit: BiasAuditHook | None = None,
     ) -> None:
         self.uow = uow
         self.blobs = blobs

@@ -9,7 +9,7 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,12 @@ from shared.db.models import (
 )
 from shared.db.session import Database
 from shared.errors import NotFound, ValidationFailed
-from shared.services.bias_audits import JOB_KIND, ORCHESTRATOR, BiasAudits
+from shared.services.bias_audits import (
+    JOB_KIND,
+    ORCHESTRATOR,
+    BiasAudits,
+    TrainingAudit,
+)
 from shared.services.bias_commands import BiasAuditCommand, BiasMetricsQuery
 from shared.services.fairness import ProtectedAttributes
 from shared.services.fairness_commands import ConfigureAttribute, GroupConfig
@@ -60,6 +65,7 @@ class World:
     blobs: LocalBlobStore
     launches: Launches
     rng: np.random.Generator
+    feature_sets: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
 
     def configure(self, name: str, column: str, groups: dict[str, list[Any]]) -> None:
         self.attributes.configure(
@@ -70,19 +76,29 @@ class World:
             )
         )
 
-    def model(self, status: str = "PRODUCTION") -> uuid.UUID:
+    def model(self, status: str = "PRODUCTION", registered: bool = True) -> uuid.UUID:
         model_id, fs_id = uuid.uuid4(), uuid.uuid4()
+        self.feature_sets[model_id] = fs_id
         with self.db.session() as s:
             s.add(
                 FeatureSet(
                     id=fs_id,
                     name="fs",
                     feature_config={},
-                    storage_path=f"features/{fs_id}/data.parquet",
+                    storage_path=self.feature_set_path(model_id),
                     status="COMPLETED",
                 )
             )
-            s.flush()
+        if registered:
+            self.register(model_id, status)
+        return model_id
+
+    def feature_set_path(self, model_id: uuid.UUID) -> str:
+        return f"features/{self.feature_sets[model_id]}/data.parquet"
+
+    def register(self, model_id: uuid.UUID, status: str = "TRAINED") -> None:
+        fs_id = self.feature_sets[model_id]
+        with self.db.session() as s:
             s.add(
                 MLModel(
                     id=model_id,
@@ -96,7 +112,6 @@ class World:
                     details={"threshold": THRESHOLD},
                 )
             )
-        return model_id
 
     def test_rows(self, model_id: uuid.UUID, biased: bool) -> dict[str, np.ndarray]:
         """Stored test rows and the feature set's carried columns (shuffled, with
@@ -131,9 +146,7 @@ class World:
         )
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        with self.db.session() as s:
-            fs_id = s.get(MLModel, model_id).feature_set_id  # type: ignore[union-attr]
-        self.blobs.put_bytes(f"features/{fs_id}/data.parquet", buf.getvalue())
+        self.blobs.put_bytes(self.feature_set_path(model_id), buf.getvalue())
         return {
             "gender": gender,
             "age": age,
@@ -188,9 +201,7 @@ def world(sqlite_db: Database, tmp_path: Path) -> Iterator[World]:
     attributes = ProtectedAttributes(uow)
     evaluations = ModelEvaluations(uow, blobs)
     jobs = JobService(uow, lambda: launches)
-    audits = BiasAudits(
-        uow, blobs, attributes, evaluations, jobs, launches, replicates=200
-    )
+    audits = BiasAudits(uow, blobs, attributes, jobs, launches, replicates=200)
     w = World(
         sqlite_db,
         audits,
@@ -287,18 +298,29 @@ def test_small_groups_are_insufficient_data_not_violations(world: World) -> None
     assert world.rows(Alert, model_id) == []
 
 
-def test_a_trained_model_keeps_its_audit_summary(world: World) -> None:
-    model_id = world.model(status="TRAINED")
+def _training_audit(world: World, model_id: uuid.UUID) -> TrainingAudit:
+    return world.audits.audit_training(
+        model_id, world.feature_set_path(model_id), THRESHOLD
+    )
+
+
+def test_a_model_being_registered_gets_its_audit_summary(world: World) -> None:
+    model_id = world.model(registered=False)  # computed from its files alone
     world.test_rows(model_id, biased=True)
-    summary = world.audits.audit_trained(model_id)
-    with world.db.session() as s:
-        details = s.get(MLModel, model_id).details  # type: ignore[union-attr]
-    assert details["bias_audit"] == summary
-    assert details["threshold"] == THRESHOLD  # the other details are kept
+    training = _training_audit(world, model_id)
+    summary = training.summary
+    assert world.rows(BiasAudit, model_id) == []  # nothing stored yet
     assert set(summary) == {"audit_id", "status", "computed_at", "attributes"}
     assert summary["status"] == "CRITICAL"
+    world.register(model_id)
+    training.store()
     (audit,) = world.rows(BiasAudit, model_id)
     assert summary["audit_id"] == str(audit.id)
+    assert world.audits.latest(BiasMetricsQuery(str(model_id))).audit_id == str(
+        audit.id
+    )
+    html = world.audits.report(str(audit.id))
+    assert f"fraud-{model_id.hex[:6]} 1.0" in html  # its registered name
     datetime.fromisoformat(summary["computed_at"])
     gender = next(a for a in summary["attributes"] if a["attribute"] == "gender")
     assert gender["status"] == "CRITICAL"
@@ -315,13 +337,13 @@ def test_a_trained_model_keeps_its_audit_summary(world: World) -> None:
     }
 
 
-def test_a_failed_training_audit_is_stored_as_error(world: World) -> None:
+def test_a_failed_training_audit_is_summarised_as_error(world: World) -> None:
     model_id = world.model(status="TRAINED")  # no test rows stored
-    summary = world.audits.audit_trained(model_id)
+    training = _training_audit(world, model_id)
+    summary = training.summary
     assert summary["status"] == "ERROR" and "evaluation" in summary["error"]
-    with world.db.session() as s:
-        details = s.get(MLModel, model_id).details  # type: ignore[union-attr]
-    assert details["bias_audit"]["status"] == "ERROR"
+    assert summary["audit_id"] is None and summary["attributes"] == []
+    training.store()  # nothing to store
     assert world.rows(BiasAudit, model_id) == []
 
 
