@@ -304,5 +304,4 @@ class BiasMetrics(BaseModel):
     computed_at: str | None
     audit_id: str
     source: Source
-    status: str = Field(description="The audit's worst attribute status")
     report_url: str = Field(description="The audit's HTML report")

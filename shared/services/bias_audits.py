@@ -9,8 +9,8 @@ Each active attribute is audited by ``ml.fairness.audit_attribute``: a column th
 lacks is MISSING_COLUMN (the rest are audited), no labelled row is NO_DATA, a group
 under the minimum count (``SH_FAIRNESS_MIN_GROUP_COUNT``) is INSUFFICIENT_DATA. The
 result JSON and HTML report go to blob storage; the audit row, its bias_metrics rows
-and, when the status rose to WARNING or CRITICAL since the last audit of that model and
-source with data, a BIAS alert are written in one transaction.
+and, when a predictions audit's status rose to WARNING or CRITICAL since the last one of
+that model with data, a BIAS alert are written in one transaction.
 """
 
 from __future__ import annotations
@@ -104,7 +104,6 @@ class BiasMetricsView:
     computed_at: str | None
     audit_id: str
     source: str
-    status: str
     report_url: str
 
 
@@ -336,7 +335,12 @@ class BiasAudits:
         with self.uow(write=True) as tx:
             previous = tx.bias.latest_audit(model.id, source, with_data=True)
             tx.bias.add_audit(row, metric_rows(row, result))
-            alert = bias_alert(row, model, previous, result)
+            # live traffic alerts; a test set's audit gates promotion instead
+            alert = (
+                bias_alert(row, model, previous, result)
+                if source == PREDICTIONS
+                else None
+            )
             if alert is not None:
                 tx.alerts.add(alert)
         log.info(
@@ -476,7 +480,6 @@ class BiasAudits:
             computed_at=iso(audit.computed_at),
             audit_id=str(audit.id),
             source=audit.source,
-            status=audit.status,
             report_url=report_url(audit.id),
         )
 

@@ -275,6 +275,7 @@ def test_test_set_audit_joins_the_protected_columns(world: World) -> None:
     )
     stored = json.loads(world.blobs.get_bytes(audit.result_path))
     assert stored["audit_id"] == str(audit.id)
+    assert world.rows(Alert, model_id) == []  # a test set gates, live traffic alerts
 
     html = world.audits.report(str(audit.id))
     assert "<script" not in html and "<svg" in html and "http" not in html
