@@ -25,18 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 from shared.db.models import BiasAudit
 from shared.db.types import utcnow
-from shared.errors import AppError, Conflict, NotFound, ValidationFailed, field_error
+from shared.errors import AppError, NotFound, ValidationFailed, field_error
 from shared.services.bias_commands import (
     PREDICTIONS,
     TEST_SET,
     BiasAuditCommand,
     BiasMetricsQuery,
 )
+from shared.services.bias_data import AuditData, read_predictions, read_test_set
 from shared.services.bias_records import (
     attribute_result,
     error_summary,
     metric_rows,
     overall_status,
+    render_report,
     status_alert,
     summary,
 )
@@ -46,14 +48,9 @@ from shared.services.monitoring_window import Window, resolve_window
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-    from shared.db.models import Alert
     from shared.ports import BlobStore, JobLauncher, Transactions
     from shared.services.fairness import AttributeSpec, ProtectedAttributes
     from shared.services.jobs import JobService
-    from shared.services.model_evaluation import EvaluationRows
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +76,6 @@ class AuditAccepted:
     job_id: str
     status: str
     estimated_time_seconds: float
-
-
-@dataclass(frozen=True)
-class AuditData:
-    """What an audit reads: per row the actual label and the decision, and per
-    protected column its values (None: the data has no such column)."""
-
-    labels: npt.NDArray[np.float64]
-    decisions: npt.NDArray[np.bool_]
-    columns: dict[str, npt.NDArray[Any] | None]
-
-    @property
-    def rows(self) -> int:
-        return int(self.labels.shape[0])
 
 
 @dataclass(frozen=True)
@@ -278,9 +261,9 @@ class BiasAudits:
         """The audit's result JSON; nothing stored."""
         specs = self.attributes.active()
         data = (
-            self._test_set(model, specs)
+            read_test_set(self.blobs, model, specs)
             if source == TEST_SET
-            else self._predictions(model, specs, window)
+            else read_predictions(self.uow, model, specs, window)
         )
         attributes = self._attributes(specs, data)
         status = overall_status(attributes, data.rows)
@@ -317,7 +300,7 @@ class BiasAudits:
             else None
         )
         self.blobs.put_bytes(result_path(audit_id), json.dumps(result).encode())
-        self.blobs.put_bytes(report_path(audit_id), _report(result).encode())
+        self.blobs.put_bytes(report_path(audit_id), render_report(result).encode())
         row = BiasAudit(
             id=audit_id,
             model_id=model.id,
@@ -337,7 +320,7 @@ class BiasAudits:
             tx.bias.add_audit(row, metric_rows(row, result))
             # live traffic alerts; a test set's audit gates promotion instead
             alert = (
-                bias_alert(row, model, previous, result)
+                status_alert(row, model.name, model.version, previous, result)
                 if source == PREDICTIONS
                 else None
             )
@@ -371,91 +354,6 @@ class BiasAudits:
             )
             for spec in specs
         ]
-
-    def _test_set(self, model: MonitoredModel, specs: list[AttributeSpec]) -> AuditData:
-        """The stored test rows joined by transaction id with the feature set's
-        protected columns (a column the feature set lacks: None)."""
-        import numpy as np
-        import pandas as pd
-        import pyarrow.parquet as pq
-
-        from shared.adapters.blobs.local_copy import local_file
-        from shared.ports import BlobNotFound
-
-        rows = self._evaluation_rows(model.id)
-        labels = np.asarray(rows.label, dtype=np.float64)
-        decisions = np.asarray(rows.score, dtype=np.float64) >= model.threshold
-        wanted = sorted({s.column_name for s in specs})
-        columns: dict[str, Any] = dict.fromkeys(wanted)
-        if not wanted or not model.feature_set_path:
-            return AuditData(labels, decisions, columns)
-        try:
-            with local_file(self.blobs, model.feature_set_path) as path:
-                names = set(pq.ParquetFile(path).schema_arrow.names)
-                present = [c for c in wanted if c in names]
-                if "transaction_id" not in names or not present:
-                    return AuditData(labels, decisions, columns)
-                table = pq.read_table(path, columns=["transaction_id", *present])
-        except BlobNotFound:
-            return AuditData(labels, decisions, columns)
-        carried = table.to_pandas().drop_duplicates("transaction_id", keep="last")
-        test = pd.DataFrame({"transaction_id": np.asarray(rows.transaction_id)})
-        joined = test.merge(
-            carried.astype({"transaction_id": str}), on="transaction_id", how="left"
-        )
-        for c in present:
-            columns[c] = joined[c].to_numpy()
-        return AuditData(labels, decisions, columns)
-
-    def _evaluation_rows(self, model_id: uuid.UUID) -> EvaluationRows:
-        """The model's stored test rows, read by path (the model row may not be
-        registered yet); Conflict when there are none."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from shared.ports import BlobNotFound
-        from shared.services.model_evaluation import EvaluationRows, evaluation_path
-
-        try:
-            data = self.blobs.get_bytes(evaluation_path(model_id))
-        except BlobNotFound:
-            raise Conflict(
-                f"Model {model_id} has no stored test evaluation to audit: train it "
-                "again (its feature set needs transaction ids) or audit predictions.",
-                code="NO_EVALUATION",
-            ) from None
-        table = pq.read_table(pa.BufferReader(data))
-        return EvaluationRows(
-            transaction_id=table["transaction_id"].to_numpy(zero_copy_only=False),
-            user_id=table["user_id"].to_numpy(zero_copy_only=False),
-            timestamp=table["timestamp"].cast(pa.int64()).to_numpy(),
-            label=table["label"].to_numpy(),
-            score=table["score"].to_numpy(),
-        )
-
-    def _predictions(
-        self,
-        model: MonitoredModel,
-        specs: list[AttributeSpec],
-        window: Window | None,
-    ) -> AuditData:
-        """The window's labelled predictions and the protected values logged with
-        them (a column no prediction carried: None)."""
-        import numpy as np
-
-        span = window or resolve_window("24h")
-        with self.uow() as tx:
-            found = tx.bias.labelled_predictions(model.id, span.start, span.end)
-        labels = np.asarray(found.labels, dtype=np.float64)
-        decisions = np.asarray(found.decisions, dtype=np.bool_)
-        columns: dict[str, Any] = {}
-        for column in {s.column_name for s in specs}:
-            values = [None if p is None else p.get(column) for p in found.protected]
-            carried = any(v is not None for v in values)
-            columns[column] = np.asarray(values, dtype=object) if carried else None
-        if not found.labels:  # nothing to audit: NO_DATA whatever was logged
-            columns = {c: np.empty(0, dtype=object) for c in columns}
-        return AuditData(labels, decisions, columns)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -515,37 +413,6 @@ class TrainingAudit:
 
 def _names(model: MonitoredModel) -> dict[str, str]:
     return {"model_name": model.name, "model_version": model.version}
-
-
-def bias_alert(
-    audit: BiasAudit,
-    model: MonitoredModel,
-    previous: BiasAudit | None,
-    result: dict[str, Any],
-) -> Alert | None:
-    """The alert an audit raises, if any: the one place to reroute alerting (e.g.
-    through alert rules)."""
-    return status_alert(audit, model.name, model.version, previous, result)
-
-
-def _report(result: dict[str, Any]) -> str:
-    from ml.fairness.report import render_report
-
-    source = str(result["source"])
-    if result.get("window"):
-        source += f" ({result['window']}: {result['window_start']} to "
-        source += f"{result['window_end']})"
-    details = {
-        "Model": f"{result['model_name']} {result['model_version']}",
-        "Model id": str(result["model_id"]),
-        "Source": source,
-        "Decision threshold": f"{result['threshold']:.4g}",
-        "Labelled rows": str(result["rows"]),
-        "Minimum group count": str(result["min_group_count"]),
-        "Computed at": str(result["computed_at"]),
-        "Status": str(result["status"]),
-    }
-    return render_report(result, details)
 
 
 __all__ = [

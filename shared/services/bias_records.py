@@ -182,3 +182,24 @@ def status_alert(
         },
         status="ACTIVE",
     )
+
+
+def render_report(result: dict[str, Any]) -> str:
+    """The audit's self-contained HTML report."""
+    from ml.fairness import report
+
+    source = str(result["source"])
+    if result.get("window"):
+        source += f" ({result['window']}: {result['window_start']} to "
+        source += f"{result['window_end']})"
+    details = {
+        "Model": f"{result['model_name']} {result['model_version']}",
+        "Model id": str(result["model_id"]),
+        "Source": source,
+        "Decision threshold": f"{result['threshold']:.4g}",
+        "Labelled rows": str(result["rows"]),
+        "Minimum group count": str(result["min_group_count"]),
+        "Computed at": str(result["computed_at"]),
+        "Status": str(result["status"]),
+    }
+    return report.render_report(result, details)
