@@ -32,7 +32,12 @@ from shared.services.bias_commands import (
     BiasAuditCommand,
     BiasMetricsQuery,
 )
-from shared.services.bias_data import AuditData, read_predictions, read_test_set
+from shared.services.bias_data import (
+    AuditData,
+    no_evaluation,
+    read_predictions,
+    read_test_set,
+)
 from shared.services.bias_records import (
     attribute_result,
     error_summary,
@@ -44,6 +49,7 @@ from shared.services.bias_records import (
 )
 from shared.services.drift_baselines import MonitoredModel, monitored_model
 from shared.services.drift_views import parse_uuid
+from shared.services.model_evaluation import evaluation_path
 from shared.services.monitoring_window import Window, resolve_window
 from shared.timefmt import iso
 
@@ -130,6 +136,8 @@ class BiasAudits:
             else None
         )
         model = monitored_model(self.uow, cmd.model_id)
+        if cmd.source == TEST_SET and not self.blobs.exists(evaluation_path(model.id)):
+            raise no_evaluation(model.id)
         job_id = uuid.uuid4()
         payload: dict[str, Any] = {
             "job_id": str(job_id),

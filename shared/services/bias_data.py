@@ -86,11 +86,7 @@ def evaluation_rows(blobs: BlobStore, model_id: uuid.UUID) -> EvaluationRows:
     try:
         data = blobs.get_bytes(evaluation_path(model_id))
     except BlobNotFound:
-        raise Conflict(
-            f"Model {model_id} has no stored test evaluation to audit: train it "
-            "again (its feature set needs transaction ids) or audit predictions.",
-            code="NO_EVALUATION",
-        ) from None
+        raise no_evaluation(model_id) from None
     table = pq.read_table(pa.BufferReader(data))
     return EvaluationRows(
         transaction_id=table["transaction_id"].to_numpy(zero_copy_only=False),
@@ -124,3 +120,11 @@ def read_predictions(
     if not found.labels:  # nothing to audit: NO_DATA whatever was logged
         columns = {c: np.empty(0, dtype=object) for c in columns}
     return AuditData(labels, decisions, columns)
+
+
+def no_evaluation(model_id: uuid.UUID) -> Conflict:
+    return Conflict(
+        f"Model {model_id} has no stored test evaluation to audit: train it again "
+        "(its feature set needs transaction ids) or audit its predictions.",
+        code="NO_EVALUATION",
+    )

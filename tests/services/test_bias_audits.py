@@ -32,7 +32,7 @@ from shared.db.models import (
     Prediction,
 )
 from shared.db.session import Database
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.services.bias_audits import (
     JOB_KIND,
     ORCHESTRATOR,
@@ -444,7 +444,11 @@ def test_bad_requests_write_nothing(world: World) -> None:
 
 def test_a_job_without_test_rows_fails_with_the_reason(world: World) -> None:
     model_id = world.model()
+    with pytest.raises(Conflict):  # refused at once
+        world.audits.request(BiasAuditCommand(str(model_id)))
+    world.test_rows(model_id, biased=False)
     accepted = world.audits.request(BiasAuditCommand(str(model_id)))
+    world.blobs.delete_prefix(f"models/{model_id}/")  # gone meanwhile
     done = world.audits.run_job(accepted.job_id)
     assert done["status"] == "FAILED" and "evaluation" in done["error"]
     assert world.audits.job(accepted.job_id)["status"] == "FAILED"

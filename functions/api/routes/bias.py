@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from functions.api.deps import BiasAuditsDep, Paging, ProtectedAttributesDep
 from functions.api.envelope import (
     ERRORS_404,
+    ERRORS_404_409_422,
     ERRORS_404_422,
     ERRORS_422,
     Envelope,
@@ -82,7 +83,7 @@ def retire_protected_attribute(
     status_code=202,
     summary="Start a bias audit of a model (followed through GET /jobs/{id})",
     response_model=Envelope[JobAccepted],
-    responses=ERRORS_404_422,
+    responses=ERRORS_404_409_422,
 )
 def start_bias_audit(body: BiasAuditRequest, audits: BiasAuditsDep) -> JSONResponse:
     return ok(audits.request(body.to_command()), 202)
