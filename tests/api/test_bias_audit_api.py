@@ -122,7 +122,16 @@ def test_training_and_live_predictions_are_audited(
         f"{API}/predict/batch", json={"transactions": [_request(r) for r in rows[1:]]}
     )
     assert batch.status_code == 200, batch.text
-    for resp in (single, batch):
+    explained = client.post(  # a retry of the first: answered again, not re-logged
+        f"{API}/predict/explain",
+        json={
+            "transaction": as_request(rows[0]),
+            "protected_attributes": {"gender": "other"},
+        },
+    )
+    assert explained.status_code == 200, explained.text
+    assert explained.json()["data"]["replayed"] is True
+    for resp in (single, batch, explained):
         assert "protected" not in resp.text and "gender" not in resp.text
     with ctx.db.session() as s:
         logged = list(s.scalars(select(Prediction)))
