@@ -139,6 +139,11 @@ def _seed(context: Container) -> None:
             wait_for_job(client, f"{API}/monitoring/drift/jobs/{audit['job_id']}")
     finally:
         runtime.stop()
+    # jobs the fuzzer starts stay PENDING (the stopped engine's launcher would refuse
+    # them: a workflow reaching a real dataset's feature computation got a 500)
+    from shared.adapters.launcher import NoLauncher
+
+    context.launcher = NoLauncher()
     dataset = {"dataset_id": dataset_id}
     model = {"model_id": model_id}
     EXISTING.update(
