@@ -172,6 +172,17 @@ class Settings(BaseSettings):
         "beside its JSON, so the feature log reads rows not yet exported without "
         "parsing JSON (bench/bench_feature_log.py --vectors)",
     )
+    bias_audit_schedule: str = Field(
+        "0 30 3 * * *",
+        description="NCRONTAB schedule of the bias audit of the last 24 hours of "
+        "labelled predictions of every production model (bias_audit_24h)",
+    )
+    fairness_min_group_count: int = Field(
+        30,
+        ge=1,
+        description="Rows a protected group needs to be compared in a bias audit; "
+        "smaller groups report INSUFFICIENT_DATA, not a violation",
+    )
     local_timers: bool = Field(
         True,
         description="The local runtime runs the timer functions on their schedules "

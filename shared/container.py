@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from shared.ports import BlobStore, JobLauncher, Transactions
     from shared.services.alerts import AlertService
     from shared.services.backtest import Backtests
+    from shared.services.bias_audits import BiasAudits
     from shared.services.dataset_delete import DatasetDeletion
     from shared.services.datasets import DatasetService
     from shared.services.drift_audits import DriftAudits
@@ -63,6 +64,7 @@ _SERVICES = (
     "alerts",
     "feature_log",
     "protected_attributes",
+    "bias_audits",
 )
 
 
@@ -139,6 +141,9 @@ class Container:
             self.registry,
             self.evaluations,
             self.drift_baselines,
+            lambda model_id, feature_set_path, threshold: (
+                self.bias_audits.audit_training(model_id, feature_set_path, threshold)
+            ),
         )
 
     @cached_property
@@ -220,6 +225,19 @@ class Container:
         from shared.services.fairness import ProtectedAttributes
 
         return ProtectedAttributes(self.uow)
+
+    @cached_property
+    def bias_audits(self) -> BiasAudits:
+        from shared.services.bias_audits import BiasAudits
+
+        return BiasAudits(
+            self.uow,
+            self.blobs,
+            self.protected_attributes,
+            self.jobs,
+            self.launcher,
+            min_group_count=self.settings.fairness_min_group_count,
+        )
 
     @property
     def predictor(self) -> Predictor:

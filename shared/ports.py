@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # annotations only: importing the app must not load SQLAlchem
     from shared.db.models import (
         Alert,
         Baseline,
+        BiasAudit,
+        BiasMetric,
         Dataset,
         DatasetVersion,
         DriftAudit,
@@ -456,6 +458,45 @@ class ProtectedAttributeRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LabelledPredictions:
+    """The labelled predictions of a window, in time order: the decision, the actual
+    label and the protected values logged with each (None when none were given)."""
+
+    decisions: list[bool]
+    labels: list[bool]
+    protected: list[dict[str, Any] | None]
+
+
+class BiasRepository(Protocol):
+    """Bias audits and their bias_metrics rows (which name their audit)."""
+
+    def add_audit(self, audit: BiasAudit, metrics: Sequence[BiasMetric]) -> None: ...
+    def get_audit(self, audit_id: uuid.UUID) -> BiasAudit | None: ...
+    def latest_audit(
+        self,
+        model_id: uuid.UUID,
+        source: str | None = None,
+        with_data: bool = False,
+    ) -> BiasAudit | None:
+        """The newest audit of the model (of that source; ``with_data``: not
+        NO_DATA)."""
+        ...
+
+    def metrics(self, audit_id: uuid.UUID) -> list[BiasMetric]:
+        """By attribute, then metric."""
+        ...
+
+    def labelled_predictions(
+        self, model_id: uuid.UUID, start: datetime, end: datetime
+    ) -> LabelledPredictions:
+        """The model's predictions with ``created_at`` in ``[start, end)`` that have
+        an actual label."""
+        ...
+
+    def production_model_ids(self) -> list[uuid.UUID]: ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction and the repositories that work inside it."""
 
@@ -466,6 +507,7 @@ class UnitOfWork(Protocol):
     drift: DriftRepository
     alerts: AlertRepository
     protected_attributes: ProtectedAttributeRepository
+    bias: BiasRepository
 
     def flush(self) -> None:
         """Write pending changes now (raises ``Duplicate``), still uncommitted."""

@@ -55,11 +55,13 @@ def test_timer_functions_declare_their_schedules_from_the_settings() -> None:
         "drift_audit_24h": defaults.drift_schedule_24h,
         "drift_audit_7d": defaults.drift_schedule_7d,
         "feature_log_export": defaults.feature_log_export_schedule,
+        "bias_audit_24h": defaults.bias_audit_schedule,
     }
     assert expected == {
         "drift_audit_24h": "0 5 * * * *",
         "drift_audit_7d": "0 15 2 * * *",
         "feature_log_export": "0 */2 * * * *",
+        "bias_audit_24h": "0 30 3 * * *",
     }
     functions = {f.get_function_name(): f for f in _index(function_app.app)}
     for name, schedule in expected.items():
@@ -80,7 +82,11 @@ def test_timer_schedules_follow_their_settings(tmp_path: Path) -> None:
     from functions.timers import blueprint
     from tests.conftest import make_settings
 
-    settings = make_settings(tmp_path, drift_schedule_24h="0 */10 * * * *")
+    settings = make_settings(
+        tmp_path,
+        drift_schedule_24h="0 */10 * * * *",
+        bias_audit_schedule="0 0 4 * * *",
+    )
     app = func.FunctionApp()
     app.register_functions(blueprint(settings))
     declared = {
@@ -88,6 +94,7 @@ def test_timer_schedules_follow_their_settings(tmp_path: Path) -> None:
         for f in app.get_functions()
     }
     assert declared["drift_audit_24h"] == "0 */10 * * * *"
+    assert declared["bias_audit_24h"] == "0 0 4 * * *"
 
 
 def _index(app: func.FunctionApp) -> list[func.Function]:

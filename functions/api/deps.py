@@ -155,6 +155,7 @@ PerformanceServiceDep = Annotated["PerformanceService", Depends(performance_serv
 AlertServiceDep = Annotated["AlertService", Depends(alert_service)]
 # -- bias -------------------------------------------------------------------------------
 if TYPE_CHECKING:
+    from shared.services.bias_audits import BiasAudits
     from shared.services.fairness import ProtectedAttributes
 
 
@@ -163,3 +164,10 @@ async def protected_attributes(app: Ctx) -> ProtectedAttributes:
 
 
 ProtectedAttributesDep = Annotated["ProtectedAttributes", Depends(protected_attributes)]
+
+
+async def bias_audits(app: Ctx) -> BiasAudits:
+    return app.bias_audits
+
+
+BiasAuditsDep = Annotated["BiasAudits", Depends(bias_audits)]

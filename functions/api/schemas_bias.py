@@ -8,6 +8,7 @@ side of its warning are the service's checks (422 naming the field)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
+from shared.services.bias_commands import BiasAuditCommand, BiasMetricsQuery
 from shared.services.fairness_commands import (
     AttributeQuery,
     ConfigureAttribute,
@@ -30,7 +32,7 @@ from shared.services.fairness_commands import (
     LevelConfig,
 )
 
-__all__ = ["AttributeQuery"]
+__all__ = ["AttributeQuery", "BiasMetricsQuery"]
 
 ATTRIBUTE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 AttributeName = Annotated[
@@ -207,3 +209,99 @@ class ProtectedAttribute(BaseModel):
 
 class ConfiguredAttribute(ProtectedAttribute):
     created: bool = Field(description="False: an existing attribute was replaced")
+
+
+# -- audits ----------------------------------------------------------------------------
+
+Source = Literal["test_set", "predictions"]
+Window = Literal["1h", "24h", "7d", "30d"]
+
+
+_NO_WINDOW: JsonDict = {
+    "properties": {
+        "window": {"type": "null"},
+        "window_start": {"type": "null"},
+        "window_end": {"type": "null"},
+    }
+}
+# a window only with source predictions
+_WINDOWED: JsonDict = {
+    "anyOf": [
+        {"required": ["source"], "properties": {"source": {"const": "predictions"}}},
+        _NO_WINDOW,
+    ]
+}
+
+
+class BiasAuditRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            **_WINDOWED,
+            "example": {"model_id": "uuid", "source": "predictions", "window": "7d"},
+        },
+    )
+    model_id: str = Field(description="The audited model")
+    source: Source = Field(
+        "test_set",
+        description="test_set: the model's stored test rows with the feature set's "
+        "protected columns; predictions: the labelled predictions of a window with "
+        "the protected attributes logged with them",
+    )
+    window: Window | None = Field(
+        None,
+        description="predictions only: ends at window_end (default now); default 24h "
+        "unless window_start is given",
+    )
+    window_start: datetime | None = Field(
+        None, description="predictions only: explicit start; UTC if naive"
+    )
+    window_end: datetime | None = Field(
+        None, description="predictions only: up to, not including (default now)"
+    )
+
+    def to_command(self) -> BiasAuditCommand:
+        return BiasAuditCommand(
+            self.model_id,
+            self.source,
+            self.window,
+            self.window_start,
+            self.window_end,
+        )
+
+
+class GroupRates(BaseModel):
+    fpr: float | None = Field(description="null: no negative label in the group")
+    tpr: float | None = Field(description="null: no positive label in the group")
+    selection_rate: float | None
+    count: int = Field(description="Labelled rows of the group")
+
+
+class BiasMetricValues(BaseModel):
+    """The metrics with a value (a metric left out is undefined: fewer than two
+    groups with enough rows)."""
+
+    demographic_parity_diff: float | None = None
+    equalized_odds_diff: float | None = None
+    disparate_impact: float | None = None
+    fpr_parity_diff: float | None = None
+
+
+class AttributeBias(BaseModel):
+    attribute: str
+    groups: list[str]
+    metrics: BiasMetricValues
+    status: str = Field(
+        description="OK, WARNING, CRITICAL, INSUFFICIENT_DATA, MISSING_COLUMN or "
+        "NO_DATA"
+    )
+    group_breakdown: dict[str, GroupRates]
+
+
+class BiasMetrics(BaseModel):
+    model_id: str
+    protected_attributes: list[AttributeBias]
+    computed_at: str | None
+    audit_id: str
+    source: Source
+    report_url: str = Field(description="The audit's HTML report")

@@ -60,6 +60,16 @@ def drift_audit_7d(timer: func.TimerRequest) -> None:
     _run("drift_audit_7d", timer, lambda: container().drift_audits.run_scheduled("7d"))
 
 
+def bias_audit_24h(timer: func.TimerRequest) -> None:
+    """The bias audit of every production model's labelled predictions of the last
+    24 hours."""
+    _run(
+        "bias_audit_24h",
+        timer,
+        lambda: container().bias_audits.run_scheduled("24h"),
+    )
+
+
 def feature_log_export(timer: func.TimerRequest) -> None:
     """The feature log's export of what was logged since the last one."""
     _run("feature_log_export", timer, lambda: container().feature_log.export())
@@ -73,6 +83,7 @@ def blueprint(settings: Settings) -> func.Blueprint:
         (drift_audit_24h, settings.drift_schedule_24h),
         (drift_audit_7d, settings.drift_schedule_7d),
         (feature_log_export, settings.feature_log_export_schedule),
+        (bias_audit_24h, settings.bias_audit_schedule),
     ]
     for function, schedule in schedules:
         bp.timer_trigger(

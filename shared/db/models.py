@@ -4,7 +4,7 @@ The spec's tables keep its column names. Additions: dataset_versions (every uplo
 version), jobs (every long operation, training included; training_jobs holds a training
 job's detail keyed by the job id), orchestration_instances/events (the local Durable
 engine's history), model_transitions (who promoted what, when, why), alert_rules,
-drift_audits (one row per drift audit), and the online feature store tables
+drift_audits and bias_audits (one row per audit), and the online feature store tables
 (feature_entity_state, feature_entity_snapshots, feature_entity_events,
 online_transactions). ``predictions`` is range-partitioned by created_at on PostgreSQL
 (see the migration), so its primary key includes created_at.
@@ -199,6 +199,9 @@ class Prediction(Base):
     explanation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     actual_label: Mapped[bool | None] = mapped_column(Boolean)
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    # the request's protected attributes {column: value}, for bias audits only: never
+    # a feature, never answered
+    protected_values: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class FeatureLogSegment(Base):
@@ -275,6 +278,34 @@ class BiasMetric(Base):
     overall_value: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(50))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    audit_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bias_audits.id", ondelete="CASCADE"), index=True
+    )
+
+
+class BiasAudit(Base):
+    """One bias audit of a model: its source (the stored test rows, or the labelled
+    predictions of a window), status, and where its result JSON and HTML report are
+    stored; its bias_metrics rows name it."""
+
+    __tablename__ = "bias_audits"
+    __table_args__ = (
+        Index("idx_bias_audits_model_source", "model_id", "source", "computed_at"),
+    )
+    id: Mapped[uuid.UUID] = _id()
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE")
+    )
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    source: Mapped[str] = mapped_column(String(20))
+    window: Mapped[str | None] = mapped_column(String(20))
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(50))
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    result_path: Mapped[str] = mapped_column(String(500))
+    report_path: Mapped[str | None] = mapped_column(String(500))
 
 
 class ProtectedAttribute(Base):

@@ -71,6 +71,9 @@ class PredictionRecord:
     input_vector: bytes | None = (
         None  # the model's input as scored (feature_log/vectors)
     )
+    # the request's protected attributes {column: value}: logged for bias audits,
+    # never a feature, never answered
+    protected_values: dict[str, Any] | None = None
 
     @classmethod
     def new(
@@ -112,6 +115,11 @@ class PredictionRecord:
             ),
             "latency_ms": None if self.latency_ms is None else _number(self.latency_ms),
             "input_vector": self.input_vector,
+            **(
+                {"protected_values": spool.clean_json(self.protected_values)}
+                if self.protected_values
+                else {}
+            ),
         }
 
 

@@ -95,7 +95,10 @@ class Predictor:
         *,
         explain: bool = False,
         top_k: int = DEFAULT_TOP_K,
+        protected: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """``protected``: the request's protected attributes, logged with a new
+        prediction for bias audits; never features, never in the answer."""
         from ml.features import FeatureInputError
 
         started = time.perf_counter()
@@ -104,6 +107,8 @@ class Predictor:
 
         def score(online: OnlineFeatures) -> PredictionRecord:
             answers.append(self._answer(model, online, started, explain, top_k))
+            if protected:
+                answers[-1][1].protected_values = dict(protected)
             return answers[-1][1]
 
         try:
@@ -212,19 +217,24 @@ class Predictor:
     # -- many transactions ---------------------------------------------------------------
 
     def predict_batch(
-        self, transactions: Sequence[Mapping[str, Any]], model_id: str | None = None
+        self,
+        transactions: Sequence[Mapping[str, Any]],
+        model_id: str | None = None,
+        protected: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> dict[str, Any]:
         """All or nothing: a bad item refuses the whole batch (422 naming each bad
-        index) before any state is written; otherwise every item is scored, in order."""
+        index) before any state is written; otherwise every item is scored, in order.
+        ``protected``: per transaction, its protected attributes (logged only)."""
         started = time.perf_counter()
         model = self.models.resolve(model_id)
-        return self._predict_batch(model, transactions, started)
+        return self._predict_batch(model, transactions, started, protected)
 
     def _predict_batch(
         self,
         model: ServingModel,
         transactions: Sequence[Mapping[str, Any]],
         started: float,
+        protected: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> dict[str, Any]:
         from ml.features import FeatureInputError
 
@@ -233,6 +243,10 @@ class Predictor:
         def score_and_log(batch: BatchFeatures, conn: Connection) -> None:
             scored.append(self._batch_answer(model, batch, started))
             records = scored[-1][1]
+            if protected:
+                for record, values in zip(records, protected, strict=False):
+                    if values:
+                        record.protected_values = dict(values)
             self.log.write(
                 conn,
                 [

@@ -32,6 +32,7 @@ from shared.timefmt import elapsed_and_eta, iso
 if TYPE_CHECKING:
     from ml.training.algorithms import AlgorithmSpec
     from shared.ports import BlobStore, Transactions
+    from shared.services.bias_audits import BiasAuditHook
     from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
 
@@ -99,11 +100,14 @@ class TrainingService:
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
         baselines: DriftBaselines,
+        bias_audit: BiasAuditHook | None = None,
     ) -> None:
         self.uow = uow
         self.jobs = jobs
         self.registry = registry
-        self.runner = TrainingRun(uow, blobs, jobs, registry, evaluations, baselines)
+        self.runner = TrainingRun(
+            uow, blobs, jobs, registry, evaluations, baselines, bias_audit
+        )
 
     @staticmethod
     def algorithms() -> list[AlgorithmSpec]:

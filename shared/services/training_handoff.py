@@ -21,6 +21,7 @@ from shared.services.registry import ONNX_TOLERANCE, ModelRegistry, NewModel
 
 if TYPE_CHECKING:
     from shared.ports import BlobStore, UnitOfWork
+    from shared.services.bias_audits import BiasAuditHook
     from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
 
@@ -78,11 +79,14 @@ class ModelHandOff:
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
         baselines: DriftBaselines,
+        bias_audit: BiasAuditHook | None = None,
     ) -> None:
         self.blobs = blobs
         self.registry = registry
         self.evaluations = evaluations
         self.baselines = baselines
+        # the test_set bias audit of a model being registered (never raises)
+        self.bias_audit = bias_audit
 
     def register_model(self, trained: TrainedModel) -> dict[str, Any]:
         """Export to ONNX, check it against the native model, store and register."""
@@ -191,6 +195,14 @@ class ModelHandOff:
             )
             # precision@k and user precision@k join the metrics the registry stores
             scalars.update(self._store_evaluation(trained))
+            # the test set's bias audit, registered with the model (never raises)
+            bias = (
+                None
+                if self.bias_audit is None
+                else self.bias_audit(model_id, fs.storage_path, threshold)
+            )
+            if bias is not None:
+                new.details["bias_audit"] = bias.summary
             # what drift audits compare live traffic with, kept with the model
             self.baselines.store(model_id, trained.X_train, model.feature_names)
             self.registry.register(new, also=complete_job)
@@ -199,6 +211,8 @@ class ModelHandOff:
                 return {"status": COMPLETED, "model_id": str(model_id)}
             self.blobs.delete_prefix(prefix)
             raise
+        if bias is not None:
+            bias.store()
         log.info("training job %s registered model %s", job.id, model_id)
         return {"status": COMPLETED, "model_id": str(model_id)}
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ml.training.pipeline import FitPlan
     from ml.training.splits import SplitPlan
     from shared.ports import BlobStore, Transactions
+    from shared.services.bias_audits import BiasAuditHook
     from shared.services.drift_baselines import DriftBaselines
     from shared.services.model_evaluation import ModelEvaluations
     from shared.services.registry import ModelRegistry
@@ -62,12 +63,13 @@ class TrainingRun:
         registry: ModelRegistry,
         evaluations: ModelEvaluations,
         baselines: DriftBaselines,
+        bias_audit: BiasAuditHook | None = None,
     ) -> None:
         self.uow = uow
         self.blobs = blobs
         self.jobs = jobs
         self.registry = registry
-        self.handoff = ModelHandOff(blobs, registry, evaluations, baselines)
+        self.handoff = ModelHandOff(blobs, registry, evaluations, baselines, bias_audit)
 
     def row(self, job_id: str | uuid.UUID) -> TrainingJob:
         job = self.jobs.get_row(job_id, KIND)

@@ -196,7 +196,11 @@ def test_the_document_declares_the_items_bounds_and_errors(
     assert txn["timestamp"]["format"] == "date-time"
     assert "2200-01-01" in txn["timestamp"]["description"]
     items = schemas["BatchRequest"]["properties"]["transactions"]
-    assert items["items"] == {"$ref": "#/components/schemas/TransactionIn"}
+    # a batch item: a transaction and, optionally, its protected attributes
+    assert items["items"] == {"$ref": "#/components/schemas/BatchTransactionIn"}
+    batch_item = schemas["BatchTransactionIn"]["properties"]
+    assert batch_item["amount"] == txn["amount"]
+    assert batch_item["protected_attributes"]["anyOf"][0]["type"] == "object"
     assert (items["minItems"], items["maxItems"]) == (1, 10_000)
     for route in ROUTES:
         responses = doc["paths"][f"{API}{route}"]["post"]["responses"]

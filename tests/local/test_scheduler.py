@@ -87,6 +87,7 @@ def test_the_schedules_come_from_the_app_index(tmp_path: Path) -> None:
         drift_schedule_24h="0 1 * * * *",
         drift_schedule_7d="0 2 3 * * *",
         feature_log_export_schedule="30 */2 * * * *",
+        bias_audit_schedule="0 4 5 * * *",
     )
     app = _app(settings)
     found = {f.name: f for f in timer_functions(app)}
@@ -94,10 +95,11 @@ def test_the_schedules_come_from_the_app_index(tmp_path: Path) -> None:
         "drift_audit_24h": "0 1 * * * *",
         "drift_audit_7d": "0 2 3 * * *",
         "feature_log_export": "30 */2 * * * *",
+        "bias_audit_24h": "0 4 5 * * *",
     }
     assert all(f.arg_name == "timer" and not f.run_on_startup for f in found.values())
     # the index can still be read again (by the host or another runtime)
-    assert len(timer_functions(app)) == 3
+    assert len(timer_functions(app)) == 4
 
 
 class _Recorder:
@@ -120,12 +122,18 @@ class _Recorder:
         return self._record("export")
 
 
+class _BiasRecorder(_Recorder):
+    def run_scheduled(self, window: str) -> int:
+        return self._record(f"bias {window}")
+
+
 @pytest.fixture
 def fakes(sqlite_db: Database, tmp_path: Path) -> Iterator[Container]:
     settings = make_settings(tmp_path)
     ctx = Container(settings=settings, db=sqlite_db, blobs=make_blob_store(settings))
     ctx.drift_audits = _Recorder()  # type: ignore[misc]
     ctx.feature_log = _Recorder(fail_first=True)  # type: ignore[misc]
+    ctx.bias_audits = _BiasRecorder()  # type: ignore[misc]
     use(ctx)
     yield ctx
     use(None)
@@ -147,6 +155,7 @@ def test_the_local_scheduler_runs_the_timer_functions(
         drift_schedule_24h=every_second,
         drift_schedule_7d=every_second,
         feature_log_export_schedule=every_second,
+        bias_audit_schedule=every_second,
     )
     scheduler = LocalScheduler(timer_functions(_app(settings)))
     scheduler.start()
@@ -154,6 +163,7 @@ def test_the_local_scheduler_runs_the_timer_functions(
         _poll(
             lambda: (
                 {"drift 24h", "drift 7d"} <= set(fakes.drift_audits.calls)
+                and "bias 24h" in fakes.bias_audits.calls
                 # the export's first run failed: its schedule went on
                 and fakes.feature_log.calls.count("export") >= 2
             )
@@ -199,7 +209,12 @@ def test_the_runtime_runs_the_apps_timers_only_when_asked(fakes: Container) -> N
     runtime.start()
     try:
         names = {f.name for f in runtime.scheduler.functions}
-        assert names == {"drift_audit_24h", "drift_audit_7d", "feature_log_export"}
+        assert names == {
+            "drift_audit_24h",
+            "drift_audit_7d",
+            "feature_log_export",
+            "bias_audit_24h",
+        }
     finally:
         runtime.stop()
     assert not any(t.name.startswith("timer-") for t in threading.enumerate())

@@ -147,16 +147,36 @@ class TransactionIn(TypedDict):
     payment_method: NotRequired[Name | None]
 
 
+ProtectedValue = Annotated[str, Field(max_length=200)] | int | float | bool | None
+ProtectedAttributes = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=100)], ProtectedValue],
+    Field(
+        max_length=20,
+        description="Protected attributes of the transaction's customer, by data "
+        "column (e.g. gender, age_group): logged with the prediction for bias "
+        "audits; never used as features, never returned",
+        examples=[{"gender": "female", "age_group": "26-45"}],
+    ),
+]
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model_id: str | None = Field(
         None, description="Defaults to the current production model"
     )
     transaction: TransactionIn
+    protected_attributes: ProtectedAttributes | None = None
 
 
 class ExplainRequest(PredictRequest):
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=100, description="Features to return")
+
+
+class BatchTransactionIn(TransactionIn):
+    """A batch item: a transaction and, optionally, its protected attributes."""
+
+    protected_attributes: NotRequired[ProtectedAttributes | None]
 
 
 class _AsTransactions:
@@ -167,7 +187,7 @@ class _AsTransactions:
     def __get_pydantic_json_schema__(
         cls, _: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return handler(TypeAdapter(list[TransactionIn]).core_schema)
+        return handler(TypeAdapter(list[BatchTransactionIn]).core_schema)
 
 
 class BatchRequest(BaseModel):
@@ -224,11 +244,14 @@ class LabelsRequest(BaseModel):
     labels: list[LabelIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-_TRANSACTIONS = TypeAdapter(list[TransactionIn])
+_TRANSACTIONS = TypeAdapter(list[BatchTransactionIn])
 
 
 def _transaction(txn: TransactionIn) -> dict[str, Any]:
-    return {k: v for k, v in txn.items() if v is not None}
+    """What scoring reads: the transaction's fields, never its protected attributes."""
+    return {
+        k: v for k, v in txn.items() if v is not None and k != "protected_attributes"
+    }
 
 
 PREDICT_PATH = "/predict"
@@ -296,7 +319,13 @@ _SCORING_ERRORS = {
 def predict_answer(body: PredictRequest, predictor: Predictor) -> Response:
     """/predict's answer, from this route or from ``functions.api.scoring_path``, which
     serves it ahead of the framework."""
-    return ok_json(predictor.predict(_transaction(body.transaction), body.model_id))
+    return ok_json(
+        predictor.predict(
+            _transaction(body.transaction),
+            body.model_id,
+            protected=body.protected_attributes,
+        )
+    )
 
 
 @router.post(
@@ -328,6 +357,7 @@ def predict_explain(body: ExplainRequest, predictor: PredictorDep) -> Response:
             body.model_id,
             explain=True,
             top_k=body.top_k,
+            protected=body.protected_attributes,
         )
     )
 
@@ -377,7 +407,11 @@ def predict_batch(body: BatchRequest, predictor: PredictorDep) -> Response:
             details,
         ) from None
     return ok_json(
-        predictor.predict_batch([_transaction(t) for t in items], body.model_id)
+        predictor.predict_batch(
+            [_transaction(t) for t in items],
+            body.model_id,
+            [t.get("protected_attributes") for t in items],
+        )
     )
 
 

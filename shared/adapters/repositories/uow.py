@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.adapters.repositories.bias import SqlBiasRepository
 from shared.adapters.repositories.datasets import SqlDatasetRepository
 from shared.adapters.repositories.feature_sets import SqlFeatureSetRepository
 from shared.adapters.repositories.jobs import SqlJobRepository
@@ -25,6 +26,7 @@ from shared.adapters.repositories.protected_attributes import (
 from shared.db.session import Database
 from shared.ports import (
     AlertRepository,
+    BiasRepository,
     DatasetRepository,
     DriftRepository,
     Duplicate,
@@ -47,6 +49,7 @@ class SqlUnitOfWork:
         self.protected_attributes: ProtectedAttributeRepository = (
             SqlProtectedAttributeRepository(session)
         )
+        self.bias: BiasRepository = SqlBiasRepository(session)
 
     @property
     def session(self) -> Session:
