@@ -31,7 +31,7 @@ _JSON = shared.db.types.JSONType
 
 # (name, source, alert type, op, value, threshold as a number, severity)
 DEFAULT_RULES = [
-    ("Drift warning", "drift_status", "DRIFT", ">=", "WARNING", 1.0, "WARNING"),
+    ("Drift warning", "drift_status", "DRIFT", "==", "WARNING", 1.0, "WARNING"),
     ("Drift critical", "drift_status", "DRIFT", ">=", "CRITICAL", 2.0, "CRITICAL"),
     ("Bias critical", "bias_metric", "BIAS", ">=", "CRITICAL", 2.0, "CRITICAL"),
     ("Latency p99 above 50 ms", "latency_p99", "LATENCY", ">", 50, 50.0, "WARNING"),

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.adapters.repositories.alert_rules import SqlAlertRuleRepository
 from shared.adapters.repositories.datasets import SqlDatasetRepository
 from shared.adapters.repositories.feature_sets import SqlFeatureSetRepository
 from shared.adapters.repositories.jobs import SqlJobRepository
@@ -25,6 +26,7 @@ from shared.adapters.repositories.protected_attributes import (
 from shared.db.session import Database
 from shared.ports import (
     AlertRepository,
+    AlertRuleRepository,
     DatasetRepository,
     DriftRepository,
     Duplicate,
@@ -44,6 +46,7 @@ class SqlUnitOfWork:
         self.models: ModelRepository = SqlModelRepository(session)
         self.drift: DriftRepository = SqlDriftRepository(session)
         self.alerts: AlertRepository = SqlAlertRepository(session)
+        self.alert_rules: AlertRuleRepository = SqlAlertRuleRepository(session)
         self.protected_attributes: ProtectedAttributeRepository = (
             SqlProtectedAttributeRepository(session)
         )
