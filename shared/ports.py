@@ -442,6 +442,16 @@ class AlertRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PredictionActivity:
+    """A production model's logged predictions over a window: what the operational
+    alert sources read."""
+
+    model_id: uuid.UUID
+    predictions: int
+    latency_p99_ms: float | None
+
+
 class AlertRuleRepository(Protocol):
     """Alert rules, the open alert a rule repeats into, the alert outbox and the bus
     consumers' delivery records."""
@@ -458,6 +468,9 @@ class AlertRuleRepository(Protocol):
     def delivery(self, consumer: str, message_id: str) -> AlertDelivery | None: ...
     def add_delivery(self, delivery: AlertDelivery) -> None: ...
     def deliveries(self, alert_id: uuid.UUID) -> list[AlertDelivery]: ...
+    def prediction_activity(
+        self, since: datetime, until: datetime
+    ) -> list[PredictionActivity]: ...
 
 
 class AlertBus(Protocol):

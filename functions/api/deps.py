@@ -153,6 +153,8 @@ async def alert_service(app: Ctx) -> AlertService:
 
 DriftAuditsDep = Annotated["DriftAudits", Depends(drift_audits)]
 PerformanceServiceDep = Annotated["PerformanceService", Depends(performance_service)]
+
+
 async def alert_rules(app: Ctx) -> AlertRules:
     return app.alert_rules
 

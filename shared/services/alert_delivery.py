@@ -125,7 +125,9 @@ class AlertDeliveries:
             raise WebhookFailed("; ".join(failed))
         return posted
 
-    def audit(self, message_id: str, alert: dict[str, Any], delivery_count: int) -> bool:
+    def audit(
+        self, message_id: str, alert: dict[str, Any], delivery_count: int
+    ) -> bool:
         """The audit row of the message; False when it was already recorded."""
         details = {
             "alert_type": alert.get("alert_type"),

@@ -166,6 +166,42 @@ class AlertEngine:
             [Signal("bias_metric", uuid.UUID(model_id), status, details)]
         )
 
+    def run_operational(self, window_minutes: int) -> int:
+        """The operational sources over the last window, per production model:
+        latency_p99 (ms) and prediction_volume (count). Errors are not in the
+        prediction log (only answered requests are), so no error_rate signal comes
+        from it. Then the outbox's retry; the count of alerts created."""
+        until = utcnow()
+        since = until - timedelta(minutes=window_minutes)
+        with self.uow() as tx:
+            activity = tx.alert_rules.prediction_activity(since, until)
+        window = {"window_start": iso(since), "window_end": iso(until)}
+        signals: list[Signal] = []
+        for a in activity:
+            signals.append(
+                Signal(
+                    "prediction_volume",
+                    a.model_id,
+                    float(a.predictions),
+                    {**window, "predictions": a.predictions},
+                    f"{a.predictions} predictions in the last {window_minutes} min",
+                )
+            )
+            if a.latency_p99_ms is not None:
+                signals.append(
+                    Signal(
+                        "latency_p99",
+                        a.model_id,
+                        float(a.latency_p99_ms),
+                        {**window, "predictions": a.predictions},
+                        f"Latency p99 {a.latency_p99_ms:.1f} ms over the last "
+                        f"{window_minutes} min",
+                    )
+                )
+        created = self.evaluate(signals)
+        self.publish_pending()
+        return len(created)
+
     def record(self, tx: UnitOfWork, signals: list[Signal]) -> list[Alert]:
         """Inside the caller's transaction: the alerts created; the caller publishes
         (``publish_pending``) once it committed."""

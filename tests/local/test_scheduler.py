@@ -87,6 +87,7 @@ def test_the_schedules_come_from_the_app_index(tmp_path: Path) -> None:
         drift_schedule_24h="0 1 * * * *",
         drift_schedule_7d="0 2 3 * * *",
         feature_log_export_schedule="30 */2 * * * *",
+        operational_alerts_schedule="45 */3 * * * *",
     )
     app = _app(settings)
     found = {f.name: f for f in timer_functions(app)}
@@ -94,10 +95,11 @@ def test_the_schedules_come_from_the_app_index(tmp_path: Path) -> None:
         "drift_audit_24h": "0 1 * * * *",
         "drift_audit_7d": "0 2 3 * * *",
         "feature_log_export": "30 */2 * * * *",
+        "operational_alerts": "45 */3 * * * *",
     }
     assert all(f.arg_name == "timer" and not f.run_on_startup for f in found.values())
     # the index can still be read again (by the host or another runtime)
-    assert len(timer_functions(app)) == 3
+    assert len(timer_functions(app)) == 4
 
 
 class _Recorder:
@@ -199,7 +201,12 @@ def test_the_runtime_runs_the_apps_timers_only_when_asked(fakes: Container) -> N
     runtime.start()
     try:
         names = {f.name for f in runtime.scheduler.functions}
-        assert names == {"drift_audit_24h", "drift_audit_7d", "feature_log_export"}
+        assert names == {
+            "drift_audit_24h",
+            "drift_audit_7d",
+            "feature_log_export",
+            "operational_alerts",
+        }
     finally:
         runtime.stop()
     assert not any(t.name.startswith("timer-") for t in threading.enumerate())

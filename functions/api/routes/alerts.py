@@ -76,7 +76,9 @@ def list_rules(rules: AlertRulesDep, paging: Paging) -> JSONResponse:
     response_model=Envelope[AlertRuleView],
     responses=ERRORS_404_422,
 )
-def update_rule(rule_id: str, body: AlertRuleBody, rules: AlertRulesDep) -> JSONResponse:
+def update_rule(
+    rule_id: str, body: AlertRuleBody, rules: AlertRulesDep
+) -> JSONResponse:
     return ok(rules.update(rule_id, body.model_dump()))
 
 

@@ -66,7 +66,9 @@ class InProcessAlertBus:
             BusMessage(message_id, alert["alert_type"], body, properties, 0)
         )
         for name, consumer in list(self.subscriptions.items()):
-            self._deliver(name, consumer, message_id, alert["alert_type"], body, properties)
+            self._deliver(
+                name, consumer, message_id, alert["alert_type"], body, properties
+            )
 
     def _deliver(
         self,

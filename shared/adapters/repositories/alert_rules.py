@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from shared.adapters.repositories.paging import paginate
-from shared.db.models import Alert, AlertDelivery, AlertRule
-from shared.services.pagination import Page
+from shared.db.models import Alert, AlertDelivery, AlertRule, MLModel, Prediction
+from shared.ports import Page, PredictionActivity
 
 
 class SqlAlertRuleRepository:
@@ -88,3 +88,39 @@ class SqlAlertRuleRepository:
                 .order_by(AlertDelivery.created_at)
             )
         )
+
+    def prediction_activity(
+        self, since: datetime, until: datetime
+    ) -> list[PredictionActivity]:
+        """Per production model: predictions logged in [since, until) and their p99
+        latency (nearest rank; None without a latency)."""
+        found: list[PredictionActivity] = []
+        production = self.s.scalars(
+            select(MLModel.id).where(MLModel.status == "PRODUCTION")
+        )
+        for model_id in list(production):
+            window = (
+                Prediction.model_id == model_id,
+                Prediction.created_at >= since,
+                Prediction.created_at < until,
+            )
+            count = self.s.scalar(select(func.count()).where(*window)) or 0
+            timed = (
+                self.s.scalar(
+                    select(func.count()).where(
+                        *window, Prediction.latency_ms.is_not(None)
+                    )
+                )
+                or 0
+            )
+            p99 = None
+            if timed:
+                p99 = self.s.scalar(
+                    select(Prediction.latency_ms)
+                    .where(*window, Prediction.latency_ms.is_not(None))
+                    .order_by(Prediction.latency_ms.desc())
+                    .offset(timed // 100)
+                    .limit(1)
+                )
+            found.append(PredictionActivity(model_id, int(count), p99))
+        return found
