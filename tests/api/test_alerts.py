@@ -211,9 +211,7 @@ def test_lifecycle(client: Any, bare: Container) -> None:
     again = client.post(f"{API}/alerts/{one}/dismiss", json={"reason": "x"})
     assert again.status_code == 409
     assert client.post(f"{API}/alerts/{one}/acknowledge").status_code == 409
-    assert (
-        client.post(f"{API}/alerts/{uuid.uuid4()}/acknowledge").status_code == 404
-    )
+    assert client.post(f"{API}/alerts/{uuid.uuid4()}/acknowledge").status_code == 404
     listed = client.get(f"{API}/alerts", params={"status": "DISMISSED"}).json()
     assert [a["id"] for a in listed["data"]] == [one]
     # a dismissed alert is not the open one: the next match alerts anew
