@@ -5,7 +5,8 @@ naming the field)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import uuid
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
@@ -51,24 +52,38 @@ class Condition(BaseModel):
     )
 
 
+class DataStrategy(BaseModel):
+    """As in POST /retraining/trigger; the retraining service checks the rest."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["replace", "merge", "sliding_window"]
+
+
 class RetrainAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["retrain"]
-    data_strategy: Record = Field(description="as in POST /retraining/trigger")
+    data_strategy: DataStrategy
     auto_promote: StrictBool = False
+
+
+WebhookUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+", max_length=2000)]
+Cooldown = Annotated[str, Field(pattern=r"^(\d{1,8}s?|\d{1,6}m|\d{1,5}h|\d{1,4}d)$")]
+MAX_COOLDOWN = 9999 * 86400
 
 
 class AlertRuleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
+    name: str = Field(min_length=1, max_length=255, pattern=r"\S")
     source: Source
-    model_id: str | None = Field(None, description="null: every model")
+    model_id: uuid.UUID | None = Field(None, description="null: every model")
     condition: Condition
     severity: Severity
-    cooldown: StrictInt | str = Field(
-        3600, description='deduplication window: seconds, or "30m", "1h", "1d"'
-    )
-    channels: list[str] = Field(
+    cooldown: (
+        Annotated[StrictInt, Field(ge=0, le=MAX_COOLDOWN)]
+        | Annotated[StrictFloat, Field(ge=0, le=MAX_COOLDOWN, multiple_of=1)]
+        | Cooldown
+    ) = Field(3600, description='deduplication window: seconds, or "30m", "1h", "1d"')
+    channels: list[WebhookUrl] = Field(
         default_factory=list, description="webhook URLs (http or https)"
     )
     action: RetrainAction | None = None

@@ -26,7 +26,8 @@ ALERT_TYPE = {
 }
 OPS = (">", ">=", "<", "<=", "==")
 SEVERITIES = ("INFO", "WARNING", "CRITICAL")
-_COOLDOWN = re.compile(r"^(\d+)\s*([smhd]?)$")
+_COOLDOWN = re.compile(r"^(\d+)([smhd]?)$")
+MAX_COOLDOWN = 9999 * 86400
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -62,11 +63,12 @@ def _fail(field: str, message: str) -> ValidationFailed:
 def parse_cooldown(raw: Any) -> int:
     if isinstance(raw, bool):
         raise _fail("cooldown", "must be seconds or a duration such as 1h")
-    if isinstance(raw, int | float) and raw >= 0 and float(raw).is_integer():
-        return int(raw)
+    if isinstance(raw, int | float) and 0 <= raw <= MAX_COOLDOWN:
+        if float(raw).is_integer():
+            return int(raw)
     if isinstance(raw, str):
         found = _COOLDOWN.match(raw.strip())
-        if found:
+        if found and int(found.group(1)) * _UNIT[found.group(2)] <= MAX_COOLDOWN:
             return int(found.group(1)) * _UNIT[found.group(2)]
     raise _fail("cooldown", "must be seconds or a duration such as 1h")
 
@@ -77,7 +79,10 @@ def _channels(raw: Any) -> list[str]:
     if not isinstance(raw, list):
         raise _fail("channels", "must be a list of webhook URLs")
     for i, url in enumerate(raw):
-        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise _fail(f"channels[{i}]", "must be an http or https URL")
     return list(raw)
@@ -106,7 +111,7 @@ def _action(raw: Any) -> dict[str, Any] | None:
 def parse_rule(body: dict[str, Any]) -> RuleSpec:
     """The rule as given, checked; ValidationFailed names the first bad field."""
     name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+    if not isinstance(name, str) or not name or len(name) > 255:
         raise _fail("name", "is required (at most 255 characters)")
     source = body.get("source")
     if source not in ALERT_TYPE:
@@ -133,7 +138,7 @@ def parse_rule(body: dict[str, Any]) -> RuleSpec:
     if model_id is not None and not isinstance(model_id, str):
         raise _fail("model_id", "must be a model id or null")
     return RuleSpec(
-        name=name.strip(),
+        name=name,
         source=source,
         model_id=model_id,
         op=op,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.db.models import Alert, AlertRule
 from shared.db.types import utcnow
-from shared.errors import NotFound, ValidationFailed, field_error
+from shared.errors import NotFound
 from shared.services.alert_rule_spec import RuleSpec, matches, parse_rule
 from shared.services.drift_views import parse_uuid
 from shared.services.pagination import Page, check_page
@@ -125,10 +125,7 @@ class AlertRules:
             except ValueError:
                 model_id = None
             if model_id is None or tx.models.get(model_id) is None:
-                raise ValidationFailed(
-                    f"Model {spec.model_id} not found.",
-                    field_error("model_id", "no such model"),
-                )
+                raise NotFound(f"Model {spec.model_id} not found.")
         rule.name = spec.name
         rule.source = spec.source
         rule.alert_type = spec.alert_type

@@ -92,12 +92,12 @@ def test_rules_crud_and_bad_rules(client: Any, bare: Container) -> None:
     assert "op" in str(field(_rule(condition={"op": "!=", "value": 1})))
     assert field(_rule(source="latency_p99")) == {"condition.value"}
     assert field(_rule(condition={"op": ">", "value": 3})) == {"condition.value"}
-    assert field(_rule(channels=["ftp://x/y"])) == {"channels[0]"}
-    assert field(_rule(cooldown="soon")) == {"cooldown"}
-    assert field(_rule(model_id=str(uuid.uuid4()))) == {"model_id"}
-    assert field(
-        _rule(action={"type": "retrain", "data_strategy": {"type": "all"}})
-    ) == {"action.data_strategy.type"}
+    assert "channels" in str(field(_rule(channels=["ftp://x/y"])))
+    assert "cooldown" in str(field(_rule(cooldown="soon")))
+    assert "data_strategy" in str(
+        field(_rule(action={"type": "retrain", "data_strategy": {"type": "all"}}))
+    )
+    assert client.post(RULES, json=_rule(model_id=str(uuid.uuid4()))).status_code == 404
     assert len(client.get(RULES).json()["data"]) == 1  # nothing half-written
     assert client.delete(f"{RULES}/{rule['id']}").status_code == 204
     assert client.delete(f"{RULES}/{rule['id']}").status_code == 404

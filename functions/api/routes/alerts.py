@@ -54,10 +54,10 @@ def list_alerts(
     status_code=201,
     summary="Create an alert rule",
     response_model=Envelope[AlertRuleView],
-    responses=ERRORS_422,
+    responses=ERRORS_404_422,
 )
 def create_rule(body: AlertRuleBody, rules: AlertRulesDep) -> JSONResponse:
-    return ok(rules.create(body.model_dump()), status_code=201)
+    return ok(rules.create(body.model_dump(mode="json")), status_code=201)
 
 
 @router.get(
@@ -79,7 +79,7 @@ def list_rules(rules: AlertRulesDep, paging: Paging) -> JSONResponse:
 def update_rule(
     rule_id: str, body: AlertRuleBody, rules: AlertRulesDep
 ) -> JSONResponse:
-    return ok(rules.update(rule_id, body.model_dump()))
+    return ok(rules.update(rule_id, body.model_dump(mode="json")))
 
 
 @router.delete(
