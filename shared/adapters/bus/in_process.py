@@ -3,19 +3,22 @@ same consumer functions the Functions host triggers on Azure, one per subscripti
 
 A consumer that raises is retried up to ``max_delivery_count`` deliveries, then the
 message is dead-lettered: kept in ``dead_letters`` (and logged), as Service Bus keeps
-it in the subscription's dead-letter queue. A message id seen before is not delivered
-again (the topic's duplicate detection)."""
+it in the subscription's dead-letter queue. A message id seen among the last
+``KEPT`` is not delivered again (the topic's duplicate detection)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+KEPT = 1000  # published messages, dead letters and message ids remembered
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,10 @@ class DeadLetter:
 class InProcessAlertBus:
     max_delivery_count: int = 5
     subscriptions: dict[str, Consumer] = field(default_factory=dict)
-    published: list[BusMessage] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    _seen: set[str] = field(default_factory=set)
+    # the most recent only: a long-running local server keeps publishing
+    published: deque[BusMessage] = field(default_factory=lambda: deque(maxlen=KEPT))
+    dead_letters: deque[DeadLetter] = field(default_factory=lambda: deque(maxlen=KEPT))
+    _seen: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def subscribe(self, subscription: str, consumer: Consumer) -> None:
@@ -56,7 +60,7 @@ class InProcessAlertBus:
         with self._lock:
             if message_id in self._seen:
                 return
-            self._seen.add(message_id)
+            self._seen.append(message_id)
         properties = {
             "severity": alert["severity"],
             "model_id": alert.get("model_id") or "",
