@@ -307,3 +307,23 @@ def test_the_consumers_are_topic_triggers_of_their_subscriptions() -> None:
             "topicName": "alerts",
             "subscriptionName": subscription,
         }
+
+
+def test_bias_audits_alert_through_their_status(app_ctx: Container) -> None:
+    model_id = _model(app_ctx)
+    _rule(
+        app_ctx,
+        name="bias",
+        source="bias_metric",
+        condition={"op": ">=", "value": "CRITICAL"},
+    )
+    engine = app_ctx.alert_engine
+    assert engine.evaluate_bias(str(model_id), "WARNING", {"attribute": "age"}) == []
+    (alert_id,) = engine.evaluate_bias(
+        str(model_id), "CRITICAL", {"attribute": "age", "metric": "disparate_impact"}
+    )
+    with app_ctx.db.session() as s:
+        alert = s.get(Alert, uuid.UUID(alert_id))
+        assert alert is not None
+        assert (alert.alert_type, alert.severity) == ("BIAS", "CRITICAL")
+        assert alert.details is not None and alert.details["attribute"] == "age"
