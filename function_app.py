@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions import timers
+from functions import bus, timers
 from functions.api.app import create_app, create_asgi_app
 from orchestrations import blueprints
 from shared.config import get_settings
@@ -30,3 +30,4 @@ app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOU
 for _blueprint in blueprints():
     app.register_functions(_blueprint)
 app.register_functions(timers.blueprint(_settings))
+app.register_functions(bus.bp)

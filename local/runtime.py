@@ -1,6 +1,7 @@
 """The embedded runtime around the HTTP app: the local Durable engine (history in the
 app database) as the job launcher, resumed after a restart, and (``timers``) the app's
-timer functions on their schedules (``local/scheduler.py``)."""
+timer functions on their schedules (``local/scheduler.py``); the in-process alert bus
+delivers to the app's Service Bus consumers (``local/alert_bus.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import logging
 
 from sqlalchemy import select
 
+from local.alert_bus import attach_consumers
+from shared.adapters.bus.in_process import InProcessAlertBus
 from shared.adapters.launcher import LocalEngineLauncher
 from shared.container import Container
 from shared.db.models import Job
@@ -35,6 +38,8 @@ class LocalRuntime:
             poll_interval=poll_interval,
         )
         ctx.launcher = LocalEngineLauncher(self.engine)
+        if isinstance(ctx.bus, InProcessAlertBus):
+            attach_consumers(app, ctx.bus, ctx.settings.alerts_topic)
         self.scheduler = LocalScheduler(timer_functions(app) if timers else [])
 
     def start(self) -> list[str]:

@@ -183,6 +183,29 @@ class Settings(BaseSettings):
         description="Rows a protected group needs to be compared in a bias audit; "
         "smaller groups report INSUFFICIENT_DATA, not a violation",
     )
+    alerts_topic: str = Field(
+        "alerts", description="Service Bus topic new alerts are published to"
+    )
+    webhook_attempts: int = Field(
+        3,
+        description="Alert webhook: POST attempts per delivery (exponential backoff) "
+        "before the delivery fails and the bus redelivers or dead-letters it",
+    )
+    webhook_backoff_seconds: float = Field(
+        1.0, description="Alert webhook: wait before the 2nd attempt, doubled after"
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, description="Alert webhook: timeout of one POST"
+    )
+    operational_alerts_schedule: str = Field(
+        "30 */5 * * * *",
+        description="NCRONTAB schedule of the operational alert evaluation (latency "
+        "p99, error rate, prediction volume over the last window) and the alert "
+        "outbox retry (operational_alerts)",
+    )
+    operational_alerts_window_minutes: int = Field(
+        15, description="Window of the operational alert signals, minutes"
+    )
     local_timers: bool = Field(
         True,
         description="The local runtime runs the timer functions on their schedules "

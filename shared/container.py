@@ -18,7 +18,9 @@ from shared.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from shared.db.session import Database
-    from shared.ports import BlobStore, JobLauncher, Transactions
+    from shared.ports import AlertBus, BlobStore, JobLauncher, Transactions
+    from shared.services.alert_delivery import AlertDeliveries
+    from shared.services.alert_rules import AlertEngine, AlertRules
     from shared.services.alerts import AlertService
     from shared.services.backtest import Backtests
     from shared.services.bias_audits import BiasAudits
@@ -45,7 +47,13 @@ def _no_launcher() -> JobLauncher:
     return NoLauncher()
 
 
-_PORTS = frozenset({"settings", "db", "blobs", "launcher"})
+def _in_process_bus() -> AlertBus:
+    from shared.adapters.bus.in_process import InProcessAlertBus
+
+    return InProcessAlertBus()
+
+
+_PORTS = frozenset({"settings", "db", "blobs", "launcher", "bus"})
 _SERVICES = (
     "uow",
     "jobs",
@@ -62,6 +70,9 @@ _SERVICES = (
     "drift_audits",
     "performance",
     "alerts",
+    "alert_rules",
+    "alert_engine",
+    "alert_deliveries",
     "feature_log",
     "protected_attributes",
     "bias_audits",
@@ -78,6 +89,7 @@ class Container:
     db: Database
     blobs: BlobStore
     launcher: JobLauncher = field(default_factory=_no_launcher)
+    bus: AlertBus = field(default_factory=_in_process_bus)
     _predictor: Predictor | None = field(default=None, init=False, repr=False)
     _predictor_lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False
@@ -188,7 +200,12 @@ class Container:
         from shared.services.drift_audits import DriftAudits
 
         return DriftAudits(
-            self.uow, self.drift_baselines, self.feature_log, self.jobs, self.launcher
+            self.uow,
+            self.drift_baselines,
+            self.feature_log,
+            self.jobs,
+            self.launcher,
+            self.alert_engine,
         )
 
     @cached_property
@@ -219,6 +236,29 @@ class Container:
             input_vectors=self.settings.feature_log_input_vectors,
         )
         return FeatureLog(mirror, mirror)
+
+    @cached_property
+    def alert_rules(self) -> AlertRules:
+        from shared.services.alert_rules import AlertRules
+
+        return AlertRules(self.uow)
+
+    @cached_property
+    def alert_engine(self) -> AlertEngine:
+        from shared.services.alert_rules import AlertEngine
+
+        return AlertEngine(self.uow, self.bus)
+
+    @cached_property
+    def alert_deliveries(self) -> AlertDeliveries:
+        from shared.services.alert_delivery import AlertDeliveries
+
+        return AlertDeliveries(
+            self.uow,
+            attempts=self.settings.webhook_attempts,
+            backoff_seconds=self.settings.webhook_backoff_seconds,
+            timeout_seconds=self.settings.webhook_timeout_seconds,
+        )
 
     @cached_property
     def protected_attributes(self) -> ProtectedAttributes:
@@ -313,6 +353,13 @@ def build_container(settings: Settings) -> Container:
 
         built.launcher = ServiceBusLauncher(
             settings.jobs_queue,
+            connection_string=settings.servicebus_connection_string,
+            namespace=settings.servicebus_namespace,
+        )
+        from shared.adapters.bus.azure_service_bus import ServiceBusAlertBus
+
+        built.bus = ServiceBusAlertBus(
+            settings.alerts_topic,
             connection_string=settings.servicebus_connection_string,
             namespace=settings.servicebus_namespace,
         )

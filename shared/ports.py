@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # annotations only: importing the app must not load SQLAlchem
     from ml.features.online import EntityKey, State
     from shared.db.models import (
         Alert,
+        AlertDelivery,
+        AlertRule,
         Baseline,
         BiasAudit,
         BiasMetric,
@@ -442,6 +444,44 @@ class AlertRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PredictionActivity:
+    """A production model's logged predictions over a window: what the operational
+    alert sources read."""
+
+    model_id: uuid.UUID
+    predictions: int
+    latency_p99_ms: float | None
+
+
+class AlertRuleRepository(Protocol):
+    """Alert rules, the open alert a rule repeats into, the alert outbox and the bus
+    consumers' delivery records."""
+
+    def add(self, rule: AlertRule) -> None: ...
+    def get(self, rule_id: uuid.UUID) -> AlertRule | None: ...
+    def delete(self, rule: AlertRule) -> None: ...
+    def page(self, page: int, page_size: int) -> Page[AlertRule]: ...
+    def matching(self, source: str, model_id: uuid.UUID | None) -> list[AlertRule]: ...
+    def open_alert(
+        self, rule_id: uuid.UUID, model_id: uuid.UUID | None, since: datetime
+    ) -> Alert | None: ...
+    def unpublished(self, limit: int) -> list[Alert]: ...
+    def delivery(self, consumer: str, message_id: str) -> AlertDelivery | None: ...
+    def add_delivery(self, delivery: AlertDelivery) -> None: ...
+    def deliveries(self, alert_id: uuid.UUID) -> list[AlertDelivery]: ...
+    def prediction_activity(
+        self, since: datetime, until: datetime
+    ) -> list[PredictionActivity]: ...
+
+
+class AlertBus(Protocol):
+    """Publishes a new alert's message to the ``alerts`` topic (message id = alert
+    id); raises when the bus did not accept it, so the outbox keeps it pending."""
+
+    def publish(self, alert: dict[str, Any]) -> None: ...
+
+
 class ProtectedAttributeRepository(Protocol):
     """Protected attributes' configurations, by their unique name."""
 
@@ -506,6 +546,7 @@ class UnitOfWork(Protocol):
     models: ModelRepository
     drift: DriftRepository
     alerts: AlertRepository
+    alert_rules: AlertRuleRepository
     protected_attributes: ProtectedAttributeRepository
     bias: BiasRepository
 

@@ -56,11 +56,13 @@ def test_timer_functions_declare_their_schedules_from_the_settings() -> None:
         "drift_audit_7d": defaults.drift_schedule_7d,
         "feature_log_export": defaults.feature_log_export_schedule,
         "bias_audit_24h": defaults.bias_audit_schedule,
+        "operational_alerts": defaults.operational_alerts_schedule,
     }
     assert expected == {
         "drift_audit_24h": "0 5 * * * *",
         "drift_audit_7d": "0 15 2 * * *",
         "feature_log_export": "0 */2 * * * *",
+        "operational_alerts": "30 */5 * * * *",
         "bias_audit_24h": "0 30 3 * * *",
     }
     functions = {f.get_function_name(): f for f in _index(function_app.app)}

@@ -133,6 +133,7 @@ BacktestsDep = Annotated["Backtests", Depends(backtests)]
 
 # -- monitoring and alerts ------------------------------------------------------------
 if TYPE_CHECKING:
+    from shared.services.alert_rules import AlertRules
     from shared.services.alerts import AlertService
     from shared.services.drift_audits import DriftAudits
     from shared.services.performance import PerformanceService
@@ -152,7 +153,14 @@ async def alert_service(app: Ctx) -> AlertService:
 
 DriftAuditsDep = Annotated["DriftAudits", Depends(drift_audits)]
 PerformanceServiceDep = Annotated["PerformanceService", Depends(performance_service)]
+
+
+async def alert_rules(app: Ctx) -> AlertRules:
+    return app.alert_rules
+
+
 AlertServiceDep = Annotated["AlertService", Depends(alert_service)]
+AlertRulesDep = Annotated["AlertRules", Depends(alert_rules)]
 # -- bias -------------------------------------------------------------------------------
 if TYPE_CHECKING:
     from shared.services.bias_audits import BiasAudits

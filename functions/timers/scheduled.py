@@ -75,6 +75,18 @@ def feature_log_export(timer: func.TimerRequest) -> None:
     _run("feature_log_export", timer, lambda: container().feature_log.export())
 
 
+def operational_alerts(timer: func.TimerRequest) -> None:
+    """The alert rules on latency and prediction volume of the last window, and the
+    retry of alerts the bus has not accepted yet."""
+    _run(
+        "operational_alerts",
+        timer,
+        lambda: container().alert_engine.run_operational(
+            container().settings.operational_alerts_window_minutes
+        ),
+    )
+
+
 def blueprint(settings: Settings) -> func.Blueprint:
     """The timer functions on the schedules ``settings`` give."""
     # azure-functions leaves Blueprint's constructor unannotated
@@ -84,6 +96,7 @@ def blueprint(settings: Settings) -> func.Blueprint:
         (drift_audit_7d, settings.drift_schedule_7d),
         (feature_log_export, settings.feature_log_export_schedule),
         (bias_audit_24h, settings.bias_audit_schedule),
+        (operational_alerts, settings.operational_alerts_schedule),
     ]
     for function, schedule in schedules:
         bp.timer_trigger(

@@ -321,7 +321,10 @@ class ProtectedAttribute(Base):
 
 class Alert(Base):
     __tablename__ = "alerts"
-    __table_args__ = (Index("idx_alerts_status", "status", "created_at"),)
+    __table_args__ = (
+        Index("idx_alerts_status", "status", "created_at"),
+        Index("idx_alerts_publish_state", "publish_state"),
+    )
     id: Mapped[uuid.UUID] = _id()
     model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ml_models.id"))
     rule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("alert_rules.id"))
@@ -332,6 +335,31 @@ class Alert(Base):
     status: Mapped[str] = mapped_column(String(50), default="ACTIVE")
     acknowledged_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+    # rule deduplication: a repeat within the rule's cooldown counts here
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_name: Mapped[str | None] = mapped_column(String(255))
+    ack_note: Mapped[str | None] = mapped_column(Text)
+    dismissed_reason: Mapped[str | None] = mapped_column(Text)
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # outbox: PENDING until the bus accepted the alert's message, then PUBLISHED
+    publish_state: Mapped[str] = mapped_column(String(20), default="PENDING")
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AlertDelivery(Base):
+    """What a bus consumer did with an alert's message; one row per consumer and
+    message id, so a redelivered message is handled once."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (UniqueConstraint("consumer", "message_id"),)
+    id: Mapped[uuid.UUID] = _id()
+    consumer: Mapped[str] = mapped_column(String(50))
+    message_id: Mapped[str] = mapped_column(String(100))
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    outcome: Mapped[str] = mapped_column(String(50))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = _created()
 
 
@@ -350,6 +378,12 @@ class AlertRule(Base):
     channels: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created()
+    # the rule language: source, {op, value} as given, dedup window, optional action
+    source: Mapped[str | None] = mapped_column(String(50))
+    condition: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    cooldown_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    action: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Job(Base):

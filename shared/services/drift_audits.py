@@ -5,9 +5,10 @@ data drift (PSI, KS, chi-square per feature) and concept drift (realised metrics
 labelled rows against the training metrics, and the CBPE estimate on every score), then
 stores the result JSON and HTML report in blob storage and, in one transaction, the audit
 row with its drift_metrics rows (DATA: the overall PSI; FEATURE: each feature's
-statistics; CONCEPT: the current, estimated and degradation figures) and, when the
-status rose to WARNING or CRITICAL since the last audit of that model and window that
-had data, a DRIFT alert naming the drifted features. No predictions: status NO_DATA.
+statistics; CONCEPT: the current, estimated and degradation figures) with the alerts
+the alert rules make of its signals (drift_status, feature_drift, concept_drift,
+estimated_performance; see shared.services.alert_rules), published once committed.
+No predictions: status NO_DATA, no signal.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from shared.services.drift_baselines import (
     MonitoredModel,
     monitored_model,
 )
-from shared.services.drift_records import RANK, metric_rows, status_alert
+from shared.services.drift_records import RANK, drift_signals, metric_rows
 from shared.services.drift_views import drift_view, feature_views, parse_uuid
 from shared.services.monitoring_commands import AuditCommand, DriftQuery
 from shared.services.monitoring_window import Window, resolve_window
@@ -37,6 +38,7 @@ from shared.timefmt import iso
 if TYPE_CHECKING:
     from ml.monitoring import ConceptDrift, DataDrift
     from shared.ports import FeatureLogReader, JobLauncher, Transactions
+    from shared.services.alert_rules import AlertEngine
     from shared.services.jobs import JobService
 
 log = logging.getLogger(__name__)
@@ -115,8 +117,10 @@ class DriftAudits:
         reader: FeatureLogReader,
         jobs: JobService,
         launcher: JobLauncher,
+        alerts: AlertEngine,
     ) -> None:
         self.uow = uow
+        self.alerts = alerts
         self.baselines = baselines
         self.reader = reader
         self.blobs = baselines.blobs
@@ -255,9 +259,10 @@ class DriftAudits:
         with self.uow(write=True) as tx:
             previous = tx.drift.latest_audit(model.id, window.label, with_data=True)
             tx.drift.add_audit(row, metric_rows(row, data, concept))
-            alert = status_alert(row, model, previous, data, concept)
-            if alert is not None:
-                tx.alerts.add(alert)
+            signals = drift_signals(row, model, previous, data, concept)
+            created = self.alerts.record(tx, signals)
+        if created:
+            self.alerts.publish_pending()
         stored_at = time.perf_counter()
         seconds = {
             "read": read - clock,
@@ -272,7 +277,7 @@ class DriftAudits:
             window.label,
             status,
             logged.rows,
-            None if alert is None else str(alert.id),
+            str(created[0].id) if created else None,
             {k: round(v, 4) for k, v in seconds.items()},
         )
 

@@ -246,6 +246,15 @@ NOT_DEFECTS: list[Predicate] = [
         and bool(s.fields)
         and all(f.startswith(("groups.", "thresholds.")) for f in s.fields)
     ),
+    # nor an alert rule's value that must be a status for status sources and a
+    # number for the others (api/schemas_alerts.py), nor a webhook URL's host
+    lambda s: (
+        s.operation
+        in {f"POST {API}/alerts/rules", f"PUT {API}/alerts/rules/{{rule_id}}"}
+        and s.check == REJECTED
+        and bool(s.fields)
+        and all(f == "condition.value" or f.startswith("channels[") for f in s.fields)
+    ),
     lambda s: (
         s.operation == COMPUTE
         and s.check == REJECTED

@@ -88,6 +88,7 @@ def test_the_schedules_come_from_the_app_index(tmp_path: Path) -> None:
         drift_schedule_7d="0 2 3 * * *",
         feature_log_export_schedule="30 */2 * * * *",
         bias_audit_schedule="0 4 5 * * *",
+        operational_alerts_schedule="45 */3 * * * *",
     )
     app = _app(settings)
     found = {f.name: f for f in timer_functions(app)}
@@ -96,6 +97,7 @@ def test_the_schedules_come_from_the_app_index(tmp_path: Path) -> None:
         "drift_audit_7d": "0 2 3 * * *",
         "feature_log_export": "30 */2 * * * *",
         "bias_audit_24h": "0 4 5 * * *",
+        "operational_alerts": "45 */3 * * * *",
     }
     assert all(f.arg_name == "timer" and not f.run_on_startup for f in found.values())
     # the index can still be read again (by the host or another runtime)
@@ -214,6 +216,7 @@ def test_the_runtime_runs_the_apps_timers_only_when_asked(fakes: Container) -> N
             "drift_audit_7d",
             "feature_log_export",
             "bias_audit_24h",
+            "operational_alerts",
         }
     finally:
         runtime.stop()

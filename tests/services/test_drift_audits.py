@@ -17,11 +17,13 @@ from sqlalchemy import select
 
 from ml.monitoring import realised_metrics
 from shared.adapters.blobs.local import LocalBlobStore
+from shared.adapters.bus.in_process import InProcessAlertBus
 from shared.adapters.repositories.uow import SqlTransactions
 from shared.db.models import Alert, DriftAudit, DriftMetric, MLModel
 from shared.db.session import Database
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ports import LoggedWindow
+from shared.services.alert_rules import AlertEngine
 from shared.services.drift_audits import JOB_KIND, ORCHESTRATOR, DriftAudits
 from shared.services.drift_baselines import DriftBaselines, baseline_path
 from shared.services.jobs import JobService
@@ -186,7 +188,9 @@ def world(sqlite_db: Database, tmp_path: Path) -> Iterator[World]:
     baselines = DriftBaselines(blobs)
     log = FakeLog()
     jobs = JobService(uow, lambda: launches)
-    audits = DriftAudits(uow, baselines, log, jobs, launches)
+    audits = DriftAudits(
+        uow, baselines, log, jobs, launches, AlertEngine(uow, InProcessAlertBus())
+    )
     yield World(
         sqlite_db,
         audits,
@@ -275,18 +279,18 @@ def test_no_predictions_is_no_data_with_the_count(world: World) -> None:
     assert world.rows(Alert, model_id) == []
 
 
-def test_an_alert_only_when_the_status_rises(world: World) -> None:
+def test_a_repeat_within_the_cooldown_counts_on_the_open_alert(world: World) -> None:
     model_id = world.model()
     expected = [
-        (0.0, "OK", 0),
-        (1.0, "CRITICAL", 1),  # OK -> CRITICAL
-        (1.0, "CRITICAL", 1),  # unchanged
-        (None, "NO_DATA", 1),  # no data says nothing
-        (1.0, "CRITICAL", 1),  # still CRITICAL since the last audit with data
-        (0.0, "OK", 1),
-        (1.0, "CRITICAL", 2),  # risen again
+        (0.0, "OK", 0, 0),
+        (1.0, "CRITICAL", 1, 1),  # OK -> CRITICAL
+        (1.0, "CRITICAL", 1, 2),  # a repeat within the default rule's hour
+        (None, "NO_DATA", 1, 2),  # no data says nothing
+        (1.0, "CRITICAL", 1, 3),
+        (0.0, "OK", 1, 3),
+        (1.0, "CRITICAL", 1, 4),  # still the open alert's cooldown
     ]
-    for shift, status, alerts in expected:
+    for shift, status, alerts, occurrences in expected:
         if shift is None:
             world.log.windows.pop(model_id)
         else:
@@ -297,7 +301,9 @@ def test_an_alert_only_when_the_status_rises(world: World) -> None:
                 select(DriftAudit.status).order_by(DriftAudit.computed_at.desc())
             ).first()
         assert latest == status
-        assert len(world.rows(Alert, model_id)) == alerts
+        drift = [a for a in world.rows(Alert, model_id) if a.alert_type == "DRIFT"]
+        assert len(drift) == alerts
+        assert sum(a.occurrences for a in drift) == occurrences
 
 
 def test_scheduled_audits_cover_production_models_only(world: World) -> None:

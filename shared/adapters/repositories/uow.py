@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.adapters.repositories.bias import SqlBiasRepository
+from shared.adapters.repositories.alert_rules import SqlAlertRuleRepository
 from shared.adapters.repositories.datasets import SqlDatasetRepository
 from shared.adapters.repositories.feature_sets import SqlFeatureSetRepository
 from shared.adapters.repositories.jobs import SqlJobRepository
@@ -27,6 +28,7 @@ from shared.db.session import Database
 from shared.ports import (
     AlertRepository,
     BiasRepository,
+    AlertRuleRepository,
     DatasetRepository,
     DriftRepository,
     Duplicate,
@@ -46,6 +48,7 @@ class SqlUnitOfWork:
         self.models: ModelRepository = SqlModelRepository(session)
         self.drift: DriftRepository = SqlDriftRepository(session)
         self.alerts: AlertRepository = SqlAlertRepository(session)
+        self.alert_rules: AlertRuleRepository = SqlAlertRuleRepository(session)
         self.protected_attributes: ProtectedAttributeRepository = (
             SqlProtectedAttributeRepository(session)
         )
