@@ -1,0 +1,131 @@
+"""Training requests and fairness: protected columns refused as model features unless
+allowed explicitly (recorded), and fairness_mitigation checked against the active
+protected attributes before any job exists."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared.container import Container
+from shared.db.models import FeatureSet, ProtectedAttribute, TrainingJob
+from tests.support.serving import API
+
+
+def _feature_set(ctx: Container, *features: str) -> str:
+    fs_id = uuid.uuid4()
+    with ctx.db.session() as s:
+        s.add(
+            FeatureSet(
+                id=fs_id,
+                name="fs",
+                status="READY",
+                feature_config={
+                    "label_column": "is_fraud",
+                    "label_summary": {"positives": 10, "negatives": 90},
+                },
+                features=[{"name": n} for n in features],
+                feature_count=len(features),
+                row_count=100,
+                storage_path=f"features/{fs_id}.parquet",
+            )
+        )
+    return str(fs_id)
+
+
+def _attribute(ctx: Container, name: str, column: str, active: bool = True) -> None:
+    with ctx.db.session() as s:
+        s.add(
+            ProtectedAttribute(
+                attribute_name=name,
+                column_name=column,
+                groups=[{"name": "a", "values": ["a"]}],
+                thresholds={},
+                is_active=active,
+            )
+        )
+
+
+def _start(client: Any, fs_id: str, **extra: Any) -> Any:
+    body = {"name": "fair", "feature_set_id": fs_id, "algorithm": "xgboost", **extra}
+    return client.post(f"{API}/training/jobs", json=body)
+
+
+def _job_config(ctx: Container, job_id: str) -> dict[str, Any]:
+    with ctx.db.session() as s:
+        job = s.get(TrainingJob, uuid.UUID(job_id))
+        assert job is not None
+        return dict(job.config or {})
+
+
+def test_protected_columns_are_refused_as_features(
+    client: Any, ctx: Container
+) -> None:
+    _attribute(ctx, "region", "home_region")
+    for column in ("gender", "age_group", "home_region"):
+        resp = _start(client, _feature_set(ctx, "amount", column))
+        assert resp.status_code == 422, resp.text
+        fields = [d["field"] for d in resp.json()["error"]["details"]]
+        assert fields == [f"features.{column}"]
+    assert client.get(f"{API}/training/jobs").json()["meta"]["pagination"]["total"] == 0
+
+
+def test_protected_features_allowed_explicitly_are_recorded(
+    client: Any, ctx: Container
+) -> None:
+    resp = _start(
+        client, _feature_set(ctx, "amount", "gender"), allow_protected_features=True
+    )
+    assert resp.status_code == 202, resp.text
+    config = _job_config(ctx, resp.json()["data"]["job_id"])
+    assert config["allow_protected_features"] is True
+    plain = _start(client, _feature_set(ctx, "amount"))
+    assert plain.status_code == 202
+    assert "allow_protected_features" not in _job_config(
+        ctx, plain.json()["data"]["job_id"]
+    )
+
+
+def test_mitigation_needs_an_active_attribute(client: Any, ctx: Container) -> None:
+    _attribute(ctx, "gender", "gender")
+    _attribute(ctx, "age", "age_group", active=False)
+    fs_id = _feature_set(ctx, "amount")
+    for attribute in ("age", "unknown"):
+        resp = _start(
+            client,
+            fs_id,
+            fairness_mitigation={
+                "method": "threshold_optimizer",
+                "constraint": "demographic_parity",
+                "attribute": attribute,
+            },
+        )
+        assert resp.status_code == 422, resp.text
+        fields = [d["field"] for d in resp.json()["error"]["details"]]
+        assert fields == ["fairness_mitigation.attribute"]
+    bad_method = _start(
+        client,
+        fs_id,
+        fairness_mitigation={
+            "method": "reweigh",
+            "constraint": "demographic_parity",
+            "attribute": "gender",
+        },
+    )
+    assert bad_method.status_code == 422
+    resp = _start(
+        client,
+        fs_id,
+        fairness_mitigation={
+            "method": "exponentiated_gradient",
+            "constraint": "equalized_odds",
+            "attribute": "gender",
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    assert _job_config(ctx, resp.json()["data"]["job_id"])["fairness_mitigation"] == {
+        "method": "exponentiated_gradient",
+        "constraint": "equalized_odds",
+        "attribute": "gender",
+        "column": "gender",
+    }
