@@ -5,7 +5,8 @@
   plain model's validation scores. Its predictor is randomized; serving needs one
   deterministic threshold per group, so each group's threshold is the quantile of that
   group's validation scores that selects the share the optimizer selects in expectation
-  (same selection rate per group). Groups are the attribute column's raw values.
+  (same selection rate per group). Groups are the attribute column's raw values; a
+  group with one class only in the validation rows keeps the global threshold.
 - ``exponentiated_gradient``: Fairlearn's reduction around a logistic regression on
   standardized features, bounded in time: at most ``EG_MAX_ROWS`` training rows
   (stratified subsample) and ``EG_MAX_ITER`` iterations. Its randomized ensemble has no
@@ -127,6 +128,14 @@ def fit_group_thresholds(
 
     scores = np.asarray(val_scores, dtype=np.float64)
     keys = group_keys(val_groups)
+    labels = np.asarray(y_val).astype(np.int64)
+    # Fairlearn needs both classes in every group: a group with one class only in the
+    # validation rows keeps the global threshold (left out of the result)
+    both = [k for k in np.unique(keys) if len(np.unique(labels[keys == k])) == 2]
+    if len(both) < 2:
+        return {}
+    kept = np.isin(keys, both)
+    scores, keys, labels = scores[kept], keys[kept], labels[kept]
     optimizer = ThresholdOptimizer(
         estimator=_score_estimator(),
         constraints=constraint,
@@ -135,7 +144,7 @@ def fit_group_thresholds(
         predict_method="predict",
     )
     X = scores.reshape(-1, 1)
-    optimizer.fit(X, np.asarray(y_val).astype(np.int64), sensitive_features=keys)
+    optimizer.fit(X, labels, sensitive_features=keys)
     selected = optimizer._pmf_predict(X, sensitive_features=keys)[:, 1]
     thresholds: dict[str, float] = {}
     for key in np.unique(keys):

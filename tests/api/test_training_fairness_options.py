@@ -4,12 +4,19 @@ protected attributes before any job exists."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 
+import pytest
+
+from ml.datagen import GeneratorConfig, generate_transactions
 from shared.container import Container
 from shared.db.models import FeatureSet, ProtectedAttribute, TrainingJob
+from tests.support.data import upload
+from tests.support.jobs import wait_for_job
 from tests.support.serving import API
+from tests.support.serving import PARAMS as SMALL
 
 
 def _feature_set(ctx: Container, *features: str) -> str:
@@ -129,3 +136,66 @@ def test_mitigation_needs_an_active_attribute(client: Any, ctx: Container) -> No
         "attribute": "gender",
         "column": "gender",
     }
+
+
+def _computed_feature_set(client: Any) -> str:
+    df = generate_transactions(
+        GeneratorConfig(
+            n_rows=6000,
+            n_users=500,
+            n_merchants=60,
+            days=30,
+            seed=5,
+            target_fraud_rate=0.03,
+        )
+    )
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    resp = upload(client, name="tx", content=buf.getvalue(), filename="tx.parquet")
+    dataset_id = resp.json()["data"]["id"]
+    job = client.post(f"{API}/features/compute", json={"dataset_id": dataset_id}).json()
+    done = wait_for_job(client, f"{API}/features/jobs/{job['data']['job_id']}")
+    assert done["status"] == "COMPLETED", done
+    return str(done["feature_set_id"])
+
+
+@pytest.mark.slow
+def test_training_with_threshold_optimizer_reports_both_models(
+    client: Any, ctx: Container, runtime: Any
+) -> None:
+    _attribute(ctx, "gender", "gender")
+    fs_id = _computed_feature_set(client)
+    resp = _start(
+        client,
+        fs_id,
+        hyperparameters=SMALL["xgboost"],
+        fairness_mitigation={
+            "method": "threshold_optimizer",
+            "constraint": "demographic_parity",
+            "attribute": "gender",
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    job = wait_for_job(
+        client, f"{API}/training/jobs/{resp.json()['data']['job_id']}", 180
+    )
+    assert job["status"] == "COMPLETED", job
+    report = job["metrics"]["fairness_mitigation"]
+    assert report["method"] == "threshold_optimizer"
+    for side in ("plain", "mitigated"):
+        assert {
+            "auc_roc",
+            "precision",
+            "recall",
+            "demographic_parity_diff",
+            "equalized_odds_diff",
+            "disparate_impact",
+            "fpr_parity_diff",
+        } <= set(report[side])
+    thresholds = report["group_thresholds"]
+    assert thresholds and all(0.0 <= t <= 1.0 for t in thresholds.values())
+    served = ctx.predictor.models.get(uuid.UUID(job["model_id"]))
+    group, value = next(iter(thresholds.items()))
+    assert served.decision_threshold({"gender": group}) == value
+    assert served.decision_threshold(None) == served.threshold
+    assert served.decision_threshold({"gender": "unseen"}) == served.threshold
