@@ -155,7 +155,9 @@ def fit_group_thresholds(
             thresholds[str(key)] = float(np.nextafter(group_scores[-1], np.inf))
             continue
         # the score at or above which `share` of the group's rows fall
-        index = max(0, min(len(group_scores) - 1, int(round((1 - share) * len(group_scores)))))
+        index = max(
+            0, min(len(group_scores) - 1, int(round((1 - share) * len(group_scores))))
+        )
         thresholds[str(key)] = float(group_scores[index])
     return thresholds
 
@@ -201,7 +203,9 @@ def exponentiated_gradient(
             np.arange(len(y)), train_size=EG_MAX_ROWS, stratify=y, random_state=seed
         )
         X, y, keys = X[index], y[index], keys[index]
-    moment = DemographicParity() if constraint == DEMOGRAPHIC_PARITY else EqualizedOdds()
+    moment = (
+        DemographicParity() if constraint == DEMOGRAPHIC_PARITY else EqualizedOdds()
+    )
     scaler = StandardScaler().fit(X)
     reduction = ExponentiatedGradient(
         LogisticRegression(max_iter=200, class_weight="balanced"),

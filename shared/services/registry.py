@@ -19,8 +19,12 @@ from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.ports import Duplicate
 from shared.services.promotion_gates import (
-    ONNX_TOLERANCE as ONNX_TOLERANCE,
-    OPERATORS,
+    ONNX_TOLERANCE as ONNX_TOLERANCE,  # re-exported: callers import it from here
+)
+from shared.services.promotion_gates import (
+    OPERATORS as OPERATORS,
+)
+from shared.services.promotion_gates import (
     baseline_gate,
     bias_gate,
     check_baselines,

@@ -80,10 +80,14 @@ def training_config(
 def protected_columns(uow: Transactions) -> dict[str, str]:
     """Active protected attributes by name: their data column."""
     with uow() as tx:
-        return {a.attribute_name: a.column_name for a in tx.protected_attributes.active()}
+        return {
+            a.attribute_name: a.column_name for a in tx.protected_attributes.active()
+        }
 
 
-def check_protected_features(fs: FeatureSet, protected: set[str], allowed: bool) -> None:
+def check_protected_features(
+    fs: FeatureSet, protected: set[str], allowed: bool
+) -> None:
     """A protected column (an active attribute's, or the carried gender/age_group) may
     not be a model feature unless the request allows it explicitly."""
     names = [str(f.get("name")) for f in fs.features or []]

@@ -65,9 +65,7 @@ def _job_config(ctx: Container, job_id: str) -> dict[str, Any]:
         return dict(job.config or {})
 
 
-def test_protected_columns_are_refused_as_features(
-    client: Any, ctx: Container
-) -> None:
+def test_protected_columns_are_refused_as_features(client: Any, ctx: Container) -> None:
     _attribute(ctx, "region", "home_region")
     for column in ("gender", "age_group", "home_region"):
         resp = _start(client, _feature_set(ctx, "amount", column))
