@@ -158,8 +158,9 @@ def _computed_feature_set(client: Any) -> str:
 
 
 @pytest.mark.slow
-def test_training_with_threshold_optimizer_reports_both_models(
-    client: Any, ctx: Container, runtime: Any
+@pytest.mark.parametrize("method", ["threshold_optimizer", "exponentiated_gradient"])
+def test_training_with_mitigation_reports_both_models(
+    client: Any, ctx: Container, runtime: Any, method: str
 ) -> None:
     _attribute(ctx, "gender", "gender")
     fs_id = _computed_feature_set(client)
@@ -168,7 +169,7 @@ def test_training_with_threshold_optimizer_reports_both_models(
         fs_id,
         hyperparameters=SMALL["xgboost"],
         fairness_mitigation={
-            "method": "threshold_optimizer",
+            "method": method,
             "constraint": "demographic_parity",
             "attribute": "gender",
         },
@@ -179,7 +180,7 @@ def test_training_with_threshold_optimizer_reports_both_models(
     )
     assert job["status"] == "COMPLETED", job
     report = job["metrics"]["fairness_mitigation"]
-    assert report["method"] == "threshold_optimizer"
+    assert report["method"] == method
     for side in ("plain", "mitigated"):
         assert {
             "auc_roc",
@@ -190,9 +191,13 @@ def test_training_with_threshold_optimizer_reports_both_models(
             "disparate_impact",
             "fpr_parity_diff",
         } <= set(report[side])
+    served = ctx.predictor.models.get(uuid.UUID(job["model_id"]))
+    if method == "exponentiated_gradient":
+        assert "group_thresholds" not in report
+        assert served.decision_threshold({"gender": "F"}) == served.threshold
+        return
     thresholds = report["group_thresholds"]
     assert thresholds and all(0.0 <= t <= 1.0 for t in thresholds.values())
-    served = ctx.predictor.models.get(uuid.UUID(job["model_id"]))
     group, value = next(iter(thresholds.items()))
     assert served.decision_threshold({"gender": group}) == value
     assert served.decision_threshold(None) == served.threshold
