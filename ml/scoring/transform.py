@@ -118,3 +118,22 @@ def calibrate_one(score: float, calibration: Mapping[str, Any]) -> float:
 
 
 _EPS = 1e-7
+
+
+def decision_threshold(
+    transform: Mapping[str, Any],
+    threshold: float,
+    protected: Mapping[str, Any] | None,
+) -> float:
+    """The threshold a score is compared with: the group's own when the transform
+    carries ``"group_thresholds": {"column": c, "thresholds": {str(value): t}}`` (a
+    threshold_optimizer mitigation) and ``protected`` gives the row's value of ``c``;
+    the global ``threshold`` otherwise (attribute absent, or a group not seen)."""
+    groups = transform.get("group_thresholds")
+    if not groups or not protected:
+        return threshold
+    column = groups.get("column")
+    if column not in protected or protected[column] is None:
+        return threshold
+    value = groups.get("thresholds", {}).get(str(protected[column]))
+    return threshold if value is None else float(value)

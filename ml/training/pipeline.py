@@ -61,6 +61,7 @@ class FitOutcome:
     threshold: float
     test_scores: Float64Array
     metrics: dict[str, Any]
+    val_scores: Float64Array | None = None  # the validated model's, for mitigation
 
 
 def fit_and_evaluate(
@@ -142,7 +143,7 @@ def fit_and_evaluate(
         metrics["calibration"] = calibration["method"]
     if trials:
         metrics["search"] = [t.to_dict() for t in trials]
-    return FitOutcome(model, threshold, test_scores, metrics)
+    return FitOutcome(model, threshold, test_scores, metrics, val_scores)
 
 
 def _refit(

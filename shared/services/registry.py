@@ -18,6 +18,18 @@ from shared.db.models import Baseline, MLModel, ModelTransition
 from shared.db.types import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.ports import Duplicate
+from shared.services.promotion_gates import (
+    ONNX_TOLERANCE as ONNX_TOLERANCE,  # re-exported: callers import it from here
+)
+from shared.services.promotion_gates import (
+    OPERATORS as OPERATORS,
+)
+from shared.services.promotion_gates import (
+    baseline_gate,
+    bias_gate,
+    check_baselines,
+    onnx_gate,
+)
 from shared.timefmt import iso
 
 if TYPE_CHECKING:
@@ -25,12 +37,6 @@ if TYPE_CHECKING:
 
 TRAINED, STAGING, PRODUCTION, ARCHIVED = "TRAINED", "STAGING", "PRODUCTION", "ARCHIVED"
 METRICS = ("precision", "recall", "f1_score", "auc_roc", "auc_pr", "fpr")
-OPERATORS = {
-    "gte": lambda v, t: v >= t,
-    "lte": lambda v, t: v <= t,
-    "eq": lambda v, t: v == t,
-}
-ONNX_TOLERANCE = 1e-4
 
 OnlineState = Literal["keep", "replace"]
 """What a promotion or rollback does with a live online feature state: keep it (the
@@ -220,6 +226,7 @@ class ModelRegistry:
         actor: str | None = None,
         *,
         online_state: OnlineState = "keep",
+        override_bias: bool = False,
     ) -> dict[str, Any]:
         stage = (stage or "").upper()
         if stage not in (STAGING, PRODUCTION):
@@ -231,6 +238,11 @@ class ModelRegistry:
             raise ValidationFailed(
                 "Overriding baselines needs a written reason.",
                 field_error("reason", "required with override_baselines"),
+            )
+        if override_bias and not (reason or "").strip():
+            raise ValidationFailed(
+                "Overriding the bias gate needs a written reason.",
+                field_error("reason", "required with override_bias"),
             )
         try:
             with self.uow(write=True) as tx:
@@ -250,6 +262,7 @@ class ModelRegistry:
                 if stage == PRODUCTION:
                     current = production_model(tx.models, model.name)
                     _gate(tx.models, model, current, override_baselines)
+                    reason = _bias_gate(model, override_bias, reason, actor)
                     if current is not None:
                         _move(
                             tx.models,
@@ -318,50 +331,44 @@ class ModelRegistry:
         }
 
 
-def check_baselines(model: MLModel, baselines: list[Baseline]) -> list[dict[str, Any]]:
-    out = []
-    for b in baselines:
-        value = (model.metrics or {}).get(b.metric_name)
-        passed = value is not None and OPERATORS[b.operator](float(value), b.threshold)
-        out.append(
-            {
-                "metric": b.metric_name,
-                "operator": b.operator,
-                "threshold": b.threshold,
-                "value": value,
-                "passed": passed,
-            }
-        )
-    return out
-
-
 def _gate(
     models: ModelRepository, model: MLModel, current: MLModel | None, override: bool
 ) -> None:
-    details = model.details or {}
-    diff = details.get("onnx_max_abs_diff")
-    if diff is None or float(diff) > ONNX_TOLERANCE:
-        raise Conflict(
-            f"The ONNX export differs from the native model by {diff} (> {ONNX_TOLERANCE});"
-            " it cannot serve /predict and cannot be promoted."
-        )
+    onnx = onnx_gate(model)
+    if not onnx.passed:
+        raise Conflict(onnx.detail)
     baselines = models.active_baselines(model.id)
     if current is not None and current.id != model.id:
         baselines += models.active_baselines(current.id)
-    failed = [c for c in check_baselines(model, baselines) if not c["passed"]]
-    if failed and not override:
-        raise Conflict(
-            "The model misses active baselines; pass override_baselines with a reason "
-            "to promote it anyway.",
-            [
-                {
-                    "field": f"metrics.{c['metric']}",
-                    "message": f"{c['value']} is not {c['operator']} {c['threshold']}",
-                }
-                for c in failed
-            ],
-            code="BASELINE_NOT_MET",
-        )
+    result = baseline_gate(model, baselines)
+    if not result.passed and not override:
+        raise Conflict(result.detail, result.failures, code="BASELINE_NOT_MET")
+
+
+def _bias_gate(
+    model: MLModel, override: bool, reason: str | None, actor: str | None
+) -> str | None:
+    """Refuses a CRITICAL pre-deployment audit unless overridden; an override is
+    recorded in the transition's reason (prefixed) and in details.bias_override."""
+    result = bias_gate(model)
+    if result.passed:
+        return reason
+    if not override:
+        raise Conflict(result.detail, result.failures, code="BIAS_GATE_FAILED")
+    critical = [f["field"].removeprefix("bias_audit.") for f in result.failures]
+    model.details = {
+        **(model.details or {}),
+        "bias_override": {
+            "reason": reason,
+            "actor": actor,
+            "critical": critical,
+            "at": iso(utcnow()),
+        },
+    }
+    return f"{BIAS_OVERRIDE_PREFIX} ({', '.join(critical)}): {reason}"
+
+
+BIAS_OVERRIDE_PREFIX = "[bias gate overridden]"
 
 
 def _move(

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,14 @@ class ServingModel:
     @property
     def feature_names(self) -> list[str]:
         return self.scorer.feature_names
+
+    def decision_threshold(self, protected: Mapping[str, Any] | None) -> float:
+        """The fraud threshold for one request: a threshold_optimizer model's group
+        threshold when ``protected`` ({column: value}) names the row's group, the global
+        threshold otherwise."""
+        from ml.scoring.transform import decision_threshold
+
+        return decision_threshold(self.score_transform, self.threshold, protected)
 
     def explainer(self, blobs: Any) -> ModelExplainer:
         """The SHAP explainer on the native model, built on first use (seconds of

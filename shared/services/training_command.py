@@ -37,6 +37,10 @@ class StartTraining:
     cost_ratio: float | None = None  # missed fraud / false alarm, kept for old clients
     search_seconds: float | None = None
     seed: int = 42
+    # a protected attribute's column used as a model feature: refused unless allowed
+    allow_protected_features: bool = False
+    # {"method", "constraint", "attribute"}: a mitigated model trained beside the plain one
+    fairness_mitigation: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ SPLIT_TYPES = ("out_of_time", "time", "random")
 DEFAULT_TEST_FRACTION = 0.2
 DEFAULT_VALIDATION_FRACTION = 0.2
 DEFAULT_TRAIN_FRACTION = 0.8
+CARRIED_PROTECTED = ("gender", "age_group")
+MITIGATION_METHODS = ("threshold_optimizer", "exponentiated_gradient")
+MITIGATION_CONSTRAINTS = ("demographic_parity", "equalized_odds")
 
 
 def training_config(
@@ -51,6 +54,9 @@ def training_config(
             ) from None
     fs = ready_feature_set(uow, cmd.feature_set_id)
     check_target(fs, cmd.target_column, ALGORITHMS[cmd.algorithm].supervised)
+    protected = protected_columns(uow)
+    check_protected_features(fs, set(protected.values()), cmd.allow_protected_features)
+    mitigation = mitigation_config(cmd.fairness_mitigation, protected)
     label_delay = str((fs.feature_config or {}).get("label_delay") or "7d")
     config: dict[str, Any] = {
         "target_column": cmd.target_column,
@@ -59,12 +65,84 @@ def training_config(
         "model_id": str(uuid.uuid4()),
         "seed": cmd.seed,
     }
+    if cmd.allow_protected_features:
+        config["allow_protected_features"] = True
+    if mitigation is not None:
+        config["fairness_mitigation"] = mitigation
     if params is None:
         seconds = cmd.search_seconds
         config["search_seconds"] = (
             DEFAULT_SEARCH_SECONDS if seconds is None else float(seconds)
         )
     return fs, params, config
+
+
+def protected_columns(uow: Transactions) -> dict[str, str]:
+    """Active protected attributes by name: their data column."""
+    with uow() as tx:
+        return {
+            a.attribute_name: a.column_name for a in tx.protected_attributes.active()
+        }
+
+
+def check_protected_features(
+    fs: FeatureSet, protected: set[str], allowed: bool
+) -> None:
+    """A protected column (an active attribute's, or the carried gender/age_group) may
+    not be a model feature unless the request allows it explicitly."""
+    names = [str(f.get("name")) for f in fs.features or []]
+    used = [n for n in names if n in protected | set(CARRIED_PROTECTED)]
+    if used and not allowed:
+        raise ValidationFailed(
+            f"The feature set uses protected columns {used} as model features; "
+            "set allow_protected_features to train on them anyway.",
+            [
+                {"field": f"features.{n}", "message": "protected attribute column"}
+                for n in used
+            ],
+        )
+
+
+def mitigation_config(
+    request: dict[str, str] | None, protected: dict[str, str]
+) -> dict[str, str] | None:
+    """The mitigation as the job applies it, with the attribute's data column."""
+    if request is None:
+        return None
+    details = []
+    method, constraint = request.get("method"), request.get("constraint")
+    attribute = request.get("attribute")
+    if method not in MITIGATION_METHODS:
+        details.append(
+            {
+                "field": "fairness_mitigation.method",
+                "message": f"one of {list(MITIGATION_METHODS)}",
+            }
+        )
+    if constraint not in MITIGATION_CONSTRAINTS:
+        details.append(
+            {
+                "field": "fairness_mitigation.constraint",
+                "message": f"one of {list(MITIGATION_CONSTRAINTS)}",
+            }
+        )
+    if attribute not in protected:
+        details.append(
+            {
+                "field": "fairness_mitigation.attribute",
+                "message": f"not an active protected attribute; active: "
+                f"{sorted(protected)}",
+            }
+        )
+    if details:
+        raise ValidationFailed("Invalid fairness_mitigation.", details)
+    assert method and constraint and attribute
+    return {
+        "method": method,
+        "constraint": constraint,
+        "attribute": attribute,
+        "column": protected[attribute],
+    }
 
 
 def ready_feature_set(uow: Transactions, feature_set_id: str | uuid.UUID) -> FeatureSet:

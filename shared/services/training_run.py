@@ -25,6 +25,7 @@ from shared.services.jobs import (
     job_uuid,
 )
 from shared.services.training_handoff import ModelHandOff, TrainedModel
+from shared.services.training_mitigation import attribute_column, mitigate_outcome
 from shared.services.training_request import ready_feature_set
 
 if TYPE_CHECKING:
@@ -252,6 +253,10 @@ class TrainingRun:
             on_progress=on_progress,
             should_stop=should_stop,
         )
+        if config.get("fairness_mitigation"):
+            column = config["fairness_mitigation"]["column"]
+            groups = attribute_column(self.blobs, fs, column)
+            mitigate_outcome(config, groups, X, y, splits, outcome)
         evaluating = {"live": {**live, "stage": "evaluating"}}
         if self.jobs.record(job.id, progress=0.88, metrics=evaluating) == CANCELLED:
             raise TrainingCancelled()

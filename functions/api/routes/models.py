@@ -68,23 +68,35 @@ class PromoteRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "if": {
-                "properties": {"override_baselines": {"const": True}},
-                "required": ["override_baselines"],
-            },
-            "then": {
-                "required": ["reason"],
-                "properties": {"reason": {"type": "string", "pattern": _WRITTEN}},
-            },
+            "allOf": [
+                {
+                    "if": {
+                        "properties": {flag: {"const": True}},
+                        "required": [flag],
+                    },
+                    "then": {
+                        "required": ["reason"],
+                        "properties": {
+                            "reason": {"type": "string", "pattern": _WRITTEN}
+                        },
+                    },
+                }
+                for flag in ("override_baselines", "override_bias")
+            ]
         },
     )
     stage: Literal["staging", "production"]
     override_baselines: bool = False
+    override_bias: bool = Field(
+        False,
+        description="Promote to production although the pre-deployment bias audit "
+        "is CRITICAL; needs a reason, recorded in the transition",
+    )
     reason: str | None = Field(
         None,
         max_length=2000,
         validate_default=True,
-        description="Required with override_baselines",
+        description="Required with override_baselines or override_bias",
     )
     actor: str | None = Field(None, max_length=255, description="Who asks (until SSO)")
     online_state: OnlineState = "keep"
@@ -94,10 +106,9 @@ class PromoteRequest(BaseModel):
     def _written_for_override(
         cls, reason: str | None, info: ValidationInfo
     ) -> str | None:
-        if info.data.get("override_baselines") and not re.search(
-            _WRITTEN, reason or ""
-        ):
-            raise ValueError("overriding baselines needs a written reason")
+        for flag in ("override_baselines", "override_bias"):
+            if info.data.get(flag) and not re.search(_WRITTEN, reason or ""):
+                raise ValueError(f"{flag} needs a written reason")
         return reason
 
 
@@ -399,6 +410,7 @@ def promote(
             body.override_baselines,
             body.actor,
             online_state=body.online_state,
+            override_bias=body.override_bias,
         )
     )
 

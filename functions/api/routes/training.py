@@ -118,6 +118,15 @@ _EXAMPLE = {
 }
 
 
+class FairnessMitigation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["threshold_optimizer", "exponentiated_gradient"]
+    constraint: Literal["demographic_parity", "equalized_odds"]
+    attribute: str = Field(
+        min_length=1, description="Name of an active protected attribute"
+    )
+
+
 class StartTrainingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_algorithm_schemas)
     name: str = Field(
@@ -159,9 +168,23 @@ class StartTrainingRequest(BaseModel):
         None, ge=0, le=86_400, description="Time budget of the search (default 300)"
     )
     seed: int = 42
+    allow_protected_features: bool = Field(
+        False,
+        description="Train although the feature set uses a protected attribute's "
+        "column (or gender / age_group) as a feature; recorded in the job config",
+    )
+    fairness_mitigation: FairnessMitigation | None = Field(
+        None,
+        description="Train a mitigated model beside the plain one; the job reports "
+        "both models' trade-off",
+    )
 
     def to_command(self) -> StartTraining:
-        fields = self.model_dump(exclude={"split"})
+        fields = self.model_dump(exclude={"split", "fairness_mitigation"})
+        mitigation = self.fairness_mitigation
+        fields["fairness_mitigation"] = (
+            mitigation.model_dump() if mitigation is not None else None
+        )
         split = self.split.to_command() if self.split is not None else None
         return StartTraining(**fields, split=split)
 
