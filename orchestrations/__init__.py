@@ -5,8 +5,24 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from orchestrations import backtest, drift, features, jobs, promotion, training
+from orchestrations import (
+    backtest,
+    drift,
+    features,
+    jobs,
+    promotion,
+    retraining,
+    training,
+)
 
 
 def blueprints() -> list[df.Blueprint]:
-    return [jobs.bp, features.bp, training.bp, promotion.bp, backtest.bp, drift.bp]
+    return [
+        jobs.bp,
+        features.bp,
+        training.bp,
+        promotion.bp,
+        backtest.bp,
+        drift.bp,
+        retraining.bp,
+    ]

@@ -166,6 +166,13 @@ class Settings(BaseSettings):
         description="NCRONTAB schedule of the feature log's export "
         "(feature_log_export)",
     )
+    retraining_max_ap_drop: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Retraining's champion gate: how far the challenger's average "
+        "precision may fall below the champion's on the same holdout",
+    )
     local_timers: bool = Field(
         True,
         description="The local runtime runs the timer functions on their schedules "

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from shared.services.performance import PerformanceService
     from shared.services.predictions import Predictor
     from shared.services.registry import ModelRegistry
+    from shared.services.retraining import RetrainingService
+    from shared.services.retraining_steps import RetrainingWorkflow
     from shared.services.training import TrainingService
 
 
@@ -63,6 +65,8 @@ _SERVICES = (
     "alerts",
     "feature_log",
     "protected_attributes",
+    "retraining",
+    "retraining_workflow",
 )
 
 
@@ -215,6 +219,30 @@ class Container:
         from shared.services.fairness import ProtectedAttributes
 
         return ProtectedAttributes(self.uow)
+
+    @cached_property
+    def retraining(self) -> RetrainingService:
+        from shared.services.retraining import RetrainingService
+
+        return RetrainingService(
+            self.uow, self.jobs, self.datasets, self.registry, self.retraining_workflow
+        )
+
+    @cached_property
+    def retraining_workflow(self) -> RetrainingWorkflow:
+        """The retraining orchestration's steps (its activities' bodies)."""
+        from shared.services.retraining_steps import RetrainingWorkflow
+
+        return RetrainingWorkflow(
+            self.uow,
+            self.blobs,
+            self.jobs,
+            self.datasets,
+            self.features,
+            self.training,
+            self.registry,
+            self.settings.retraining_max_ap_drop,
+        )
 
     @property
     def predictor(self) -> Predictor:

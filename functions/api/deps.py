@@ -163,3 +163,13 @@ async def protected_attributes(app: Ctx) -> ProtectedAttributes:
 
 
 ProtectedAttributesDep = Annotated["ProtectedAttributes", Depends(protected_attributes)]
+# -- retraining ---------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from shared.services.retraining import RetrainingService
+
+
+async def retraining_service(app: Ctx) -> RetrainingService:
+    return app.retraining
+
+
+RetrainingServiceDep = Annotated["RetrainingService", Depends(retraining_service)]

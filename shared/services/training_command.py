@@ -37,6 +37,8 @@ class StartTraining:
     cost_ratio: float | None = None  # missed fraud / false alarm, kept for old clients
     search_seconds: float | None = None
     seed: int = 42
+    # a carried column of the feature set holding each row's training weight
+    sample_weight_column: str | None = None
 
 
 @dataclass(frozen=True)
