@@ -20,7 +20,7 @@ from shared.db.models import Job
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.services.jobs import COMPLETED, FINISHED, PENDING, job_uuid
 from shared.services.pagination import Page
-from shared.services.registry import PRODUCTION, get_model
+from shared.services.registry import get_model
 from shared.services.retraining_commands import (
     STRATEGIES,
     DataStrategy,
@@ -225,6 +225,7 @@ class RetrainingService:
             )
         gates = self.workflow.gates(
             challenger_id,
+            str(job.input["model_id"]),
             result["champion"]["metrics"],
             result["challenger"]["metrics"],
         )
@@ -418,7 +419,6 @@ def _open_job_of(tx: UnitOfWork, model_id: uuid.UUID) -> str | None:
 __all__ = [
     "KIND",
     "ORCHESTRATOR",
-    "PRODUCTION",
     "RetrainingRunning",
     "RetrainingService",
     "retraining_view",

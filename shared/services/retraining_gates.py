@@ -1,8 +1,9 @@
 """The gates a retraining's challenger must pass to replace the champion, in the order
 they are reported; the first that fails decides.
 
-- baselines: the challenger's metrics against the active baselines of the challenger
-  and of the model in production (what the registry checks on promotion).
+- baselines: the challenger's metrics against the active baselines of the challenger,
+  of the champion it was retrained from and of the model in production (the registry
+  checks the first and the last on promotion).
 - onnx_parity: the ONNX export within ``ONNX_TOLERANCE`` of the native model.
 - bias: the challenger's bias audit is not CRITICAL (no audit yet: passes).
 - champion_comparison: on the same holdout, the challenger's average precision is at

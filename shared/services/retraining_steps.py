@@ -165,17 +165,23 @@ class RetrainingWorkflow:
     def gates(
         self,
         challenger_id: str,
+        champion_id: str,
         champion_metrics: dict[str, Any],
         challenger_metrics: dict[str, Any],
     ) -> list[Gate]:
-        """The gates as they stand now (baselines of the challenger and of the model
-        in production)."""
+        """The gates as they stand now: the active baselines of the challenger, of
+        the champion it was retrained from and of the model in production."""
         with self.uow() as tx:
             challenger = get_model(tx.models, challenger_id)
-            baselines = tx.models.active_baselines(challenger.id)
             current = production_model(tx.models, challenger.name)
-            if current is not None and current.id != challenger.id:
-                baselines += tx.models.active_baselines(current.id)
+            owners = [challenger.id, uuid.UUID(champion_id)]
+            if current is not None:
+                owners.append(current.id)
+            baselines = [
+                b
+                for owner in dict.fromkeys(owners)
+                for b in tx.models.active_baselines(owner)
+            ]
             return evaluate_gates(
                 challenger,
                 baselines,
@@ -399,14 +405,22 @@ class RetrainingWorkflow:
             "champion": self._score(champion, rows.names, X, y),
             "challenger": self._score(challenger, rows.names, X, y),
         }
+        start = splits.periods.get("test_start")
+        trained_until = ((champion.metrics or {}).get("split") or {}).get(
+            "validation_end"
+        )
         holdout = {
             "feature_set_id": str(fs.id),
-            "start": splits.periods.get("test_start"),
+            "start": start,
             "end": splits.periods.get("test_end"),
             "gap": plan.gap,
             "rows": int(test.size),
             "positives": int(np.sum(y == 1)),
             "rows_train": int(splits.train.size),
+            # the new data overlaps the champion's: it is judged on rows it learnt
+            "champion_trained_on_holdout": bool(
+                trained_until and start and trained_until >= start
+            ),
         }
         summary = {
             "holdout_rows": holdout["rows"],
@@ -443,6 +457,7 @@ class RetrainingWorkflow:
         result = dict(self.jobs.get_row(job["job_id"]).result or {})
         gates = self.gates(
             job["challenger_model_id"],
+            job["model_id"],
             result["champion"]["metrics"],
             result["challenger"]["metrics"],
         )
