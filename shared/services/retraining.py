@@ -22,6 +22,7 @@ from shared.services.jobs import COMPLETED, FINISHED, PENDING, job_uuid
 from shared.services.pagination import Page
 from shared.services.registry import get_model
 from shared.services.retraining_commands import (
+    STEPS,
     STRATEGIES,
     DataStrategy,
     PromoteChallenger,
@@ -76,6 +77,7 @@ def retraining_view(job: Job) -> dict[str, Any]:
     """A retraining job as GET /retraining/jobs/{id} reports it."""
     payload = dict(job.input or {})
     result = dict(job.result or {})
+    done = result.get("steps") or {}
     return {
         "job_id": str(job.id),
         "status": job.status,
@@ -89,7 +91,7 @@ def retraining_view(job: Job) -> dict[str, Any]:
         "alert_id": payload.get("alert_id"),
         "auto_promote": bool(payload.get("auto_promote")),
         "data_strategy": _strategy_view(payload),
-        "steps": result.get("steps") or {},
+        "steps": {step: done[step] for step in STEPS if step in done},
         "challenger_model_id": result.get("challenger_model_id"),
         "champion": result.get("champion"),
         "challenger": result.get("challenger"),

@@ -8,6 +8,7 @@ from typing import Literal
 
 StrategyType = Literal["replace", "merge", "sliding_window"]
 STRATEGIES: tuple[str, ...] = ("replace", "merge", "sliding_window")
+STEPS: tuple[str, ...] = ("assemble", "features", "train", "evaluate", "gates", "promote")
 
 
 @dataclass(frozen=True)

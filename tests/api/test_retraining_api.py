@@ -102,9 +102,7 @@ def test_a_challenger_on_new_data_is_gated_and_promoted_automatically(
     assert challenger["name"] == previous["name"] and challenger["version"] == "2.0"
     assert challenger["algorithm"] == previous["algorithm"]
     for name in ("max_depth", "n_estimators", "learning_rate"):
-        assert (
-            challenger["hyperparameters"][name] == previous["hyperparameters"][name]
-        )
+        assert challenger["hyperparameters"][name] == previous["hyperparameters"][name]
     assert previous["status"] == "TRAINED"  # never in production: nothing archived
     fs_new = client.get(f"{API}/features/sets/{challenger['feature_set_id']}")
     fs_old = client.get(f"{API}/features/sets/{previous['feature_set_id']}")
