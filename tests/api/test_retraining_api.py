@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from functions.api.schemas_retraining import RetrainingJob
 from shared.adapters.blobs.local_copy import local_file
 from shared.container import Container
 from shared.db.models import Dataset
@@ -66,6 +67,7 @@ def test_a_challenger_on_new_data_is_gated_and_promoted_automatically(
         },
     )
     assert job["status"] == "COMPLETED", job
+    RetrainingJob.model_validate(job)  # the answer is what the OpenAPI document says
     assert job["stage"] == "done" and job["progress"] == 1.0
     assert job["model_id"] == champion_id and job["reason"] == "fraud changed"
     assert list(job["steps"]) == [
@@ -115,6 +117,9 @@ def test_a_challenger_on_new_data_is_gated_and_promoted_automatically(
     # every step is visible through the generic job API too
     generic = client.get(f"{API}/jobs/{job['job_id']}").json()["data"]
     assert generic["kind"] == "retraining" and generic["status"] == "COMPLETED"
+    instance = runtime.engine.wait_for_completion(job["job_id"], timeout=30)
+    assert instance.custom_status == {"stage": "done"}
+    assert instance.output["decided_by"] == "all_gates_passed"
     for sub in (
         job["steps"]["features"]["features_job_id"],
         job["steps"]["train"]["training_job_id"],
