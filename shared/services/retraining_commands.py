@@ -8,7 +8,14 @@ from typing import Literal
 
 StrategyType = Literal["replace", "merge", "sliding_window"]
 STRATEGIES: tuple[str, ...] = ("replace", "merge", "sliding_window")
-STEPS: tuple[str, ...] = ("assemble", "features", "train", "evaluate", "gates", "promote")
+STEPS: tuple[str, ...] = (
+    "assemble",
+    "features",
+    "train",
+    "evaluate",
+    "gates",
+    "promote",
+)
 
 
 @dataclass(frozen=True)
