@@ -16,8 +16,9 @@ fixed in the job's input, so a re-run finds it.
    its own gates and the online state's keep apply.
 
 A step answers ``{"status": "OK", ...}`` with the ids the next needs, ``FAILED`` with
-the reason for what the data or the request make impossible (retrying cannot help), or
-``CANCELLED``; anything else it raises, for the orchestration to retry.
+the reason for what the data or the request make impossible (retrying cannot help),
+``CANCELLED`` or ``ENDED`` (the job finished meanwhile); anything else it raises, for
+the orchestration to retry.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.adapters.blobs.local_copy import local_file
 from shared.errors import AppError, Conflict, NotFound
-from shared.services.jobs import COMPLETED, JobCancelled, job_uuid
+from shared.services.jobs import COMPLETED, FINISHED, JobCancelled, job_uuid
 from shared.services.registry import PRODUCTION, TRAINED, get_model, production_model
 from shared.services.retraining_gates import (
     ALL_PASSED,
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OK, FAILED, CANCELLED = "OK", "FAILED", "CANCELLED"
+OK, FAILED, CANCELLED, ENDED = "OK", "FAILED", "CANCELLED", "ENDED"
 ACTOR = "retraining"
 TARGET = "is_fraud"
 STAGES = {
@@ -122,6 +123,9 @@ class RetrainingWorkflow:
         }
         job_id = refs["job_id"]
         stage, progress = STAGES[step]
+        ended = self.jobs.get_row(job_id).status
+        if ended in FINISHED:  # ended elsewhere (a cancel, a restart's clean-up)
+            return {"status": ENDED, "job_status": ended}
         try:
             payload = self.jobs.start(job_id, stage)
             self._update(job_id, progress, stage, stage=step)
