@@ -237,3 +237,30 @@ def test_a_gate_that_fails_decides_and_blocks_the_promotion(
     assert error["code"] == "GATE_FAILED" and "baselines" in error["message"]
     assert error["details"][0]["field"] == "gates.baselines"
     assert _model(client, job["challenger_model_id"])["status"] == "STAGING"
+
+
+@pytest.mark.slow
+def test_a_step_that_fails_ends_the_job_naming_it(
+    client: Any, runtime: Any, transactions: pd.DataFrame
+) -> None:
+    """Two hours of data hold no fraud to learn from: the training step fails, and
+    the job says so."""
+    champion_id = champion(client, before_change(transactions))
+    job = retrain(
+        client,
+        {
+            "model_id": champion_id,
+            "reason": "too little",
+            "data_strategy": {"type": "sliding_window", "window": "2h"},
+            "auto_promote": True,
+        },
+    )
+    assert job["status"] == "FAILED", job
+    assert job["stage"] == "failed" and job["failed_step"] == "train"
+    assert job["error_message"].startswith("train: The label 'is_fraud' has only")
+    assert job["challenger_model_id"] is None and job["promoted"] is False
+    assert list(job["steps"]) == ["assemble", "features", "train"]
+    generic = client.get(f"{API}/jobs/{job['job_id']}").json()["data"]
+    assert generic["status"] == "FAILED" and generic["error_message"].startswith(
+        "train: "
+    )
