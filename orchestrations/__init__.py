@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from orchestrations import backtest, bias, drift, features, jobs, promotion, training
+from orchestrations import (
+    backtest,
+    bias,
+    drift,
+    features,
+    jobs,
+    promotion,
+    retraining,
+    training,
+)
 
 
 def blueprints() -> list[df.Blueprint]:
@@ -17,4 +26,5 @@ def blueprints() -> list[df.Blueprint]:
         backtest.bp,
         drift.bp,
         bias.bp,
+        retraining.bp,
     ]

@@ -206,6 +206,13 @@ class Settings(BaseSettings):
     operational_alerts_window_minutes: int = Field(
         15, description="Window of the operational alert signals, minutes"
     )
+    retraining_max_ap_drop: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Retraining's champion gate: how far the challenger's average "
+        "precision may fall below the champion's on the same holdout",
+    )
     local_timers: bool = Field(
         True,
         description="The local runtime runs the timer functions on their schedules "

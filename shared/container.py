@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from shared.services.performance import PerformanceService
     from shared.services.predictions import Predictor
     from shared.services.registry import ModelRegistry
+    from shared.services.retraining import RetrainingService
+    from shared.services.retraining_steps import RetrainingWorkflow
     from shared.services.training import TrainingService
 
 
@@ -76,6 +78,8 @@ _SERVICES = (
     "feature_log",
     "protected_attributes",
     "bias_audits",
+    "retraining",
+    "retraining_workflow",
 )
 
 
@@ -277,6 +281,30 @@ class Container:
             self.jobs,
             self.launcher,
             min_group_count=self.settings.fairness_min_group_count,
+        )
+
+    @cached_property
+    def retraining(self) -> RetrainingService:
+        from shared.services.retraining import RetrainingService
+
+        return RetrainingService(
+            self.uow, self.jobs, self.datasets, self.registry, self.retraining_workflow
+        )
+
+    @cached_property
+    def retraining_workflow(self) -> RetrainingWorkflow:
+        """The retraining orchestration's steps (its activities' bodies)."""
+        from shared.services.retraining_steps import RetrainingWorkflow
+
+        return RetrainingWorkflow(
+            self.uow,
+            self.blobs,
+            self.jobs,
+            self.datasets,
+            self.features,
+            self.training,
+            self.registry,
+            self.settings.retraining_max_ap_drop,
         )
 
     @property

@@ -30,6 +30,7 @@ from functions.api.routes import (
     models,
     monitoring,
     predict,
+    retraining,
     training,
 )
 from functions.api.scoring_path import ScoringPath
@@ -79,6 +80,7 @@ def create_app() -> FastAPI:
     v1.include_router(monitoring.router)
     v1.include_router(alerts.router)
     v1.include_router(bias.router)
+    v1.include_router(retraining.router)
     app.include_router(v1)
     install_error_handlers(app)
     _add_docs(app)

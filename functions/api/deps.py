@@ -179,3 +179,13 @@ async def bias_audits(app: Ctx) -> BiasAudits:
 
 
 BiasAuditsDep = Annotated["BiasAudits", Depends(bias_audits)]
+# -- retraining ---------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from shared.services.retraining import RetrainingService
+
+
+async def retraining_service(app: Ctx) -> RetrainingService:
+    return app.retraining
+
+
+RetrainingServiceDep = Annotated["RetrainingService", Depends(retraining_service)]

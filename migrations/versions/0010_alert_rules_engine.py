@@ -1,7 +1,7 @@
 """alert rules engine: rule language, alert deduplication, lifecycle and outbox
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-08 04:20:00
 
 alert_rules gain a source, the condition as given ({op, value}), a cooldown (the
@@ -22,7 +22,7 @@ from alembic import op
 import shared.db.types
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -55,6 +55,8 @@ def fit_xgboost(
     should_stop: Callable[[], bool] | None,
     seed: int,
     n_jobs: int,
+    *,
+    sample_weight: npt.NDArray[Any] | None = None,
 ) -> TrainedModel:
     import xgboost as xgb
 
@@ -80,7 +82,11 @@ def fit_xgboost(
     }
     # QuantileDMatrix bins straight from X, never holding a second full float copy.
     dtrain = xgb.QuantileDMatrix(
-        X_train, label=y_train, max_bin=params["max_bin"], nthread=n_jobs
+        X_train,
+        label=y_train,
+        weight=sample_weight,
+        max_bin=params["max_bin"],
+        nthread=n_jobs,
     )
     cache: dict[int, Any] = {}
 
@@ -150,6 +156,8 @@ def fit_lightgbm(
     should_stop: Callable[[], bool] | None,
     seed: int,
     n_jobs: int,
+    *,
+    sample_weight: npt.NDArray[Any] | None = None,
 ) -> TrainedModel:
     import lightgbm as lgb
 
@@ -194,7 +202,9 @@ def fit_lightgbm(
         reporter.step(ran[0])
 
     reporter.check_stop()
-    dataset = lgb.Dataset(X_train, label=y_train, free_raw_data=True)
+    dataset = lgb.Dataset(
+        X_train, label=y_train, weight=sample_weight, free_raw_data=True
+    )
     patience = _patience(params, X_val, y_val)
     callbacks: list[Any] = [callback]
     valid: list[Any] = []

@@ -73,9 +73,11 @@ def fit_and_evaluate(
     *,
     on_progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
+    sample_weight: npt.NDArray[Any] | None = None,
 ) -> FitOutcome:
     """Fit (searching when no hyperparameters are given), calibrate, choose the
-    threshold on validation, then score the test rows once."""
+    threshold on validation, then score the test rows once. ``sample_weight`` (one per
+    row of X) weighs the rows the models are fitted on; choices stay unweighted."""
     fit, val, test = splits.fit, splits.validation, splits.test
     X_val, y_val = X[val], y[val]
 
@@ -96,6 +98,7 @@ def fit_and_evaluate(
             should_stop=should_stop,
             seed=plan.seed,
             n_jobs=plan.n_jobs,
+            sample_weight=None if sample_weight is None else sample_weight[fit],
         )
 
     def fit_weighted(params: dict[str, Any], trial: int, trials: int) -> TrainedModel:
@@ -125,7 +128,9 @@ def fit_and_evaluate(
     val_scores = model.predict_scores(X_val)
     validated = model
     if plan.refit and splits.train.size > fit.size:
-        model = _refit(plan, model, X, y, splits, feature_names, should_stop)
+        model = _refit(
+            plan, model, X, y, splits, feature_names, should_stop, sample_weight
+        )
     rule = plan.threshold
     threshold = choose_threshold(
         y_val,
@@ -154,6 +159,7 @@ def _refit(
     splits: Splits,
     feature_names: list[str],
     should_stop: Callable[[], bool] | None,
+    sample_weight: npt.NDArray[Any] | None = None,
 ) -> TrainedModel:
     """The validated configuration fitted again on the whole training period (the most
     recent rows matter most for fraud), with the tree count early stopping chose. It
@@ -175,6 +181,7 @@ def _refit(
         should_stop=should_stop,
         seed=plan.seed,
         n_jobs=plan.n_jobs,
+        sample_weight=None if sample_weight is None else sample_weight[train],
     )
     calibration = validated.score_transform.get("calibration")
     if calibration is not None:

@@ -35,6 +35,8 @@ def fit_isolation_forest(
     should_stop: Callable[[], bool] | None,
     seed: int,
     n_jobs: int,
+    *,
+    sample_weight: npt.NDArray[Any] | None = None,
 ) -> TrainedModel:
     from sklearn.ensemble import IsolationForest
 
@@ -68,7 +70,7 @@ def fit_isolation_forest(
         reporter.check_stop()
         done = min(done + IF_CHUNK_TREES, total)
         forest.set_params(n_estimators=done)
-        forest.fit(X)
+        forest.fit(X, sample_weight=sample_weight)
         reporter.step(done)
     contamination = params["contamination"]
     sample = X[np.random.default_rng(seed).permutation(X.shape[0])[:100_000]]
@@ -103,6 +105,8 @@ def fit_neural_net(
     should_stop: Callable[[], bool] | None,
     seed: int,
     n_jobs: int,
+    *,
+    sample_weight: npt.NDArray[Any] | None = None,
 ) -> TrainedModel:
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline
@@ -111,7 +115,8 @@ def fit_neural_net(
     assert y_train is not None, "checked by train_model"
     epochs = int(params["max_iter"])
     hidden = tuple(int(v) for v in str(params["hidden_layer_sizes"]).split(","))
-    scaler = StandardScaler().fit(X_train)
+    scaler = StandardScaler().fit(X_train, sample_weight=sample_weight)
+    weight = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     Xs = np.asarray(scaler.transform(X_train), dtype=np.float32)
     y = np.asarray(y_train).astype(np.int64)
     mlp = MLPClassifier(
@@ -151,7 +156,12 @@ def fit_neural_net(
         for start in range(0, order.size, MLP_CHUNK_ROWS):
             reporter.check_stop()
             chunk = order[start : start + MLP_CHUNK_ROWS]
-            mlp.partial_fit(Xs[chunk], y[chunk], classes=classes)
+            mlp.partial_fit(
+                Xs[chunk],
+                y[chunk],
+                sample_weight=None if weight is None else weight[chunk],
+                classes=classes,
+            )
         reporter.step(epoch + 1)
     return TrainedModel(
         "neural_net",

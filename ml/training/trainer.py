@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from ml.training.algorithms import get_algorithm, validate_hyperparameters
@@ -23,6 +24,7 @@ __all__ = [
     "TrainingCancelled",
     "TrainingDataError",
     "TrainingProgress",
+    "check_sample_weight",
     "check_training_data",
     "train_model",
 ]
@@ -49,11 +51,13 @@ def train_model(
     should_stop: Callable[[], bool] | None = None,
     seed: int = 42,
     n_jobs: int = 2,
+    sample_weight: npt.NDArray[Any] | None = None,
 ) -> TrainedModel:
     """Fit one model. Raises HyperparameterError, TrainingDataError, TrainingCancelled.
 
     X is used as given (pass float32 C-contiguous to avoid copies); validation data only
     feeds progress metrics. Isolation Forest ignores `y_train` for fitting.
+    `sample_weight`: one non-negative weight per training row (None: all equal).
     """
     spec = get_algorithm(algorithm)
     full = validate_hyperparameters(algorithm, params)
@@ -76,6 +80,8 @@ def train_model(
                 "features",
             )
         check_training_data(X_val, y_val, False, allow_nan=allow_nan)
+    if sample_weight is not None:
+        check_sample_weight(sample_weight, X_train.shape[0])
     fitter = _FITTERS[algorithm]
     return fitter(
         full,
@@ -88,4 +94,17 @@ def train_model(
         should_stop,
         seed,
         n_jobs,
+        sample_weight=sample_weight,
     )
+
+
+def check_sample_weight(weight: npt.NDArray[Any], rows: int) -> None:
+    w = np.asarray(weight, dtype=np.float64)
+    if w.shape != (rows,):
+        raise TrainingDataError(
+            f"{w.size} sample weights for {rows} training rows", "sample_weight"
+        )
+    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise TrainingDataError(
+            "sample weights must be finite, >= 0 and not all 0", "sample_weight"
+        )

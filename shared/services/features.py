@@ -97,6 +97,15 @@ class FeatureService:
 
     def request_compute(self, cmd: ComputeCommand) -> JobAccepted:
         """Validate, create the job, hand it to the launcher; the 202 body."""
+        accepted = self.record_compute(cmd)
+        self.launcher.launch(ORCHESTRATOR, accepted.job_id, {"job_id": accepted.job_id})
+        return accepted
+
+    def record_compute(
+        self, cmd: ComputeCommand, job_id: uuid.UUID | None = None
+    ) -> JobAccepted:
+        """Validate and create the job without launching it: for a workflow that runs
+        the job's activity (``run_job``) as one of its own steps."""
         from ml.features import GROUPS, ROLES, FeatureConfig, FeatureInputError
         from ml.features.config import REQUIRED_ROLES
 
@@ -150,7 +159,7 @@ class FeatureService:
                 f"carry_columns not in the dataset: {missing}",
                 field_error("carry_columns", "unknown column"),
             )
-        job_id = uuid.uuid4()
+        job_id = job_id or uuid.uuid4()
         payload = {
             "job_id": str(job_id),
             "feature_set_id": str(uuid.uuid4()),
@@ -163,7 +172,6 @@ class FeatureService:
             "carry_columns": list(carried),
         }
         self.jobs.create(JOB_KIND, payload, job_id)
-        self.launcher.launch(ORCHESTRATOR, str(job_id), {"job_id": str(job_id)})
         return JobAccepted(
             job_id=str(job_id),
             status="PENDING",

@@ -106,7 +106,9 @@ class Predictor:
         answers: list[tuple[dict[str, Any], PredictionRecord]] = []
 
         def score(online: OnlineFeatures) -> PredictionRecord:
-            answers.append(self._answer(model, online, started, explain, top_k))
+            answers.append(
+                self._answer(model, online, started, explain, top_k, protected)
+            )
             if protected:
                 answers[-1][1].protected_values = dict(protected)
             return answers[-1][1]
@@ -116,7 +118,9 @@ class Predictor:
         except FeatureInputError as exc:
             raise _feature_error(exc, "transaction") from None
         if online.replayed:  # nothing was applied: the first answer, given again
-            answers.append(self._answer(model, online, started, explain, top_k))
+            answers.append(
+                self._answer(model, online, started, explain, top_k, protected)
+            )
             self.log.repair([answers[-1][1]])
         else:
             self.log.committed(1)
@@ -129,6 +133,7 @@ class Predictor:
         started: float,
         explain: bool,
         top_k: int,
+        protected: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], PredictionRecord]:
         """The answer to one transaction and its log row."""
         row = model.scorer.matrix([online.features])
@@ -136,7 +141,14 @@ class Predictor:
         explanation = self._explain(model, row, top_k) if explain else None
         pid = prediction_id(model.id, online.transaction_id)
         result = {
-            **self._decision(model, online.transaction_id, online.replayed, score, pid),
+            **self._decision(
+                model,
+                online.transaction_id,
+                online.replayed,
+                score,
+                pid,
+                model.decision_threshold(protected),
+            ),
             **_model_fields(model),
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             "explanation": explanation,
@@ -175,14 +187,16 @@ class Predictor:
         replayed: bool,
         score: float,
         pid: uuid.UUID,
+        threshold: float | None = None,
     ) -> dict[str, Any]:
         """What a prediction says about one transaction, single or in a batch."""
+        cut = model.threshold if threshold is None else threshold
         return {
             "prediction_id": str(pid),
             "transaction_id": transaction_id,
             "fraud_score": score,
-            "is_fraud": score >= model.threshold,
-            "confidence": round(confidence(score, model.threshold), 4),
+            "is_fraud": score >= cut,
+            "confidence": round(confidence(score, cut), 4),
             "replayed": replayed,
         }
 
@@ -241,7 +255,7 @@ class Predictor:
         scored: list[tuple[list[dict[str, Any]], list[PredictionRecord]]] = []
 
         def score_and_log(batch: BatchFeatures, conn: Connection) -> None:
-            scored.append(self._batch_answer(model, batch, started))
+            scored.append(self._batch_answer(model, batch, started, protected))
             records = scored[-1][1]
             if protected:
                 for record, values in zip(records, protected, strict=False):
@@ -261,7 +275,7 @@ class Predictor:
         except FeatureInputError as exc:
             raise _feature_error(exc, "transactions") from None
         if not scored:  # an empty batch: nothing was applied
-            scored.append(self._batch_answer(model, online, started))
+            scored.append(self._batch_answer(model, online, started, protected))
         results, records = scored[-1]
         replays = [
             r for r, again in zip(records, online.replayed, strict=True) if again
@@ -278,7 +292,11 @@ class Predictor:
         }
 
     def _batch_answer(
-        self, model: ServingModel, online: BatchFeatures, started: float
+        self,
+        model: ServingModel,
+        online: BatchFeatures,
+        started: float,
+        protected: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> tuple[list[dict[str, Any]], list[PredictionRecord]]:
         """A batch's answers, in its order, and their log rows."""
         import numpy as np
@@ -290,9 +308,14 @@ class Predictor:
         per_item = latency / max(len(online), 1)
         tids, replayed = online.transaction_ids, online.replayed
         pids = [prediction_id(model.id, tid) for tid in tids]
+        given = list(protected or [])
+        cuts = [
+            model.decision_threshold(given[i] if i < len(given) else None)
+            for i in range(len(tids))
+        ]
         results = [
             self._decision(model, *item)
-            for item in zip(tids, replayed, scores.tolist(), pids, strict=True)
+            for item in zip(tids, replayed, scores.tolist(), pids, cuts, strict=True)
         ]
         now = datetime.now(UTC)
         names = online.names

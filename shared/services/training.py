@@ -119,8 +119,18 @@ class TrainingService:
 
     def start(self, cmd: StartTraining) -> TrainingAccepted:
         """Validate, record the job PENDING, hand it to the launcher; the 202 body."""
+        accepted = self.record(cmd)
+        payload = {"job_id": accepted.job_id}
+        self.jobs.launcher.launch(ORCHESTRATOR, accepted.job_id, payload)
+        return accepted
+
+    def record(
+        self, cmd: StartTraining, job_id: uuid.UUID | None = None
+    ) -> TrainingAccepted:
+        """Validate and record the job PENDING without launching it: for a workflow
+        that runs the job's activity (``run``) as one of its own steps."""
         fs, params, config = training_config(self.uow, cmd)
-        job_id = uuid.uuid4()
+        job_id = job_id or uuid.uuid4()
         payload = {"job_id": str(job_id)}
         detail = TrainingJob(
             name=cmd.name,
@@ -130,7 +140,6 @@ class TrainingService:
             config=config,
         )
         self.jobs.create(KIND, payload, job_id, row=detail)
-        self.jobs.launcher.launch(ORCHESTRATOR, str(job_id), payload)
         rows = fs.row_count or 0
         fits = 1 if params is not None else 4
         return TrainingAccepted(

@@ -41,6 +41,8 @@ class StartTraining:
     allow_protected_features: bool = False
     # {"method", "constraint", "attribute"}: a mitigated model trained beside the plain one
     fairness_mitigation: dict[str, str] | None = None
+    # a carried column of the feature set holding each row's training weight
+    sample_weight_column: str | None = None
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ def training_config(
         config["allow_protected_features"] = True
     if mitigation is not None:
         config["fairness_mitigation"] = mitigation
+    if cmd.sample_weight_column is not None:
+        config["sample_weight_column"] = weight_column(fs, cmd.sample_weight_column)
     if params is None:
         seconds = cmd.search_seconds
         config["search_seconds"] = (
@@ -178,6 +180,18 @@ def check_target(fs: FeatureSet, target: str, supervised: bool) -> None:
             f"({summary}); a supervised model needs fraud and non-fraud examples.",
             field_error("target_column", "one class only"),
         )
+
+
+def weight_column(fs: FeatureSet, column: str) -> str:
+    """A sample-weight column must be one the feature set carries next to its
+    features."""
+    carried = (fs.feature_config or {}).get("carried_columns") or []
+    if column not in carried:
+        raise ValidationFailed(
+            f"The feature set carries no column {column!r} to weigh rows by.",
+            field_error("sample_weight_column", f"one of {carried}"),
+        )
+    return column
 
 
 def split_config(cmd: StartTraining, label_delay: str) -> dict[str, Any]:

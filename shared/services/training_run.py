@@ -46,13 +46,15 @@ _ROW_COLUMNS = ("transaction_id", "user_id")
 @dataclass
 class FeatureRows:
     """A feature set as training reads it: the matrix in feature order, the label, the
-    epoch-ns timestamps and the carried row ids (transaction_id, user_id) when present."""
+    epoch-ns timestamps, the carried row ids (transaction_id, user_id) when present and
+    the rows' sample weights when asked for."""
 
     X: Any
     y: Any
     timestamps_ns: Any
     names: list[str]
     ids: dict[str, Any] = field(default_factory=dict)
+    weight: Any = None
 
 
 class TrainingRun:
@@ -111,7 +113,10 @@ class TrainingRun:
             self.jobs.fail(jid, reason)  # logs the job id and the reason
             return {"status": FAILED, "error": reason}
 
-    def _load(self, fs: FeatureSet, target: str) -> FeatureRows:
+    def load_rows(
+        self, fs: FeatureSet, target: str, weight_column: str | None = None
+    ) -> FeatureRows:
+        """The feature set's rows as training (and a retraining's holdout) reads them."""
         import numpy as np
         import pyarrow.parquet as pq
 
@@ -120,6 +125,7 @@ class TrainingRun:
 
         names = [f["name"] for f in fs.features or []]
         columns = [*names, "timestamp", *_ROW_COLUMNS] + ([target] if target else [])
+        columns += [weight_column] if weight_column else []
         with local_file(self.blobs, fs.storage_path or "") as path:
             available = set(pq.ParquetFile(path).schema_arrow.names)
             table = pq.read_table(path, columns=[c for c in columns if c in available])
@@ -145,7 +151,15 @@ class TrainingRun:
             for c in _ROW_COLUMNS
             if c in available
         }
-        return FeatureRows(X, y, ts, names, ids)
+        weight = None
+        if weight_column:
+            if weight_column not in available:
+                raise TrainingDataError(
+                    f"sample weight column {weight_column!r} missing",
+                    "sample_weight_column",
+                )
+            weight = table.column(weight_column).to_numpy().astype(np.float64)
+        return FeatureRows(X, y, ts, names, ids, weight)
 
     @staticmethod
     def split_plan(config: dict[str, Any]) -> SplitPlan:
@@ -198,7 +212,9 @@ class TrainingRun:
 
         config = dict(job.config or {})
         fs = ready_feature_set(self.uow, str(job.feature_set_id))
-        data = self._load(fs, config["target_column"])
+        data = self.load_rows(
+            fs, config["target_column"], config.get("sample_weight_column")
+        )
         X, y, ts = data.X, data.y, data.timestamps_ns
         if y is None:
             y = np.zeros(len(X))
@@ -252,6 +268,7 @@ class TrainingRun:
             data.names,
             on_progress=on_progress,
             should_stop=should_stop,
+            sample_weight=data.weight,
         )
         if config.get("fairness_mitigation"):
             column = config["fairness_mitigation"]["column"]

@@ -32,6 +32,11 @@ class SqlModelRepository:
     def get(self, model_id: uuid.UUID) -> MLModel | None:
         return self.s.get(MLModel, model_id)
 
+    def get_for_update(self, model_id: uuid.UUID) -> MLModel | None:
+        return self.s.scalar(
+            select(MLModel).where(MLModel.id == model_id).with_for_update()
+        )
+
     def add(self, model: MLModel) -> None:
         self.s.add(model)
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.adapters.repositories.bias import SqlBiasRepository
 from shared.adapters.repositories.alert_rules import SqlAlertRuleRepository
+from shared.adapters.repositories.bias import SqlBiasRepository
 from shared.adapters.repositories.datasets import SqlDatasetRepository
 from shared.adapters.repositories.feature_sets import SqlFeatureSetRepository
 from shared.adapters.repositories.jobs import SqlJobRepository
@@ -27,8 +27,8 @@ from shared.adapters.repositories.protected_attributes import (
 from shared.db.session import Database
 from shared.ports import (
     AlertRepository,
-    BiasRepository,
     AlertRuleRepository,
+    BiasRepository,
     DatasetRepository,
     DriftRepository,
     Duplicate,
