@@ -210,10 +210,11 @@ var baseName = '${namePrefix}-${environmentName}-${suffix}'
 
 var jobsQueueName = 'shadow-hubble-jobs'
 var alertsTopicName = 'alerts'
+// one subscription per consumer function in functions/bus/alerts.py
 var alertSubscriptionNames = [
-  'email'
-  'webhook'
-  'dashboard'
+  'webhooks'
+  'audit'
+  'retrain'
 ]
 var dataContainerName = 'shadow-hubble'
 var deploymentContainerName = 'deployments'

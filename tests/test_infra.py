@@ -549,7 +549,7 @@ def test_jobs_queue_matches_the_launcher() -> None:
 def test_alerts_topic_and_its_subscriptions() -> None:
     main = main_file(INFRA)
     assert main.string_var("alertsTopicName") == "alerts"
-    assert main.array_var("alertSubscriptionNames") == ["email", "webhook", "dashboard"]
+    assert main.array_var("alertSubscriptionNames") == ["webhooks", "audit", "retrain"]
     servicebus = BicepFile(INFRA / "modules" / "servicebus.bicep")
     assert re.search(
         r"namespaces/topics@[^']+' = \{\s*parent: \w+\s*name: alertsTopicName",

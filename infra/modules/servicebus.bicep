@@ -44,6 +44,9 @@ resource alertsTopic 'Microsoft.ServiceBus/namespaces/topics@2021-11-01' = {
   name: alertsTopicName
   properties: {
     defaultMessageTimeToLive: 'P7D'
+    // the message id is the alert id: a republished alert (outbox retry) is dropped
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'P1D'
   }
 }
 
@@ -53,7 +56,7 @@ resource alertSubscriptions 'Microsoft.ServiceBus/namespaces/topics/subscription
     name: subscriptionName
     properties: {
       lockDuration: 'PT1M'
-      maxDeliveryCount: 10
+      maxDeliveryCount: 5 // as the local in-process bus: then dead-lettered
       deadLetteringOnMessageExpiration: true
     }
   }
