@@ -64,13 +64,15 @@ def train(
     return str(job["model_id"])
 
 
-def promote(client: Any, model_id: str, online_state: str = "keep") -> dict[str, Any]:
+def promote(
+    client: Any, model_id: str, online_state: str = "keep", override_bias: bool = False
+) -> dict[str, Any]:
     """Promote to production and wait for the online backfill (its job under
-    ``backfill``)."""
-    resp = client.post(
-        f"{API}/models/{model_id}/promote",
-        json={"stage": "production", "reason": "test", "online_state": online_state},
-    )
+    ``backfill``); ``override_bias`` passes a CRITICAL training-time bias audit."""
+    body = {"stage": "production", "reason": "test", "online_state": online_state}
+    if override_bias:
+        body["override_bias"] = True
+    resp = client.post(f"{API}/models/{model_id}/promote", json=body)
     assert resp.status_code == 200, resp.text
     data: dict[str, Any] = resp.json()["data"]
     backfill = wait_for_job(client, f"{API}/jobs/{data['online_backfill_job_id']}")
@@ -78,10 +80,15 @@ def promote(client: Any, model_id: str, online_state: str = "keep") -> dict[str,
     return {**data, "backfill": backfill}
 
 
-def serve(client: Any, history: pd.DataFrame, algorithm: str = "xgboost") -> str:
+def serve(
+    client: Any,
+    history: pd.DataFrame,
+    algorithm: str = "xgboost",
+    override_bias: bool = False,
+) -> str:
     """Train on ``history`` and put the model in production; returns its id."""
     model_id = train(client, feature_set(client, history), algorithm)
-    promote(client, model_id)
+    promote(client, model_id, override_bias=override_bias)
     return model_id
 
 
