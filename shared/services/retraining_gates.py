@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.services import promotion_gates
 from shared.services.promotion_gates import ONNX_TOLERANCE, check_baselines
 
 if TYPE_CHECKING:
@@ -62,16 +63,11 @@ def onnx_gate(model: MLModel) -> Gate:
 
 
 def bias_gate(model: MLModel) -> Gate:
-    """The one place the bias verdict is read (the lead may swap in the shared
-    promotion gate): a CRITICAL audit fails, none passes."""
+    """The registry's bias gate (``promotion_gates.bias_gate``), reported as a gate
+    of the retraining job: a CRITICAL audit fails, none passes."""
+    verdict = promotion_gates.bias_gate(model)
     status = ((model.details or {}).get("bias_audit") or {}).get("status")
-    passed = status != "CRITICAL"
-    message = (
-        "no bias audit of the challenger yet"
-        if status is None
-        else f"bias audit status {status}"
-    )
-    return Gate("bias", passed, status, "not CRITICAL", message)
+    return Gate("bias", verdict.passed, status, "not CRITICAL", verdict.detail)
 
 
 def champion_gate(
