@@ -101,7 +101,7 @@ def test_the_schedules_come_from_the_app_index(tmp_path: Path) -> None:
     }
     assert all(f.arg_name == "timer" and not f.run_on_startup for f in found.values())
     # the index can still be read again (by the host or another runtime)
-    assert len(timer_functions(app)) == 4
+    assert len(timer_functions(app)) == 5
 
 
 class _Recorder:
