@@ -170,7 +170,7 @@ class Settings(BaseSettings):
         True,
         description="Log each prediction's model input as a packed float32 vector "
         "beside its JSON, so the feature log reads rows not yet exported without "
-        "parsing JSON (bench/bench_feature_log.py --vectors)",
+        "parsing JSON (bench/bench_feature_log.py compares both)",
     )
     bias_audit_schedule: str = Field(
         "0 30 3 * * *",

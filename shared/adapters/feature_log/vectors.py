@@ -5,7 +5,7 @@ not yet mirrored rows from these bytes instead of parsing each row's JSON.
 
 One setting turns it off (``SH_FEATURE_LOG_INPUT_VECTORS``); rows without a vector
 (older rows, the setting off, a model whose missing features are not NaN) are read from
-their JSON as before, so a window may mix both. ``bench/bench_feature_log.py --vectors``
+their JSON as before, so a window may mix both. ``bench/bench_feature_log.py``
 measures the two side by side; ``tests/adapters/feature_log/test_input_vectors.py``
 shows they read the same window."""
 
